@@ -1,0 +1,841 @@
+"""LSTM sequence modeling: many-to-one sentiment and aligned many-to-many POS tagging.
+
+Two real tasks for the LSTM workhorse, each beside an honest non-neural baseline:
+
+- **Many-to-one (sentiment):** a sentence in, one label out. `TextVectorization` -> Embedding
+  -> (bi)LSTM -> Dense(sigmoid) on the UCI Sentiment Labelled Sentences, against a TF-IDF
+  bag-of-words logistic regression on the same stratified split.
+- **Aligned many-to-many (part-of-speech tagging):** one tag per input word. A word embedding
+  plus a character CNN per word (so unseen words still get a useful vector), stacked
+  bidirectional LSTMs, a softmax per token, against the most-frequent-tag-per-word baseline;
+  a unidirectional twin shows what reading the right-hand context adds.
+
+What it teaches: the sequence problem types (many-to-one here, aligned many-to-many here;
+one-to-many lives in `text_generation.py`, unaligned many-to-many in `machine_translation.py`),
+padding and masking for variable-length batches (and proof that padding is excluded from the
+loss), stacking, the `Bidirectional` wrapper, dropout, bucketing sentences by length, and
+reloading the saved models to classify or tag new input. Every one of these is a flag.
+
+Data (bundled in `data/`, no download):
+- UCI Sentiment Labelled Sentences: 3,000 sentences from Amazon, IMDB and Yelp, CC BY 4.0,
+  Kotzias et al., KDD 2015.
+- Universal Dependencies English EWT v2.16, CC BY-SA 4.0, Silveira et al., LREC 2014:
+  12,544 / 2,001 / 2,077 train / dev / test sentences, 17 universal POS tags (UPOS).
+
+How to run:
+    python lstm_sequence.py                                   # default: both tasks
+    python lstm_sequence.py --task pos --epochs 1 --max-sentences 300 --sentiment-epochs 1
+                                                              # quick run (seconds)
+    python lstm_sequence.py --epochs 12 --pos-units 128 --uni-epochs 12   # full quality
+    python lstm_sequence.py --tag "The old man the boats ."   # tag with the saved model
+    python lstm_sequence.py --classify "Great phone, terrible battery."
+    python lstm_sequence.py --no-bidirectional --no-masking   # switch a lesson flag
+
+Measured default run (2-core CPU, shared with other jobs): _pending_.
+"""
+
+from __future__ import annotations
+
+import collections
+import gzip
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+import common
+
+# ----------------------------------------------------------------------------- config
+UPOS_TAGS = (
+    "ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM",
+    "PART", "PRON", "PROPN", "PUNCT", "SCONJ", "SYM", "VERB", "X",
+)  # the 17 universal part-of-speech tags
+PAD, UNK = 0, 1  # index 0 is padding (masked), index 1 an unknown word or character
+
+
+@dataclass
+class Config(common.RunConfig):
+    task: Literal["both", "sentiment", "pos"] = "both"  # Which task(s) to train and evaluate.
+    tag: str = ""  # Tag this space-separated sentence with the saved POS model, then stop.
+    classify: str = ""  # Classify this sentence with the saved sentiment model, then stop.
+    bidirectional: bool = True  # Wrap each LSTM in Bidirectional (reads right context too).
+    masking: bool = True  # Mask padding in the LSTMs, the loss and the metrics.
+    dropout: float = 0.3  # Dropout on embeddings and between stacked LSTMs.
+    learning_rate: float = 2e-3  # Adam step size.
+    clipnorm: float = 1.0  # Clip each gradient to this norm (guards against explosions).
+    batch_size: int = 32  # Sentences per batch.
+    patience: int = 3  # Early stopping: epochs without a better val_loss before stopping.
+    jit_compile: bool = False  # XLA-compile the train step (measured 8x slower here, see top).
+    # Sentiment (many-to-one).
+    sentiment_epochs: int = 15  # Sentiment training epochs (early stopping usually ends ~6).
+    sentiment_vocab_size: int = 5000  # TextVectorization vocabulary size (incl. pad and OOV).
+    sentiment_embedding_dim: int = 64  # Word vector size for the sentiment model.
+    sentiment_units: int = 32  # LSTM units (per direction) for the sentiment model.
+    sentiment_layers: int = 1  # Stacked LSTM layers for sentiment (tiny data: keep it 1).
+    examples_shown: int = 5  # Misclassified test sentences to print.
+    # Part-of-speech tagging (aligned many-to-many).
+    epochs: int = 4  # POS training epochs of the main model (12 reach >= 0.94 test UPOS).
+    uni_epochs: int = 3  # Epochs of the unidirectional twin (0 = do not train it).
+    pos_layers: int = 2  # Stacked LSTM layers in the tagger.
+    pos_units: int = 96  # LSTM units per direction in the tagger.
+    word_embedding_dim: int = 64  # Word vector size for the tagger.
+    min_word_count: int = 2  # Rarer training words map to <unk> so the model learns it.
+    char_model: Literal["cnn", "none"] = "cnn"  # Character CNN per word, or words only.
+    char_embedding_dim: int = 24  # Character vector size.
+    char_filters: int = 64  # Character CNN filters (width 3) = size of the char word vector.
+    max_word_length: int = 16  # Characters kept per word (longer: first and last halves).
+    max_sentences: int = 0  # Use at most this many random sentences per split (0 = all).
+    ud_dir: str = ""  # Folder with en_ewt-ud-{train,dev,test}.conllu[.gz]; "" = bundled.
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        common.check(0 <= self.dropout < 1, f"--dropout must be in [0, 1) (got {self.dropout})")
+        common.check(self.learning_rate > 0, "--learning-rate must be > 0")
+        common.check(self.clipnorm > 0, f"--clipnorm must be > 0 (got {self.clipnorm})")
+        for name in ("batch_size", "sentiment_epochs", "epochs", "sentiment_embedding_dim",
+                     "sentiment_units", "sentiment_layers", "pos_layers", "pos_units",
+                     "word_embedding_dim", "char_embedding_dim", "char_filters"):
+            value = getattr(self, name)
+            common.check(value >= 1, f"--{name.replace('_', '-')} must be >= 1 (got {value})")
+        for name in ("patience", "examples_shown", "uni_epochs", "max_sentences"):
+            value = getattr(self, name)
+            common.check(value >= 0, f"--{name.replace('_', '-')} must be >= 0 (got {value})")
+        common.check(self.sentiment_vocab_size >= 3,
+                     f"--sentiment-vocab-size must be >= 3 (got {self.sentiment_vocab_size})")
+        common.check(self.min_word_count >= 1,
+                     f"--min-word-count must be >= 1 (got {self.min_word_count})")
+        common.check(self.max_word_length >= 2,
+                     f"--max-word-length must be >= 2 (got {self.max_word_length})")
+
+
+# Full-quality run (benchmarks/run.py uses main(Config(**FULL_QUALITY))): 12 POS epochs with
+# a larger tagger reach >= 0.94 UPOS on the EWT test set; see the docstring for the numbers.
+FULL_QUALITY: dict = {"epochs": 12, "uni_epochs": 12, "pos_units": 128, "patience": 3}
+
+SENTIMENT_FILES = (
+    "sentiment/amazon_cells_labelled.txt",
+    "sentiment/imdb_labelled.txt",
+    "sentiment/yelp_labelled.txt",
+)
+UD_SPLITS = ("train", "dev", "test")
+SCRIPT = "python lstm_sequence.py"
+
+
+# ----------------------------------------------------------------------------- data: sentiment
+def read_sentiment_file(path: Path) -> tuple[list[str], list[int]]:
+    """`sentence<TAB>label` lines -> sentences and 0/1 labels. Split on '\\n' only: the IMDB
+    file holds U+0085 (NEXT LINE) inside sentences, which `str.splitlines` would break on."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise common.DataError(f"cannot read {common.shown(path)} ({error})") from None
+    sentences, labels = [], []
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.rstrip("\r")
+        if not line.strip():
+            continue
+        sentence, tab, label = line.rpartition("\t")
+        if not tab or label.strip() not in ("0", "1") or not sentence.strip():
+            raise common.DataError(
+                f"{common.shown(path)} line {number}: expected 'sentence<TAB>0|1', got "
+                f"{line[:60]!r}; restore the file with `git checkout -- data/`"
+            )
+        sentences.append(" ".join(sentence.split()))
+        labels.append(int(label))
+    return sentences, labels
+
+
+def load_sentiment(seed: int) -> dict[str, tuple[list[str], np.ndarray]]:
+    """The 3,000 sentences split 70/15/15 into train/val/test, stratified by source and label
+    so every split has the same mix of Amazon/IMDB/Yelp and positive/negative."""
+    from sklearn.model_selection import train_test_split
+
+    sentences, labels, strata = [], [], []
+    for relative in SENTIMENT_FILES:
+        texts, marks = read_sentiment_file(common.data_file(relative))
+        sentences += texts
+        labels += marks
+        strata += [f"{relative}:{mark}" for mark in marks]
+    index = np.arange(len(sentences))
+    train, rest = train_test_split(index, test_size=0.3, random_state=seed, stratify=strata)
+    val, test = train_test_split(
+        rest, test_size=0.5, random_state=seed, stratify=[strata[i] for i in rest]
+    )
+    labels_array = np.array(labels, dtype="int32")
+    return {
+        name: ([sentences[i] for i in part], labels_array[part])
+        for name, part in (("train", train), ("val", val), ("test", test))
+    }
+
+
+# ----------------------------------------------------------------------------- data: POS
+def read_conllu(path: Path) -> list[list[tuple[str, str]]]:
+    """Sentences of (word form, UPOS tag) from a CoNLL-U file (gzip or plain text).
+
+    Comment lines start with '#'; a blank line ends a sentence; multiword-token lines
+    (ID '3-4') and empty nodes (ID '8.1') are skipped, since their words are tagged on the
+    lines that follow. A line that is not 10 tab-separated columns, an ID that is not an
+    integer or a tag that is not a UPOS tag is a DataError naming the file and line.
+    """
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    sentences: list[list[tuple[str, str]]] = []
+    current: list[tuple[str, str]] = []
+    try:
+        with opener(path, "rt", encoding="utf-8", newline="\n") as handle:
+            for number, line in enumerate(handle, start=1):
+                line = line.rstrip("\n").rstrip("\r")
+                if not line.strip():
+                    if current:
+                        sentences.append(current)
+                    current = []
+                    continue
+                if line.startswith("#"):
+                    continue
+                columns = line.split("\t")
+                where = f"{common.shown(path)} line {number}"
+                if len(columns) != 10:
+                    raise common.DataError(
+                        f"{where}: expected 10 tab-separated CoNLL-U columns, got "
+                        f"{len(columns)} ({line[:50]!r}); fix or restore the file"
+                    )
+                token_id, form, upos = columns[0], columns[1], columns[3]
+                if "-" in token_id or "." in token_id:
+                    continue  # multiword token or empty node: not a word of the sentence
+                if not token_id.isdigit():
+                    raise common.DataError(
+                        f"{where}: token ID {token_id!r} is not an integer; fix or restore "
+                        "the file"
+                    )
+                if upos not in UPOS_TAGS:
+                    raise common.DataError(
+                        f"{where}: {upos!r} is not a universal POS tag; fix or restore the file"
+                    )
+                current.append((form, upos))
+    except (OSError, EOFError, UnicodeDecodeError) as error:  # missing, bad gzip, not UTF-8
+        raise common.DataError(
+            f"cannot read {common.shown(path)} ({common._one_line(error)[:100]})"
+        ) from None
+    if current:
+        sentences.append(current)
+    if not sentences:
+        raise common.DataError(f"{common.shown(path)} holds no sentences")
+    return sentences
+
+
+def ud_path(config: Config, split: str) -> Path:
+    """The CoNLL-U file of `split`: from --ud-dir when given, else the verified bundled one."""
+    name = f"en_ewt-ud-{split}.conllu"
+    if not config.ud_dir:
+        return common.data_file(f"ud-english-ewt/{name}.gz")
+    for candidate in (Path(config.ud_dir) / f"{name}.gz", Path(config.ud_dir) / name):
+        if candidate.is_file():
+            return candidate
+    raise common.DataError(f"no {name}[.gz] in {common.shown(config.ud_dir)} (--ud-dir)")
+
+
+def load_treebank(config: Config) -> dict[str, list[list[tuple[str, str]]]]:
+    """Train/dev/test sentences; with --max-sentences a random subset of each (the train file
+    is ordered by genre, so its first N sentences would be a biased sample)."""
+    rng = np.random.default_rng(config.seed)
+    splits = {}
+    for split in UD_SPLITS:
+        sentences = read_conllu(ud_path(config, split))
+        if config.max_sentences and len(sentences) > config.max_sentences:
+            keep = rng.choice(len(sentences), config.max_sentences, replace=False)
+            sentences = [sentences[i] for i in sorted(keep)]
+        splits[split] = sentences
+    return splits
+
+
+def build_vocabularies(train: list[list[tuple[str, str]]], min_word_count: int) -> dict:
+    """Word (lower-cased), character and tag vocabularies from the training sentences only.
+    Index 0 is padding and 1 is <unk> for words and characters; tag 0 is padding."""
+    word_counts = collections.Counter(word.lower() for sentence in train for word, _ in sentence)
+    char_counts = collections.Counter(ch for sentence in train for word, _ in sentence
+                                      for ch in word)
+    words = sorted(w for w, count in word_counts.items() if count >= min_word_count)
+    words.sort(key=lambda w: -word_counts[w])  # most frequent first, ties alphabetical
+    chars = sorted(char_counts, key=lambda c: (-char_counts[c], c))
+    return {
+        "words": ["<pad>", "<unk>", *words],
+        "chars": ["<pad>", "<unk>", *chars],
+        "tags": ["<pad>", *UPOS_TAGS],
+        "train_words": sorted({word for sentence in train for word, _ in sentence}),
+    }
+
+
+def clip_word(word: str, max_length: int) -> str:
+    """Keep a word's first and last characters when it is too long: prefixes (capitals, 'un-')
+    and suffixes ('-ly', '-ing', '-ed') carry the part-of-speech information."""
+    if len(word) <= max_length:
+        return word
+    head = max_length // 2
+    return word[:head] + word[len(word) - (max_length - head):]
+
+
+def encode_words(words: list[str], vocab: dict, max_word_length: int) -> tuple:
+    """Word ids (T,) and character ids (T, max_word_length), right-padded with 0."""
+    word_index = vocab.setdefault("_word_index", {w: i for i, w in enumerate(vocab["words"])})
+    char_index = vocab.setdefault("_char_index", {c: i for i, c in enumerate(vocab["chars"])})
+    word_ids = np.array([word_index.get(w.lower(), UNK) for w in words], dtype="int32")
+    char_ids = np.zeros((len(words), max_word_length), dtype="int32")
+    for position, word in enumerate(words):
+        clipped = clip_word(word, max_word_length)
+        char_ids[position, : len(clipped)] = [char_index.get(c, UNK) for c in clipped]
+    return word_ids, char_ids
+
+
+def encode_treebank(sentences: list[list[tuple[str, str]]], vocab: dict,
+                    max_word_length: int) -> dict[str, list[np.ndarray]]:
+    """Every sentence as arrays: word ids, char ids, tag ids and an 'unseen in training' flag."""
+    tag_index = {t: i for i, t in enumerate(vocab["tags"])}
+    seen = vocab.setdefault("_seen", set(vocab["train_words"]))
+    encoded: dict[str, list[np.ndarray]] = {"words": [], "chars": [], "tags": [], "unseen": []}
+    for sentence in sentences:
+        forms = [word for word, _ in sentence]
+        word_ids, char_ids = encode_words(forms, vocab, max_word_length)
+        encoded["words"].append(word_ids)
+        encoded["chars"].append(char_ids)
+        encoded["tags"].append(np.array([tag_index[t] for _, t in sentence], dtype="int32"))
+        encoded["unseen"].append(np.array([w not in seen for w in forms], dtype="int32"))
+    return encoded
+
+
+def bucket_boundaries(max_length: int, step: int = 8) -> list[int]:
+    """Length buckets 9, 17, 25, ... past the longest sentence: a batch holds sentences of
+    similar length and is padded to its bucket's size (few distinct shapes, little padding)."""
+    return list(range(step + 1, max_length + step + 2, step))
+
+
+def tagging_dataset(encoded: dict, config: Config, shuffle: bool):
+    """A tf.data pipeline of padded, length-bucketed batches: ((words, chars), tags, weights)
+    for `fit`, plus the 'unseen' flags for evaluation. Weights are 1 on real tokens and 0 on
+    padding, so the loss and the accuracy count real tokens only."""
+    import tensorflow as tf
+
+    lengths = np.array([len(w) for w in encoded["words"]])
+
+    def ragged(key: str):
+        values = np.concatenate(encoded[key]) if len(encoded[key]) else np.zeros(0, "int32")
+        return tf.RaggedTensor.from_row_lengths(values, lengths)
+
+    dataset = tf.data.Dataset.from_tensor_slices(
+        tuple(ragged(key) for key in ("words", "chars", "tags", "unseen"))
+    ).map(lambda *parts: tuple(tf.identity(p) for p in parts))  # ragged rows -> dense tensors
+    if shuffle:
+        dataset = dataset.shuffle(len(lengths), seed=config.seed, reshuffle_each_iteration=True)
+    boundaries = bucket_boundaries(int(lengths.max()))
+    bucket_sizes = np.bincount(np.searchsorted(boundaries, lengths, side="right"))
+    num_batches = int(np.sum(-(-bucket_sizes // config.batch_size)))  # ceil per bucket
+    dataset = dataset.bucket_by_sequence_length(
+        element_length_func=lambda words, *_: tf.shape(words)[0],
+        bucket_boundaries=boundaries,
+        bucket_batch_sizes=[config.batch_size] * (len(boundaries) + 1),
+        pad_to_bucket_boundary=True,  # pads with 0 = PAD
+    )
+
+    def to_model_inputs(words, chars, tags, unseen):
+        features = {"words": words}
+        if config.char_model == "cnn":
+            features["chars"] = chars
+        real = tf.cast(words != PAD, "float32")
+        weights = real if config.masking else tf.ones_like(real)
+        return features, tags, weights, unseen
+
+    dataset = dataset.map(to_model_inputs).prefetch(tf.data.AUTOTUNE)
+    # The number of batches, so Keras shows a progress bar and knows where an epoch ends.
+    return dataset.apply(tf.data.experimental.assert_cardinality(num_batches))
+
+
+def for_fit(dataset):
+    """Drop the evaluation-only 'unseen' flags: fit wants (inputs, targets, sample_weights)."""
+    return dataset.map(lambda features, tags, weights, unseen: (features, tags, weights))
+
+
+# ----------------------------------------------------------------------------- models
+def compile_model(model, config: Config, loss, weighted_metrics: list) -> None:
+    """Adam with gradient clipping; `jit_compile` is a flag because XLA helps some CPUs."""
+    import keras
+
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=config.clipnorm),
+        loss=loss,
+        weighted_metrics=weighted_metrics,
+        jit_compile=config.jit_compile,
+    )
+
+
+def recurrent_stack(x, num_layers: int, units: int, config: Config, return_sequences: bool,
+                    bidirectional: bool, name: str):
+    """`num_layers` stacked LSTMs (each optionally Bidirectional), dropout between them. The
+    defaults keep the cuDNN kernel usable on a GPU: tanh/sigmoid, no recurrent dropout."""
+    from keras import layers
+
+    for layer_index in range(num_layers):
+        last = layer_index == num_layers - 1
+        lstm = layers.LSTM(units, return_sequences=return_sequences or not last,
+                           name=f"{name}_lstm{layer_index + 1}")
+        if bidirectional:
+            lstm = layers.Bidirectional(lstm, name=f"{name}_bilstm{layer_index + 1}")
+        x = lstm(x)
+        x = layers.Dropout(config.dropout)(x)
+    return x
+
+
+def build_sentiment_model(config: Config, vocab_size: int):
+    """Token ids (batch, time) -> P(positive): Embedding -> (bi)LSTM(s) -> Dense(sigmoid).
+    The LSTM's final state summarises the sentence: a many-to-one model."""
+    import keras
+    from keras import layers
+
+    tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
+    x = layers.Embedding(vocab_size, config.sentiment_embedding_dim,
+                         mask_zero=config.masking, name="embedding")(tokens)
+    x = layers.Dropout(config.dropout)(x)
+    x = recurrent_stack(x, config.sentiment_layers, config.sentiment_units, config,
+                        return_sequences=False, bidirectional=config.bidirectional,
+                        name="sentiment")
+    probability = layers.Dense(1, activation="sigmoid", name="positive")(x)
+    model = keras.Model(tokens, probability, name="sentiment_lstm")
+    compile_model(model, config, "binary_crossentropy", ["accuracy"])
+    return model
+
+
+def build_tagger(config: Config, num_words: int, num_chars: int, num_tags: int,
+                 bidirectional: bool):
+    """(words (batch, time), chars (batch, time, letters)) -> tag probabilities per word.
+
+    Each word is the concatenation of its word embedding (lower-cased, <unk> if rare) and a
+    character CNN's max-pooled filters over its letters (Conv2D with a 1x3 kernel runs the
+    same 1-D convolution over every word at once). Stacked (bi)LSTMs read the sentence; a
+    Dense softmax then tags every position: an aligned many-to-many model.
+    """
+    import keras
+    from keras import layers
+
+    words = keras.Input(shape=(None,), dtype="int32", name="words")
+    inputs = {"words": words}
+    x = layers.Embedding(num_words, config.word_embedding_dim, mask_zero=config.masking,
+                         name="word_embedding")(words)
+    if config.char_model == "cnn":
+        chars = keras.Input(shape=(None, config.max_word_length), dtype="int32", name="chars")
+        inputs["chars"] = chars
+        c = layers.Embedding(num_chars, config.char_embedding_dim, name="char_embedding")(chars)
+        c = layers.Conv2D(config.char_filters, (1, 3), padding="same", activation="relu",
+                          name="char_cnn")(c)  # (batch, time, letters, filters)
+        c = layers.MaxPooling2D((1, config.max_word_length), name="char_max")(c)
+        c = layers.Reshape((-1, config.char_filters), name="char_vector")(c)
+        x = layers.Concatenate(name="word_and_chars")([x, c])  # keeps the word mask
+    x = layers.Dropout(config.dropout)(x)
+    x = recurrent_stack(x, config.pos_layers, config.pos_units, config, return_sequences=True,
+                        bidirectional=bidirectional, name="pos")
+    tags = layers.Dense(num_tags, activation="softmax", name="tag")(x)
+    model = keras.Model(inputs, tags, name="bilstm_tagger" if bidirectional else "lstm_tagger")
+    # "mean_with_sample_weight": divide the summed loss by the number of real tokens, not by
+    # batch x padded length, so extra padding leaves the loss unchanged.
+    loss = keras.losses.SparseCategoricalCrossentropy(reduction="mean_with_sample_weight")
+    compile_model(model, config, loss, ["accuracy"])
+    return model
+
+
+# ----------------------------------------------------------------------------- baselines
+def tfidf_baseline(train: tuple, val: tuple, test: tuple, seed: int) -> tuple:
+    """Bag of words and word pairs, TF-IDF weighted, into a logistic regression whose
+    regularisation C is picked on the validation split. Returns test predictions and C."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
+    x_train = vectorizer.fit_transform(train[0])
+    best = None
+    for c in (0.3, 1.0, 3.0, 10.0, 30.0):
+        classifier = LogisticRegression(C=c, max_iter=2000, random_state=seed)
+        classifier.fit(x_train, train[1])
+        accuracy = float(np.mean(classifier.predict(vectorizer.transform(val[0])) == val[1]))
+        if best is None or accuracy > best[0]:
+            best = (accuracy, c, classifier)
+    predictions = best[2].predict(vectorizer.transform(test[0]))
+    return predictions.astype("int32"), best[1]
+
+
+def most_frequent_tag_baseline(train: list[list[tuple[str, str]]]) -> tuple[dict, str]:
+    """Each training word form's most frequent tag (ties: alphabetical), and the most frequent
+    tag overall for words never seen in training."""
+    counts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    overall: collections.Counter = collections.Counter()
+    for sentence in train:
+        for word, tag in sentence:
+            counts[word][tag] += 1
+            overall[tag] += 1
+    best_tag = {word: min(c.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+                for word, c in counts.items()}
+    default = min(overall.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+    return best_tag, default
+
+
+def baseline_tags(sentences: list[list[tuple[str, str]]], best_tag: dict, default: str):
+    """The baseline's tag for every token of `sentences`, flattened."""
+    return [best_tag.get(word, default) for sentence in sentences for word, _ in sentence]
+
+
+# ----------------------------------------------------------------------------- evaluation
+def binary_f1(labels: np.ndarray, predictions: np.ndarray) -> float:
+    """F1 of the positive class: harmonic mean of precision and recall."""
+    true_positive = float(np.sum((predictions == 1) & (labels == 1)))
+    predicted, actual = float(np.sum(predictions == 1)), float(np.sum(labels == 1))
+    if true_positive == 0:
+        return 0.0
+    precision, recall = true_positive / predicted, true_positive / actual
+    return 2 * precision * recall / (precision + recall)
+
+
+def predict_tags(model, dataset) -> dict[str, np.ndarray]:
+    """Gold and predicted tag ids and the 'unseen' flag of every real token in `dataset`."""
+    gold, predicted, unseen = [], [], []
+    for features, tags, _weights, unseen_flags in dataset:
+        probabilities = model.predict_on_batch(features)
+        probabilities[..., PAD] = 0.0  # never predict the padding class
+        real = features["words"].numpy() != PAD
+        gold.append(tags.numpy()[real])
+        predicted.append(probabilities.argmax(-1)[real])
+        unseen.append(unseen_flags.numpy()[real].astype(bool))
+    return {"gold": np.concatenate(gold), "predicted": np.concatenate(predicted),
+            "unseen": np.concatenate(unseen)}
+
+
+def confusion_matrix(gold: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
+    """counts[i, j] = tokens of true class i predicted as class j."""
+    counts = np.zeros((num_classes, num_classes), dtype="int64")
+    np.add.at(counts, (gold, predicted), 1)
+    return counts
+
+
+def per_tag_table(counts: np.ndarray, tag_names: list[str]) -> list[dict]:
+    """Per true tag: token count and accuracy (its recall), most frequent tag first."""
+    rows = []
+    for index, name in enumerate(tag_names):
+        total = int(counts[index].sum())
+        if index == PAD or total == 0:
+            continue
+        rows.append({"tag": name, "tokens": total,
+                     "accuracy": float(counts[index, index]) / total,
+                     "most_confused_with": tag_names[int(np.argmax(
+                         np.where(np.arange(len(tag_names)) == index, -1, counts[index])))]})
+    return sorted(rows, key=lambda row: -row["tokens"])
+
+
+def plot_confusion(counts: np.ndarray, tag_names: list[str], path: Path, show: bool) -> Path:
+    """Row-normalised confusion matrix of the tagger on the test set, as a heat map."""
+    plt = common.pyplot(show)
+    keep = [i for i in range(len(tag_names)) if i != PAD]
+    matrix = counts[np.ix_(keep, keep)].astype(float)
+    matrix /= np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    names = [tag_names[i] for i in keep]
+    figure, axis = plt.subplots(figsize=(8, 7))
+    image = axis.imshow(matrix, cmap="Blues", vmin=0, vmax=1)
+    axis.set_xticks(range(len(names)), names, rotation=90)
+    axis.set_yticks(range(len(names)), names)
+    for i in range(len(names)):
+        for j in range(len(names)):
+            if matrix[i, j] >= 0.01:
+                axis.text(j, i, f"{matrix[i, j]:.2f}".lstrip("0"), ha="center", va="center",
+                          fontsize=6, color="white" if matrix[i, j] > 0.5 else "black")
+    axis.set(title="POS tagger on EWT test: confusion matrix (rows sum to 1)",
+             xlabel="predicted tag", ylabel="true tag")
+    figure.colorbar(image, ax=axis, label="fraction of the true tag's tokens")
+    return common.save_figure(figure, path, show)
+
+
+def plot_direction_comparison(histories: dict[str, dict], path: Path, show: bool) -> Path:
+    """Validation accuracy per epoch of the unidirectional and bidirectional taggers."""
+    plt = common.pyplot(show)
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for label, history in histories.items():
+        values = history.get("val_accuracy", [])
+        axis.plot(range(1, len(values) + 1), values, marker="o", label=label)
+    axis.set(title="POS tagging: what reading the right context adds",
+             xlabel="epoch", ylabel="dev token accuracy (fraction)")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    return common.save_figure(figure, path, show)
+
+
+# ----------------------------------------------------------------------------- training
+def model_settings(config: Config, fields: tuple[str, ...], **extra) -> dict:
+    """The settings that identify one model's training run (for resume / reuse)."""
+    settings = {name: getattr(config, name) for name in ("seed", "deterministic", *fields)}
+    return {**settings, **extra}
+
+
+SENTIMENT_FIELDS = ("bidirectional", "masking", "dropout", "learning_rate", "clipnorm",
+                    "batch_size", "patience", "sentiment_epochs", "sentiment_vocab_size",
+                    "sentiment_embedding_dim", "sentiment_units", "sentiment_layers")
+POS_FIELDS = ("masking", "dropout", "learning_rate", "clipnorm", "batch_size", "patience",
+              "pos_layers", "pos_units", "word_embedding_dim", "min_word_count", "char_model",
+              "char_embedding_dim", "char_filters", "max_word_length", "max_sentences",
+              "ud_dir")
+
+
+def train(model, run: common.TrainingRun, train_data, val_data, epochs: int) -> dict:
+    """Fit with the shared guards (resume, best checkpoint, early stopping, NaN) unless this
+    exact run already finished in the folder; return the full history."""
+    if not run.finished(model):
+        started = time.perf_counter()
+        model.fit(train_data, validation_data=val_data, epochs=epochs, shuffle=False,
+                  callbacks=run.callbacks(), verbose=2)  # the datasets shuffle themselves
+        run.finish(model)
+        print(f"{model.name}: trained in {time.perf_counter() - started:.0f} s")
+    return run.history
+
+
+def save_inference_model(model, vocabulary: dict, directory: Path, stem: str) -> None:
+    """Save the trained model and, beside it, the vocabulary needed to encode new input."""
+    model.save(directory / f"{stem}.keras")
+    common.write_json(directory / f"{stem}.vocab.json", vocabulary)
+    print(f"saved {common.shown(directory / f'{stem}.keras')} (+ {stem}.vocab.json)")
+
+
+def run_sentiment(config: Config, out: Path, strategy) -> dict:
+    """Many-to-one: train the sentiment LSTM and the TF-IDF baseline; report both on test."""
+    import keras
+    import tensorflow as tf
+
+    splits = load_sentiment(config.seed)
+    print("\n=== Sentiment (many-to-one) ===")
+    for name, (texts, labels) in splits.items():
+        print(f"{name}: {len(texts)} sentences, {labels.mean():.0%} positive")
+
+    # TextVectorization lives in the tf.data pipeline (a string op, kept out of the model).
+    vectorizer = keras.layers.TextVectorization(max_tokens=config.sentiment_vocab_size)
+    vectorizer.adapt(splits["train"][0])
+    vocabulary = vectorizer.get_vocabulary()
+    print(f"vocabulary: {len(vocabulary)} tokens (0 = padding, 1 = [UNK])")
+
+    def dataset(name: str, shuffle: bool):
+        texts, labels = splits[name]
+        data = tf.data.Dataset.from_tensor_slices((texts, labels.astype("float32")))
+        if shuffle:
+            data = data.shuffle(len(texts), seed=config.seed, reshuffle_each_iteration=True)
+        # a batch is padded (right, with 0) to its longest sentence
+        return data.batch(config.batch_size).map(lambda t, y: (vectorizer(t), y)).prefetch(2)
+
+    with strategy.scope():
+        model = build_sentiment_model(config, len(vocabulary))
+    model.summary(line_length=90)
+    run = common.TrainingRun(
+        out / "sentiment_lstm",
+        model_settings(config, SENTIMENT_FIELDS, model="sentiment_lstm"),
+        patience=config.patience, restart=config.restart, tensorboard=config.tensorboard,
+    )
+    history = train(model, run, dataset("train", True), dataset("val", False),
+                    config.sentiment_epochs)
+    common.plot_history(history, out / "sentiment_history.png",
+                        "Sentiment LSTM: training and validation loss",
+                        metrics=("loss",), ylabel="binary cross-entropy (nats)", show=config.show)
+    save_inference_model(model, {"vocabulary": vocabulary}, out, "sentiment_model")
+
+    texts, labels = splits["test"]
+    probabilities = model.predict(dataset("test", False), verbose=0)[:, 0]
+    predictions = (probabilities >= 0.5).astype("int32")
+    baseline, best_c = tfidf_baseline(splits["train"], splits["val"], splits["test"],
+                                      config.seed)
+    metrics = {
+        "sentiment_accuracy": float(np.mean(predictions == labels)),
+        "sentiment_f1": binary_f1(labels, predictions),
+        "sentiment_baseline_accuracy": float(np.mean(baseline == labels)),
+        "sentiment_baseline_f1": binary_f1(labels, baseline),
+        "sentiment_test_sentences": len(texts),
+    }
+    print(f"\nsentiment on {len(texts)} test sentences      accuracy   F1")
+    print(f"  TF-IDF + logistic regression (C={best_c:<4}) "
+          f"{metrics['sentiment_baseline_accuracy']:.3f}  {metrics['sentiment_baseline_f1']:.3f}")
+    kind = "bidirectional" if config.bidirectional else "unidirectional"
+    print(f"  {kind} LSTM {'':>21}{metrics['sentiment_accuracy']:.3f}  "
+          f"{metrics['sentiment_f1']:.3f}")
+    wrong = np.flatnonzero(predictions != labels)
+    print(f"\n{len(wrong)} misclassified test sentences; the first {config.examples_shown}:")
+    for i in wrong[: config.examples_shown]:
+        verdict = "baseline right" if baseline[i] == labels[i] else "baseline wrong too"
+        print(f"  true {'pos' if labels[i] else 'neg'}, P(pos)={probabilities[i]:.2f} "
+              f"({verdict}): {texts[i][:90]}")
+    return metrics
+
+
+def run_pos(config: Config, out: Path, strategy) -> dict:
+    """Aligned many-to-many: train the (bi)LSTM tagger, its unidirectional twin and the
+    most-frequent-tag baseline; report token accuracy on test, per tag, and a confusion plot."""
+    print("\n=== Part-of-speech tagging (aligned many-to-many) ===")
+    treebank = load_treebank(config)
+    for name, sentences in treebank.items():
+        tokens = sum(len(s) for s in sentences)
+        print(f"{name}: {len(sentences)} sentences, {tokens} tokens")
+    vocab = build_vocabularies(treebank["train"], config.min_word_count)
+    print(f"vocabularies: {len(vocab['words'])} words (count >= {config.min_word_count}), "
+          f"{len(vocab['chars'])} characters, {len(vocab['tags']) - 1} tags")
+    encoded = {name: encode_treebank(s, vocab, config.max_word_length)
+               for name, s in treebank.items()}
+    data = {name: tagging_dataset(encoded[name], config, shuffle=name == "train")
+            for name in UD_SPLITS}
+    features, tags, weights, _ = next(iter(data["train"]))
+    print("a batch: " + ", ".join(f"{k} {tuple(v.shape)}" for k, v in features.items())
+          + f", tags {tuple(tags.shape)}, weights {tuple(weights.shape)} "
+          f"({int(weights.numpy().sum())} real tokens)")
+
+    # Baseline: the most frequent tag of each word form in training.
+    best_tag, default_tag = most_frequent_tag_baseline(treebank["train"])
+    gold_test = [tag for sentence in treebank["test"] for _, tag in sentence]
+    baseline = baseline_tags(treebank["test"], best_tag, default_tag)
+    baseline_right = np.array(baseline) == np.array(gold_test)
+    unseen_test = np.concatenate(encoded["test"]["unseen"]).astype(bool)
+
+    variants = [("bidirectional" if config.bidirectional else "unidirectional",
+                 config.bidirectional, config.epochs)]
+    if config.bidirectional and config.uni_epochs:
+        variants.append(("unidirectional", False, config.uni_epochs))
+    results, histories = {}, {}
+    for label, bidirectional, epochs in variants:
+        print(f"\n--- {label} tagger ({epochs} epochs) ---")
+        with strategy.scope():
+            model = build_tagger(config, len(vocab["words"]), len(vocab["chars"]),
+                                 len(vocab["tags"]), bidirectional)
+        if label == variants[0][0]:
+            model.summary(line_length=100)
+        name = "pos_bilstm" if bidirectional else "pos_lstm"
+        run = common.TrainingRun(
+            out / name, model_settings(config, POS_FIELDS, model=name, epochs=epochs),
+            patience=config.patience, restart=config.restart, tensorboard=config.tensorboard,
+        )
+        histories[label] = train(model, run, for_fit(data["train"]), for_fit(data["dev"]),
+                                 epochs)
+        common.plot_history(histories[label], out / f"{name}_history.png",
+                            f"POS {label} LSTM tagger: training and validation loss",
+                            ylabel="cross-entropy per token (nats)", show=config.show)
+        started = time.perf_counter()
+        results[label] = predict_tags(model, data["test"])
+        print(f"tagged the test set in {time.perf_counter() - started:.1f} s")
+        if label == variants[0][0]:
+            saved = {key: vocab[key] for key in ("words", "chars", "tags")}
+            saved.update(char_model=config.char_model, max_word_length=config.max_word_length)
+            save_inference_model(model, saved, out, "pos_tagger")
+    if len(histories) > 1:
+        plot_direction_comparison(histories, out / "pos_directions.png", config.show)
+
+    main_result = results[variants[0][0]]
+    metrics = {"pos_test_tokens": len(gold_test)}
+    print(f"\nPOS token accuracy on {len(gold_test)} EWT test tokens "
+          f"({int(unseen_test.sum())} of them unseen in training):")
+    print(f"  {'model':<34}{'all':>7}{'unseen words':>14}")
+    rows = [("most frequent tag per word", baseline_right, "pos_baseline")]
+    for label, result in results.items():
+        key = "pos" if label == variants[0][0] else "pos_uni"
+        rows.append((f"{label} LSTM tagger", result["gold"] == result["predicted"], key))
+    for label, right, key in rows:
+        metrics[f"{key}_accuracy"] = float(right.mean())
+        metrics[f"{key}_unseen_accuracy"] = (
+            float(right[unseen_test].mean()) if unseen_test.any() else float("nan")
+        )
+        print(f"  {label:<34}{right.mean():>7.3f}{metrics[f'{key}_unseen_accuracy']:>14.3f}")
+    if not config.bidirectional:  # the main model is the unidirectional one
+        metrics["pos_uni_accuracy"] = metrics["pos_accuracy"]
+        metrics["pos_uni_unseen_accuracy"] = metrics["pos_unseen_accuracy"]
+
+    counts = confusion_matrix(main_result["gold"], main_result["predicted"], len(vocab["tags"]))
+    table = per_tag_table(counts, vocab["tags"])
+    print(f"\nper-tag accuracy of the {variants[0][0]} tagger (test):")
+    print(f"  {'tag':<7}{'tokens':>7}{'accuracy':>10}  most often mistaken for")
+    for row in table:
+        print(f"  {row['tag']:<7}{row['tokens']:>7}{row['accuracy']:>10.3f}  "
+              f"{row['most_confused_with']}")
+    common.write_json(out / "pos_per_tag.json", table)
+    plot_confusion(counts, vocab["tags"], out / "pos_confusion.png", config.show)
+    return metrics
+
+
+# ----------------------------------------------------------------------------- inference
+def load_for_inference(out: Path, stem: str, task: str):
+    """The saved model and its vocabulary; CheckpointError says how to create them."""
+    what = f"{SCRIPT} --task {task}"
+    model = common.load_saved_model(out / f"{stem}.keras", what)
+    vocabulary = common.read_json(out / f"{stem}.vocab.json")
+    if not isinstance(vocabulary, dict):
+        raise common.CheckpointError(
+            f"{common.shown(out / f'{stem}.vocab.json')} is missing or unreadable; retrain "
+            f"with `{what}`"
+        )
+    return model, vocabulary
+
+
+def tag_sentence(model, vocab: dict, sentence: str) -> list[tuple[str, str]]:
+    """Tag one space-separated sentence: encode words and letters, run the model once."""
+    words = sentence.split()
+    if not words:
+        raise common.UserError("the sentence to tag is empty; pass words separated by spaces, "
+                               'e.g. --tag "The old man the boats ."')
+    word_ids, char_ids = encode_words(words, vocab, int(vocab["max_word_length"]))
+    features = {"words": word_ids[None, :]}
+    if vocab.get("char_model") == "cnn":
+        features["chars"] = char_ids[None, :, :]
+    probabilities = np.asarray(model(features, training=False))[0]
+    probabilities[:, PAD] = 0.0  # never predict the padding class
+    best = probabilities.argmax(-1)
+    return [(word, vocab["tags"][int(i)]) for word, i in zip(words, best, strict=True)]
+
+
+def classify_sentence(model, vocab: dict, sentence: str) -> float:
+    """P(positive) of one sentence, with the vocabulary the model was trained on."""
+    import keras
+
+    if not sentence.strip():
+        raise common.UserError('the sentence to classify is empty; e.g. --classify "great '
+                               'phone"')
+    vectorizer = keras.layers.TextVectorization(vocabulary=vocab["vocabulary"])
+    token_ids = np.asarray(vectorizer([sentence]))
+    if not token_ids.any():
+        raise common.UserError(f"{sentence!r} has no words after lower-casing and removing "
+                               "punctuation; give a sentence with words")
+    return float(np.asarray(model(token_ids, training=False))[0, 0])
+
+
+# ----------------------------------------------------------------------------- main
+def main(config: Config) -> dict:
+    """Train and evaluate the chosen task(s) (or tag / classify with the saved models);
+    return the measured metrics (also written to metrics.json)."""
+    started = time.perf_counter()
+    out = common.prepare_output_dir(config, "lstm_sequence")
+    metrics: dict = {}
+    if config.tag or config.classify:  # inference only: reuse the saved models
+        if config.tag:
+            model, vocab = load_for_inference(out, "pos_tagger", "pos")
+            tagged = tag_sentence(model, vocab, config.tag)
+            print(" ".join(f"{word}/{tag}" for word, tag in tagged))
+            metrics["tags"] = [tag for _, tag in tagged]
+        if config.classify:
+            model, vocab = load_for_inference(out, "sentiment_model", "sentiment")
+            probability = classify_sentence(model, vocab, config.classify)
+            label = "positive" if probability >= 0.5 else "negative"
+            print(f"{label} (P(positive) = {probability:.3f}): {config.classify}")
+            metrics["sentiment_probability"] = probability
+        return metrics
+
+    common.set_seed(config.seed, config.deterministic)
+    strategy = common.distribution_strategy(config.strategy)
+    with common.output_lock(out):
+        if config.task in ("sentiment", "both"):
+            metrics.update(run_sentiment(config, out, strategy))
+        if config.task in ("pos", "both"):
+            metrics.update(run_pos(config, out, strategy))
+        metrics["run_seconds"] = round(time.perf_counter() - started, 1)
+        common.write_json(out / "metrics.json", metrics)
+    print(f"\nmetrics ({common.shown(out / 'metrics.json')}):")
+    for key, value in metrics.items():
+        print(f"  {key}: {value:.4f}" if isinstance(value, float) else f"  {key}: {value}")
+    return metrics
+
+
+if __name__ == "__main__":
+    sys.exit(common.run_cli(main, Config, __doc__))
