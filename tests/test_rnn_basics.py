@@ -1,0 +1,217 @@
+"""Tests of rnn_basics.py: NumPy recurrences vs Keras, BPTT vs numeric gradients, the adding
+problem generator, NumPy Adam vs Keras Adam, gradient norms, bad input, a tiny end-to-end run."""
+
+import gzip
+
+import keras
+import numpy as np
+import pytest
+from keras import layers
+
+import common
+import rnn_basics
+from rnn_basics import Config
+
+TINY = dict(
+    lengths=(6,), hidden_size=4, train_samples=128, val_samples=32, test_samples=32, epochs=2,
+    batch_size=32, char_steps=8, char_hidden=12, char_seq_length=16, text_chars=5000,
+    sample_length=10, gradient_length=8, clip_demo_length=6, clip_demo_steps=4,
+    jit_compile=False, char_learning_rate=1e-2,
+)
+
+
+# ----------------------------------------------------------------------------- data
+def test_adding_problem_labels_are_the_sum_of_the_two_marked_values():
+    x, y = rnn_basics.make_adding_problem(500, 21, np.random.default_rng(0))
+    assert x.shape == (500, 21, 2) and y.shape == (500, 1)
+    values, marks = x[..., 0], x[..., 1]
+    assert values.min() >= 0.0 and values.max() <= 1.0
+    assert set(np.unique(marks)) == {0.0, 1.0}
+    for row in range(len(x)):
+        positions = np.flatnonzero(marks[row])
+        assert len(positions) == 2  # exactly two marks ...
+        assert positions[0] < 21 // 2 <= positions[1]  # ... one in each half
+        assert y[row, 0] == pytest.approx(values[row, positions].sum(), abs=1e-6)
+    # predicting 1.0 scores about 1/6 (the variance of a sum of two uniforms)
+    big_x, big_y = rnn_basics.make_adding_problem(20000, 10, np.random.default_rng(1))
+    assert np.mean((big_y - 1.0) ** 2) == pytest.approx(1 / 6, abs=0.01)
+
+
+def test_char_windows_are_shifted_by_one():
+    ids = np.arange(100)
+    inputs, targets = rnn_basics.sample_char_windows(ids, 4, 10, np.random.default_rng(0))
+    assert inputs.shape == targets.shape == (4, 10)
+    np.testing.assert_array_equal(targets, inputs + 1)
+
+
+def test_load_shakespeare_refuses_a_file_that_is_not_gzip(tmp_path):
+    broken = tmp_path / "input.txt.gz"
+    broken.write_text("not gzip at all")
+    with pytest.raises(common.DataError, match="not a readable gzip"):
+        rnn_basics.load_shakespeare(broken)
+    tiny = tmp_path / "tiny.txt.gz"
+    with gzip.open(tiny, "wt") as handle:
+        handle.write("too short")
+    with pytest.raises(common.DataError, match="only 9 characters"):
+        rnn_basics.load_shakespeare(tiny)
+
+
+# ----------------------------------------------------------------------------- NumPy vs Keras
+@pytest.mark.parametrize("cell", ["simplernn", "lstm", "gru"])
+def test_numpy_forward_pass_equals_keras_layer_with_copied_weights(cell):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(2, 7, 3)).astype("float32")
+    layer_class = {"simplernn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}[cell]
+    layer = layer_class(5, return_sequences=True)
+    layer.build((None, 7, 3))
+    weights = [rng.normal(scale=0.5, size=w.shape).astype("float32") for w in layer.get_weights()]
+    layer.set_weights(weights)
+    if cell == "gru":
+        assert layer.cell.reset_after and weights[2].shape == (2, 15)
+    expected = np.asarray(layer(x))
+    forward = {
+        "simplernn": rnn_basics.simple_rnn_forward,
+        "lstm": lambda *a: rnn_basics.lstm_forward(*a)[0],
+        "gru": rnn_basics.gru_forward,
+    }[cell]
+    ours = forward(x.astype("float64"), *[w.astype("float64") for w in weights])
+    np.testing.assert_allclose(ours, expected, atol=1e-5)
+    assert np.abs(expected).max() > 0.1  # the check compares real, non-trivial states
+
+
+def test_forward_checks_in_float64_agree_to_round_off():
+    errors = rnn_basics.forward_checks(seed=5)
+    assert set(errors) == {f"forward_max_abs_error_{c}" for c in rnn_basics.CELLS}
+    assert max(errors.values()) < 1e-10
+
+
+def test_bptt_gradients_equal_central_differences_and_gradient_tape():
+    errors = rnn_basics.gradient_check(seed=11)
+    assert errors["gradcheck_max_rel_error"] < 1e-6
+    assert errors["gradcheck_tape_max_rel_error"] < 1e-6
+
+
+def test_gradient_check_would_catch_a_wrong_gradient():
+    rng = np.random.default_rng(0)
+    params = rnn_basics.init_char_rnn(4, 3, rng)
+    x = rng.normal(size=(2, 5, 4))
+    targets = rng.integers(0, 4, size=(2, 5))
+    _, grads = rnn_basics.char_rnn_loss_and_gradients(params, x, targets)
+    numeric = rnn_basics.numeric_gradients(
+        lambda p: rnn_basics.char_rnn_loss(p, x, targets), params
+    )
+    assert rnn_basics.relative_error(grads["recurrent_kernel"], numeric["recurrent_kernel"]) < 1e-6
+    # dropping the recurrent term of BPTT (truncating to one step) is a detectable bug
+    wrong = 0.5 * grads["recurrent_kernel"]
+    assert rnn_basics.relative_error(wrong, numeric["recurrent_kernel"]) > 0.1
+
+
+def test_numpy_adam_with_clipnorm_equals_keras_adam():
+    rng = np.random.default_rng(2)
+    start = rng.normal(size=(3, 4))
+    params = {"w": start.copy()}
+    variable = keras.Variable(start.astype("float32"))
+    ours = rnn_basics.NumpyAdam(0.01, clipnorm=1.0)
+    theirs = keras.optimizers.Adam(0.01, clipnorm=1.0)
+    for step in range(3):
+        grad = rng.normal(scale=[5.0, 0.1, 1.0][step], size=(3, 4))  # clipped, then not
+        ours.apply(params, {"w": grad})
+        theirs.apply([grad.astype("float32")], [variable])
+    np.testing.assert_allclose(params["w"], variable.numpy(), atol=1e-5)
+    assert np.abs(params["w"] - start).max() > 0.01  # it moved
+
+
+@pytest.mark.parametrize("cell, factor, extra", [("simplernn", 1, 1), ("lstm", 4, 1),
+                                                 ("gru", 3, 2)])
+def test_parameter_counts_follow_the_formulas(cell, factor, extra):
+    units, inputs = 7, 2
+    layer = rnn_basics.recurrent_layer(cell, units)
+    layer.build((None, 5, inputs))
+    assert layer.count_params() == factor * units * (units + inputs + extra)
+
+
+def test_gradients_vanish_with_small_recurrent_weights():
+    x, _ = rnn_basics.make_adding_problem(16, 30, np.random.default_rng(0))
+    norms = {}
+    for scale in (0.5, 2.0):
+        layer = rnn_basics.recurrent_layer("simplernn", 16)
+        layer.build((None, 30, 2))
+        layer.cell.recurrent_kernel.assign(layer.cell.recurrent_kernel * scale)
+        norms[scale] = rnn_basics.gradient_norms_by_distance(layer, x, seed=0)
+    assert norms[0.5].shape == (30,)
+    assert norms[0.5][-1] / norms[0.5][0] < 1e-4  # 29 steps back: almost nothing arrives
+    assert norms[2.0][-1] / norms[2.0][0] > 100 * norms[0.5][-1] / norms[0.5][0]
+
+
+def test_sampling_is_seeded_and_stays_in_the_vocabulary():
+    params = rnn_basics.init_char_rnn(6, 8, np.random.default_rng(0))
+    first = rnn_basics.sample_chars(params, np.array([1, 2]), 50, 0.8, np.random.default_rng(4))
+    again = rnn_basics.sample_chars(params, np.array([1, 2]), 50, 0.8, np.random.default_rng(4))
+    assert first == again and len(first) == 50
+    assert min(first) >= 0 and max(first) < 6
+
+
+# ----------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(lengths=(0,)), "--lengths must all be >= 2"),
+        (dict(lengths=(50, 1)), "--lengths must all be >= 2"),
+        (dict(lengths=()), "--lengths needs at least one"),
+        (dict(lengths=(50, 50)), "--lengths must not repeat"),
+        (dict(hidden_size=-3), "--hidden-size must be >= 1"),
+        (dict(epochs=0), "--epochs must be >= 1"),
+        (dict(learning_rate=0.0), "--learning-rate must be > 0"),
+        (dict(clipnorm=-1.0), "--clipnorm must be >= 0"),
+        (dict(temperature=0.0), "--temperature must be > 0"),
+        (dict(text_chars=10), "--text-chars must be between"),
+        (dict(text_chars=2_000_000), "--text-chars must be between"),
+        (dict(gradient_length=1), "--gradient-length must be >= 2"),
+        (dict(hidden_size=2.5), "--hidden-size must be a whole number"),
+    ],
+)
+def test_bad_config_is_refused_with_a_clear_message(overrides, message):
+    with pytest.raises(common.ConfigError, match=message):
+        Config(**overrides)
+
+
+def test_bad_flag_on_the_command_line_exits_with_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        common.parse_config(Config, ["--lengths", "100", "0"])
+    assert exit_info.value.code == 2
+    assert "--lengths must all be >= 2" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- end to end
+@pytest.mark.slow
+def test_tiny_run_trains_writes_its_files_and_skips_finished_models(out_dir, capsys):
+    config = Config(**TINY, output_dir=str(out_dir))
+    metrics = rnn_basics.main(config)
+    for name in ("metrics.json", "comparison_table.md", "adding_mse_vs_length.png",
+                 "gradient_norms.png", "clipping_demo.png", "char_rnn_loss.png",
+                 "char_rnn_sample.txt"):
+        assert (out_dir / name).is_file(), name
+    for cell in rnn_basics.CELLS:
+        run_dir = out_dir / f"adding_{cell}_T6"
+        assert (run_dir / "best.keras").is_file() and (run_dir / "finished.json").is_file()
+        assert np.isfinite(metrics[f"adding_t6_mse_{cell}"])
+        assert metrics[f"seconds_per_epoch_{cell}"] > 0
+    assert metrics["params_lstm"] == 4 * 4 * (4 + 2 + 1)
+    assert metrics["char_numpy_final_loss"] < metrics["char_numpy_first_loss"]
+    assert abs(metrics["char_numpy_final_loss"] - metrics["char_keras_final_loss"]) < 0.01
+    assert metrics["gradcheck_max_rel_error"] < 1e-6
+    assert "adding_t100_mse_lstm" not in metrics  # T=100 was not run
+    assert common.read_json(out_dir / "metrics.json")["run_seconds"] == metrics["run_seconds"]
+    table = (out_dir / "comparison_table.md").read_text()
+    for column in ("Memory", "Complexity", "Parameters", "Vanishing gradient",
+                   "Training speed", "Best for"):
+        assert column in table
+    names = ("| SimpleRNN", "| LSTM", "| GRU")
+    rows = [line for line in table.splitlines() if line.startswith(names)]
+    assert len(rows) == 3 and all(row.count("|") == 8 for row in rows)
+
+    capsys.readouterr()
+    again = rnn_basics.main(config)  # the same command: finished models are loaded, not trained
+    assert "already trained with these settings" in capsys.readouterr().out
+    for cell in rnn_basics.CELLS:
+        assert again[f"adding_t6_mse_{cell}"] == pytest.approx(metrics[f"adding_t6_mse_{cell}"])
