@@ -502,6 +502,9 @@ class TrainingRun:
         """Resume, best checkpoint, early stopping, CSV log, NaN guard (+ TensorBoard)."""
         import keras
 
+        if self.resuming:
+            done = (read_json(self.backup_dir / "training_metadata.json") or {}).get("epoch", 0)
+            print(f"{shown(self.directory)}: resuming the interrupted run after epoch {done}")
         self.backup_dir.mkdir(parents=True, exist_ok=True)
         append = self.resuming and self.history_path.is_file()
         write_json(self.backup_dir / "settings.json", self.settings)

@@ -210,7 +210,7 @@ class _FirstEpoch(keras.callbacks.Callback):
             self.first = epoch
 
 
-def test_interrupted_fit_resumes_at_the_next_epoch_and_keeps_the_best(out_dir):
+def test_interrupted_fit_resumes_at_the_next_epoch_and_keeps_the_best(out_dir, capsys):
     x, y = _regression_data()
     settings = {"lr": 0.05}
     run = common.TrainingRun(out_dir / "m", settings, patience=10)
@@ -229,6 +229,7 @@ def test_interrupted_fit_resumes_at_the_next_epoch_and_keeps_the_best(out_dir):
     first = _FirstEpoch()
     model.fit(x, y, validation_data=(x, y), epochs=5, verbose=0,
               callbacks=rerun.callbacks() + [first])
+    assert "resuming the interrupted run after epoch 2" in capsys.readouterr().out
     assert first.first == 2, "training restarted from scratch instead of epoch 3"
     history = rerun.finish(model)
     assert len(history["loss"]) == 5  # epochs 1-2 from the first run, 3-5 from the rerun
