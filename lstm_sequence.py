@@ -87,7 +87,7 @@ class Config(common.RunConfig):
     char_embedding_dim: int = 24  # Character vector size.
     char_filters: int = 64  # Character CNN filters (width 3) = size of the char word vector.
     max_word_length: int = 16  # Characters kept per word (longer: first and last halves).
-    max_sentences: int = 0  # Use at most this many random sentences per split (0 = all).
+    max_sentences: int = 0  # At most this many random sentences per split, both tasks (0 = all).
     ud_dir: str = ""  # Folder with en_ewt-ud-{train,dev,test}.conllu[.gz]; "" = bundled.
 
     def __post_init__(self) -> None:
@@ -144,14 +144,15 @@ def read_sentiment_file(path: Path) -> tuple[list[str], list[int]]:
                 f"{common.shown(path)} line {number}: expected 'sentence<TAB>0|1', got "
                 f"{line[:60]!r}; restore the file with `git checkout -- data/`"
             )
-        sentences.append(" ".join(sentence.split()))
+        sentences.append(sentence.strip(" "))  # not .split(): that splits on U+0085 too
         labels.append(int(label))
     return sentences, labels
 
 
-def load_sentiment(seed: int) -> dict[str, tuple[list[str], np.ndarray]]:
+def load_sentiment(seed: int, max_sentences: int = 0) -> dict[str, tuple[list[str], np.ndarray]]:
     """The 3,000 sentences split 70/15/15 into train/val/test, stratified by source and label
-    so every split has the same mix of Amazon/IMDB/Yelp and positive/negative."""
+    so every split has the same mix of Amazon/IMDB/Yelp and positive/negative; with
+    `max_sentences`, the first (random, since the split shuffles) of each split."""
     from sklearn.model_selection import train_test_split
 
     sentences, labels, strata = [], [], []
@@ -166,6 +167,8 @@ def load_sentiment(seed: int) -> dict[str, tuple[list[str], np.ndarray]]:
         rest, test_size=0.5, random_state=seed, stratify=[strata[i] for i in rest]
     )
     labels_array = np.array(labels, dtype="int32")
+    if max_sentences:
+        train, val, test = train[:max_sentences], val[:max_sentences], test[:max_sentences]
     return {
         name: ([sentences[i] for i in part], labels_array[part])
         for name, part in (("train", train), ("val", val), ("test", test))
@@ -371,9 +374,10 @@ def compile_model(model, config: Config, loss, weighted_metrics: list) -> None:
 
 
 def recurrent_stack(x, num_layers: int, units: int, config: Config, return_sequences: bool,
-                    bidirectional: bool, name: str):
+                    bidirectional: bool, name: str, mask=None):
     """`num_layers` stacked LSTMs (each optionally Bidirectional), dropout between them. The
-    defaults keep the cuDNN kernel usable on a GPU: tanh/sigmoid, no recurrent dropout."""
+    defaults keep the cuDNN kernel usable on a GPU: tanh/sigmoid, no recurrent dropout.
+    `mask` (batch, time) marks the real steps when it is not carried by `x` already."""
     from keras import layers
 
     for layer_index in range(num_layers):
@@ -382,7 +386,7 @@ def recurrent_stack(x, num_layers: int, units: int, config: Config, return_seque
                            name=f"{name}_lstm{layer_index + 1}")
         if bidirectional:
             lstm = layers.Bidirectional(lstm, name=f"{name}_bilstm{layer_index + 1}")
-        x = lstm(x)
+        x = lstm(x) if mask is None else lstm(x, mask=mask)
         x = layers.Dropout(config.dropout)(x)
     return x
 
@@ -414,14 +418,19 @@ def build_tagger(config: Config, num_words: int, num_chars: int, num_tags: int,
     character CNN's max-pooled filters over its letters (Conv2D with a 1x3 kernel runs the
     same 1-D convolution over every word at once). Stacked (bi)LSTMs read the sentence; a
     Dense softmax then tags every position: an aligned many-to-many model.
+
+    The padding mask is computed from the word ids and handed to every LSTM explicitly.
+    (`Embedding(mask_zero=True)` would not survive the Concatenate: it fills the missing mask
+    of the character branch with "all real" and ORs the two, unmasking the padding; the test
+    that extra padding leaves the loss unchanged caught exactly that.)
     """
     import keras
     from keras import layers
 
     words = keras.Input(shape=(None,), dtype="int32", name="words")
     inputs = {"words": words}
-    x = layers.Embedding(num_words, config.word_embedding_dim, mask_zero=config.masking,
-                         name="word_embedding")(words)
+    mask = keras.ops.not_equal(words, PAD) if config.masking else None  # (batch, time)
+    x = layers.Embedding(num_words, config.word_embedding_dim, name="word_embedding")(words)
     if config.char_model == "cnn":
         chars = keras.Input(shape=(None, config.max_word_length), dtype="int32", name="chars")
         inputs["chars"] = chars
@@ -430,10 +439,10 @@ def build_tagger(config: Config, num_words: int, num_chars: int, num_tags: int,
                           name="char_cnn")(c)  # (batch, time, letters, filters)
         c = layers.MaxPooling2D((1, config.max_word_length), name="char_max")(c)
         c = layers.Reshape((-1, config.char_filters), name="char_vector")(c)
-        x = layers.Concatenate(name="word_and_chars")([x, c])  # keeps the word mask
+        x = layers.Concatenate(name="word_and_chars")([x, c])
     x = layers.Dropout(config.dropout)(x)
     x = recurrent_stack(x, config.pos_layers, config.pos_units, config, return_sequences=True,
-                        bidirectional=bidirectional, name="pos")
+                        bidirectional=bidirectional, name="pos", mask=mask)
     tags = layers.Dense(num_tags, activation="softmax", name="tag")(x)
     model = keras.Model(inputs, tags, name="bilstm_tagger" if bidirectional else "lstm_tagger")
     # "mean_with_sample_weight": divide the summed loss by the number of real tokens, not by
@@ -496,9 +505,14 @@ def binary_f1(labels: np.ndarray, predictions: np.ndarray) -> float:
 
 def predict_tags(model, dataset) -> dict[str, np.ndarray]:
     """Gold and predicted tag ids and the 'unseen' flag of every real token in `dataset`."""
+    import tensorflow as tf
+
+    # One graph for every batch shape (predict_on_batch would retrace for each bucket size).
+    forward = tf.function(lambda features: model(features, training=False),
+                          input_signature=[dataset.element_spec[0]])
     gold, predicted, unseen = [], [], []
     for features, tags, _weights, unseen_flags in dataset:
-        probabilities = model.predict_on_batch(features)
+        probabilities = forward(features).numpy()
         probabilities[..., PAD] = 0.0  # never predict the padding class
         real = features["words"].numpy() != PAD
         gold.append(tags.numpy()[real])
@@ -574,7 +588,8 @@ def model_settings(config: Config, fields: tuple[str, ...], **extra) -> dict:
 
 SENTIMENT_FIELDS = ("bidirectional", "masking", "dropout", "learning_rate", "clipnorm",
                     "batch_size", "patience", "sentiment_epochs", "sentiment_vocab_size",
-                    "sentiment_embedding_dim", "sentiment_units", "sentiment_layers")
+                    "sentiment_embedding_dim", "sentiment_units", "sentiment_layers",
+                    "max_sentences")
 POS_FIELDS = ("masking", "dropout", "learning_rate", "clipnorm", "batch_size", "patience",
               "pos_layers", "pos_units", "word_embedding_dim", "min_word_count", "char_model",
               "char_embedding_dim", "char_filters", "max_word_length", "max_sentences",
@@ -605,7 +620,7 @@ def run_sentiment(config: Config, out: Path, strategy) -> dict:
     import keras
     import tensorflow as tf
 
-    splits = load_sentiment(config.seed)
+    splits = load_sentiment(config.seed, config.max_sentences)
     print("\n=== Sentiment (many-to-one) ===")
     for name, (texts, labels) in splits.items():
         print(f"{name}: {len(texts)} sentences, {labels.mean():.0%} positive")
@@ -651,12 +666,11 @@ def run_sentiment(config: Config, out: Path, strategy) -> dict:
         "sentiment_baseline_f1": binary_f1(labels, baseline),
         "sentiment_test_sentences": len(texts),
     }
-    print(f"\nsentiment on {len(texts)} test sentences      accuracy   F1")
-    print(f"  TF-IDF + logistic regression (C={best_c:<4}) "
-          f"{metrics['sentiment_baseline_accuracy']:.3f}  {metrics['sentiment_baseline_f1']:.3f}")
     kind = "bidirectional" if config.bidirectional else "unidirectional"
-    print(f"  {kind} LSTM {'':>21}{metrics['sentiment_accuracy']:.3f}  "
-          f"{metrics['sentiment_f1']:.3f}")
+    print(f"\nsentiment on {len(texts)} test sentences{'accuracy':>14}{'F1':>8}")
+    for name, key in ((f"TF-IDF + logistic regression, C={best_c:g}", "sentiment_baseline"),
+                      (f"{kind} LSTM", "sentiment")):
+        print(f"  {name:<40}{metrics[key + '_accuracy']:>8.3f}{metrics[key + '_f1']:>8.3f}")
     wrong = np.flatnonzero(predictions != labels)
     print(f"\n{len(wrong)} misclassified test sentences; the first {config.examples_shown}:")
     for i in wrong[: config.examples_shown]:
@@ -780,7 +794,7 @@ def tag_sentence(model, vocab: dict, sentence: str) -> list[tuple[str, str]]:
     features = {"words": word_ids[None, :]}
     if vocab.get("char_model") == "cnn":
         features["chars"] = char_ids[None, :, :]
-    probabilities = np.asarray(model(features, training=False))[0]
+    probabilities = np.array(model(features, training=False))[0]
     probabilities[:, PAD] = 0.0  # never predict the padding class
     best = probabilities.argmax(-1)
     return [(word, vocab["tags"][int(i)]) for word, i in zip(words, best, strict=True)]

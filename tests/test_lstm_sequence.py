@@ -1,0 +1,347 @@
+"""Tests of lstm_sequence.py: the readers, the baselines against brute force, masking that
+really excludes padding, tiny end-to-end runs of both tasks, and clear errors on bad input."""
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import common
+import lstm_sequence as ls
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CONLLU = """\
+# sent_id = 1
+# text = I'm here.
+1-2\tI'm\t_\t_\t_\t_\t_\t_\t_\t_
+1\tI\tI\tPRON\tPRP\t_\t3\tnsubj\t_\t_
+2\t'm\tbe\tAUX\tVBP\t_\t3\tcop\t_\t_
+3\there\there\tADV\tRB\t_\t0\troot\t_\t_
+3.1\tgone\tgo\tVERB\tVBN\t_\t_\t_\t3:conj\t_
+4\t.\t.\tPUNCT\t.\t_\t3\tpunct\t_\t_
+
+# sent_id = 2
+1\tRun\trun\tVERB\tVB\t_\t0\troot\t_\t_
+2\t!\t!\tPUNCT\t.\t_\t1\tpunct\t_\t_
+"""
+
+
+def tiny_config(out_dir: Path, **overrides) -> ls.Config:
+    """A configuration that trains in seconds."""
+    settings = dict(
+        output_dir=str(out_dir), max_sentences=64, epochs=2, uni_epochs=2, sentiment_epochs=2,
+        pos_units=8, pos_layers=1, word_embedding_dim=8, char_embedding_dim=4, char_filters=8,
+        sentiment_units=8, sentiment_embedding_dim=8, learning_rate=1e-2, batch_size=16,
+        examples_shown=2,
+    )
+    settings.update(overrides)
+    return ls.Config(**settings)
+
+
+# ----------------------------------------------------------------------------- readers
+@pytest.mark.parametrize("compressed", [False, True])
+def test_read_conllu_skips_comments_multiword_tokens_and_empty_nodes(tmp_path, compressed):
+    path = tmp_path / ("tiny.conllu.gz" if compressed else "tiny.conllu")
+    if compressed:
+        with gzip.open(path, "wt", encoding="utf-8") as handle:
+            handle.write(CONLLU)
+    else:
+        path.write_text(CONLLU, encoding="utf-8")
+    sentences = ls.read_conllu(path)
+    assert sentences == [
+        [("I", "PRON"), ("'m", "AUX"), ("here", "ADV"), (".", "PUNCT")],
+        [("Run", "VERB"), ("!", "PUNCT")],
+    ]
+
+
+@pytest.mark.parametrize(
+    "bad_line, fragment",
+    [
+        ("3\there\there\tADV\tRB\t_\t0\troot\t_", "expected 10 tab-separated"),
+        ("x\there\there\tADV\tRB\t_\t0\troot\t_\t_", "token ID 'x' is not an integer"),
+        ("3\there\there\tADVERB\tRB\t_\t0\troot\t_\t_", "'ADVERB' is not a universal POS"),
+    ],
+)
+def test_corrupt_conllu_line_names_file_and_line(tmp_path, bad_line, fragment):
+    lines = CONLLU.splitlines()
+    lines[5] = bad_line  # the token "here", line 6 of the file
+    path = tmp_path / "bad.conllu"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(common.DataError) as error:
+        ls.read_conllu(path)
+    assert "bad.conllu line 6" in str(error.value) and fragment in str(error.value)
+
+
+def test_truncated_gzip_is_a_data_error(tmp_path):
+    path = tmp_path / "cut.conllu.gz"
+    path.write_bytes(gzip.compress(CONLLU.encode())[:40])
+    with pytest.raises(common.DataError, match="cannot read"):
+        ls.read_conllu(path)
+
+
+def test_sentiment_reader_keeps_u0085_inside_a_sentence_and_refuses_bad_labels(tmp_path):
+    path = tmp_path / "s.txt"
+    path.write_text("Good \u0085 film.  \t1\nBad.\t0\n\n", encoding="utf-8")
+    sentences, labels = ls.read_sentiment_file(path)
+    assert sentences == ["Good \u0085 film.", "Bad."] and labels == [1, 0]
+    path.write_text("Good.\t1\nno label here\n", encoding="utf-8")
+    with pytest.raises(common.DataError, match="s.txt line 2: expected 'sentence<TAB>0|1'"):
+        ls.read_sentiment_file(path)
+
+
+def test_sentiment_split_is_disjoint_complete_and_stratified():
+    splits = ls.load_sentiment(seed=3)
+    sizes = {name: len(texts) for name, (texts, _) in splits.items()}
+    assert sizes == {"train": 2100, "val": 450, "test": 450}
+    for _, labels in splits.values():
+        assert abs(labels.mean() - 0.5) < 0.01
+    # the same split for the same seed, a different one for another seed
+    assert ls.load_sentiment(seed=3)["test"][0] == splits["test"][0]
+    assert ls.load_sentiment(seed=4)["test"][0] != splits["test"][0]
+    assert sum(len(ls.load_sentiment(3, 10)[n][0]) for n in splits) == 30
+
+
+def test_bundled_treebank_sizes_match_the_data_readme():
+    sentences = ls.read_conllu(common.data_file("ud-english-ewt/en_ewt-ud-dev.conllu.gz"))
+    assert len(sentences) == 2001
+    assert {tag for sentence in sentences for _, tag in sentence} == set(ls.UPOS_TAGS)
+
+
+# ----------------------------------------------------------------------------- encoding
+def test_clip_word_keeps_prefix_and_suffix():
+    assert ls.clip_word("short", 8) == "short"
+    assert ls.clip_word("internationalization", 8) == "inte" + "tion"
+    assert ls.clip_word("abcdefghij", 5) == "ab" + "hij"
+
+
+def test_vocabularies_and_encoding():
+    train = [[("The", "DET"), ("cat", "NOUN")], [("the", "DET"), ("dog", "NOUN")]]
+    vocab = ls.build_vocabularies(train, min_word_count=2)
+    assert vocab["words"] == ["<pad>", "<unk>", "the"]  # 'cat', 'dog' seen once -> <unk>
+    assert vocab["tags"][0] == "<pad>" and vocab["tags"][1:] == list(ls.UPOS_TAGS)
+    word_ids, char_ids = ls.encode_words(["THE", "cat", "zq"], vocab, max_word_length=4)
+    assert word_ids.tolist() == [2, ls.UNK, ls.UNK]
+    assert char_ids.shape == (3, 4)
+    index = {c: i for i, c in enumerate(vocab["chars"])}
+    assert char_ids[1].tolist() == [index["c"], index["a"], index["t"], ls.PAD]
+    assert char_ids[2].tolist() == [ls.UNK, ls.UNK, ls.PAD, ls.PAD]  # unseen letters
+    encoded = ls.encode_treebank([[("cat", "NOUN"), ("emu", "NOUN")]], vocab, 4)
+    assert encoded["unseen"][0].tolist() == [0, 1]
+    assert encoded["tags"][0].tolist() == [vocab["tags"].index("NOUN")] * 2
+
+
+def test_buckets_cover_every_length_and_batches_add_up():
+    config = ls.Config(batch_size=4)
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 40, size=50)
+    encoded = {
+        "words": [rng.integers(2, 9, size=n).astype("int32") for n in lengths],
+        "chars": [np.ones((n, config.max_word_length), "int32") for n in lengths],
+        "tags": [np.ones(n, "int32") for n in lengths],
+        "unseen": [np.zeros(n, "int32") for n in lengths],
+    }
+    boundaries = ls.bucket_boundaries(int(lengths.max()))
+    assert boundaries[-1] > lengths.max()
+    dataset = ls.tagging_dataset(encoded, config, shuffle=True)
+    batches = list(dataset)
+    assert len(batches) == int(dataset.cardinality())
+    real_tokens = sum(int(w.numpy().sum()) for _, _, w, _ in batches)
+    assert real_tokens == lengths.sum()  # every token once; padding weighs 0
+    for features, tags, weights, _ in batches:
+        padded = features["words"].shape[1]
+        assert padded + 1 in boundaries  # padded to a bucket size: few distinct shapes
+        assert features["chars"].shape[:2] == tags.shape == weights.shape
+
+
+# ----------------------------------------------------------------------------- baselines
+def test_most_frequent_tag_baseline_matches_brute_force():
+    rng = np.random.default_rng(7)
+    words, tags = ["a", "b", "c", "d", "e"], ["NOUN", "VERB", "ADJ", "DET"]
+    train = [[(str(rng.choice(words)), str(rng.choice(tags))) for _ in range(rng.integers(1, 9))]
+             for _ in range(60)]
+    best_tag, default = ls.most_frequent_tag_baseline(train)
+    tokens = [token for sentence in train for token in sentence]
+    for word in {w for w, _ in tokens}:
+        counts = {tag: sum(1 for w, t in tokens if w == word and t == tag) for tag in tags}
+        top = max(counts.values())
+        assert best_tag[word] == sorted(t for t in tags if counts[t] == top)[0]
+    overall = {tag: sum(1 for _, t in tokens if t == tag) for tag in tags}
+    assert default == sorted(t for t in tags if overall[t] == max(overall.values()))[0]
+    test = [[("a", "NOUN"), ("zzz", "NOUN")]]
+    assert ls.baseline_tags(test, best_tag, default) == [best_tag["a"], default]
+
+
+def test_binary_f1_and_confusion_match_sklearn():
+    from sklearn.metrics import confusion_matrix, f1_score
+
+    rng = np.random.default_rng(1)
+    labels, predictions = rng.integers(0, 2, 200), rng.integers(0, 2, 200)
+    assert ls.binary_f1(labels, predictions) == pytest.approx(f1_score(labels, predictions))
+    assert ls.binary_f1(np.array([1, 0]), np.array([0, 0])) == 0.0
+    gold, predicted = rng.integers(1, 5, 300), rng.integers(1, 5, 300)
+    counts = ls.confusion_matrix(gold, predicted, 5)
+    np.testing.assert_array_equal(counts, confusion_matrix(gold, predicted, labels=range(5)))
+    table = ls.per_tag_table(counts, ["<pad>", "A", "B", "C", "D"])
+    for row in table:
+        index = "ABCD".index(row["tag"]) + 1
+        assert row["tokens"] == int(np.sum(gold == index))
+        assert row["accuracy"] == pytest.approx(np.mean(predicted[gold == index] == index))
+
+
+def test_tfidf_baseline_beats_chance_on_a_separable_toy_set():
+    good = [f"good great fine {i}" for i in range(20)]
+    bad = [f"bad awful poor {i}" for i in range(20)]
+    texts, labels = good + bad, np.array([1] * 20 + [0] * 20)
+    predictions, c = ls.tfidf_baseline((texts, labels), (texts, labels),
+                                       (["great stuff", "awful stuff"], np.array([1, 0])), 0)
+    assert predictions.tolist() == [1, 0] and c > 0
+
+
+# ----------------------------------------------------------------------------- masking
+def test_padding_changes_neither_the_tagger_loss_nor_its_predictions():
+    config = ls.Config(pos_units=6, word_embedding_dim=5, char_embedding_dim=3,
+                       char_filters=4, max_word_length=6)
+    model = ls.build_tagger(config, num_words=20, num_chars=10, num_tags=18, bidirectional=True)
+    lengths = [5, 3, 7]
+
+    def batch(padded_length: int):
+        words = np.zeros((3, padded_length), "int32")
+        chars = np.zeros((3, padded_length, 6), "int32")
+        tags = np.zeros((3, padded_length), "int32")
+        for row, n in enumerate(lengths):
+            state = np.random.default_rng(row)  # same real tokens for every padded length
+            words[row, :n] = state.integers(2, 20, n)
+            chars[row, :n] = state.integers(1, 10, (n, 6))
+            tags[row, :n] = state.integers(1, 18, n)
+        return {"words": words, "chars": chars}, tags, (words != 0).astype("float32")
+
+    short, long = batch(7), batch(19)
+    loss_short = model.test_on_batch(*short, return_dict=True)
+    loss_long = model.test_on_batch(*long, return_dict=True)
+    assert loss_short["loss"] == pytest.approx(loss_long["loss"], rel=1e-5)
+    assert loss_short["accuracy"] == pytest.approx(loss_long["accuracy"], abs=1e-6)
+    # and the loss equals the mean cross-entropy over real tokens, computed by hand
+    probabilities = np.asarray(model(short[0], training=False))
+    real = short[2] > 0
+    picked = np.take_along_axis(probabilities, short[1][..., None], -1)[..., 0][real]
+    assert loss_short["loss"] == pytest.approx(-np.log(picked).mean(), rel=1e-4)
+    np.testing.assert_allclose(probabilities[real],
+                               np.asarray(model(long[0], training=False))[:, :7][real],
+                               rtol=1e-4, atol=1e-6)
+
+
+def test_without_masking_padding_does_change_the_sentiment_output():
+    tokens = np.array([[5, 6, 7, 0, 0, 0, 0, 0, 0, 0]], "int32")
+    masked = ls.build_sentiment_model(ls.Config(sentiment_units=4), vocab_size=10)
+    probability = np.asarray(masked(tokens[:, :3], training=False))
+    np.testing.assert_allclose(np.asarray(masked(tokens, training=False)), probability,
+                               rtol=1e-5)
+    unmasked = ls.build_sentiment_model(ls.Config(sentiment_units=4, masking=False), 10)
+    unmasked.set_weights(masked.get_weights())
+    assert not np.allclose(np.asarray(unmasked(tokens, training=False)), probability,
+                           rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------- end to end
+@pytest.mark.slow
+def test_tiny_pos_run_trains_saves_and_tags(out_dir, capsys):
+    metrics = ls.main(tiny_config(out_dir, task="pos"))
+    for key in ("pos_accuracy", "pos_uni_accuracy", "pos_baseline_accuracy", "run_seconds"):
+        assert np.isfinite(metrics[key])
+    assert "sentiment_accuracy" not in metrics
+    assert 0 <= metrics["pos_accuracy"] <= 1 and metrics["pos_baseline_accuracy"] > 0.5
+    for name in ("pos_bilstm", "pos_lstm"):
+        history = json.loads((out_dir / name / "finished.json").read_text())["history"]
+        assert np.isfinite(history["loss"]).all() and history["loss"][-1] < history["loss"][0]
+        assert (out_dir / name / "best.keras").is_file()
+    for name in ("pos_confusion.png", "pos_directions.png", "pos_bilstm_history.png",
+                 "pos_tagger.keras", "pos_tagger.vocab.json", "pos_per_tag.json"):
+        assert (out_dir / name).stat().st_size > 0, name
+    assert json.loads((out_dir / "metrics.json").read_text())["pos_accuracy"] == pytest.approx(
+        metrics["pos_accuracy"])
+    table = json.loads((out_dir / "pos_per_tag.json").read_text())
+    assert sum(row["tokens"] for row in table) == metrics["pos_test_tokens"]
+
+    capsys.readouterr()
+    tagged = ls.main(tiny_config(out_dir, tag="The old man the boats ."))
+    assert len(tagged["tags"]) == 6 and set(tagged["tags"]) <= set(ls.UPOS_TAGS)
+    assert "The/" in capsys.readouterr().out
+    with pytest.raises(common.UserError, match="sentence to tag is empty"):
+        ls.main(tiny_config(out_dir, tag="   "))
+
+
+@pytest.mark.slow
+def test_tiny_sentiment_run_trains_saves_and_classifies(out_dir, capsys):
+    metrics = ls.main(tiny_config(out_dir, task="sentiment", max_sentences=200))
+    assert set(metrics) >= {"sentiment_accuracy", "sentiment_f1", "sentiment_baseline_accuracy",
+                            "sentiment_baseline_f1", "run_seconds"}
+    assert "pos_accuracy" not in metrics
+    assert 0 <= metrics["sentiment_accuracy"] <= 1
+    history = json.loads((out_dir / "sentiment_lstm" / "finished.json").read_text())["history"]
+    assert history["loss"][-1] < history["loss"][0]
+    assert (out_dir / "sentiment_history.png").is_file()
+    assert "misclassified test sentences" in capsys.readouterr().out
+
+    result = ls.main(tiny_config(out_dir, classify="A great phone, I love it."))
+    assert 0 <= result["sentiment_probability"] <= 1
+    with pytest.raises(common.UserError, match="sentence to classify is empty"):
+        ls.main(tiny_config(out_dir, classify=" "))
+    with pytest.raises(common.UserError, match="has no words"):
+        ls.main(tiny_config(out_dir, classify="?!"))
+
+
+# ----------------------------------------------------------------------------- bad input
+def test_unknown_task_is_refused_before_any_work(capsys):
+    with pytest.raises(common.ConfigError, match="--task must be one of"):
+        ls.Config(task="translation")
+    with pytest.raises(SystemExit) as exit_info:
+        common.parse_config(ls.Config, ["--task", "translation"])
+    assert exit_info.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("overrides, fragment", [
+    ({"dropout": 1.0}, "--dropout must be in [0, 1)"),
+    ({"epochs": 0}, "--epochs must be >= 1"),
+    ({"max_word_length": 1}, "--max-word-length must be >= 2"),
+    ({"uni_epochs": -1}, "--uni-epochs must be >= 0"),
+])
+def test_bad_values_are_refused(overrides, fragment):
+    with pytest.raises(common.ConfigError) as error:
+        ls.Config(**overrides)
+    assert fragment in str(error.value)
+
+
+def test_tagging_without_a_trained_model_says_how_to_train(out_dir):
+    with pytest.raises(common.CheckpointError, match="--task pos"):
+        ls.main(ls.Config(output_dir=str(out_dir), tag="Hello ."))
+    with pytest.raises(common.CheckpointError, match="--task sentiment"):
+        ls.main(ls.Config(output_dir=str(out_dir), classify="Hello"))
+
+
+def test_corrupt_treebank_stops_the_run_with_the_file_and_line(out_dir, tmp_path):
+    ud = tmp_path / "ud"
+    ud.mkdir()
+    for split in ls.UD_SPLITS:
+        (ud / f"en_ewt-ud-{split}.conllu").write_text(CONLLU, encoding="utf-8")
+    (ud / "en_ewt-ud-dev.conllu").write_text(CONLLU.replace("1\tRun", "one\tRun"))
+    with pytest.raises(common.DataError, match="en_ewt-ud-dev.conllu line 11: token ID 'one'"):
+        ls.main(ls.Config(output_dir=str(out_dir), task="pos", ud_dir=str(ud)))
+    assert not (out_dir / "metrics.json").exists()
+
+
+def test_cli_prints_one_line_errors(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "lstm_sequence.py"), "--output-dir", str(tmp_path),
+         "--tag", "Hello ."],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 1
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("error: no saved model at") and "--task pos" in last_line
+    assert "Traceback" not in result.stderr
+
