@@ -121,13 +121,12 @@ def test_numpy_adam_with_clipnorm_equals_keras_adam():
     assert np.abs(params["w"] - start).max() > 0.01  # it moved
 
 
-@pytest.mark.parametrize("cell, factor, extra", [("simplernn", 1, 1), ("lstm", 4, 1),
-                                                 ("gru", 3, 2)])
-def test_parameter_counts_follow_the_formulas(cell, factor, extra):
+def test_parameter_counts_follow_the_formulas():
     units, inputs = 7, 2
-    layer = rnn_basics.recurrent_layer(cell, units)
-    layer.build((None, 5, inputs))
-    assert layer.count_params() == factor * units * (units + inputs + extra)
+    for cell, factor, extra in (("simplernn", 1, 1), ("lstm", 4, 1), ("gru", 3, 2)):
+        layer = rnn_basics.recurrent_layer(cell, units)
+        layer.build((None, 5, inputs))
+        assert layer.count_params() == factor * units * (units + inputs + extra), cell
 
 
 def test_gradients_vanish_with_small_recurrent_weights():
@@ -152,27 +151,27 @@ def test_sampling_is_seeded_and_stays_in_the_vocabulary():
 
 
 # ----------------------------------------------------------------------------- bad input
-@pytest.mark.parametrize(
-    "overrides, message",
-    [
-        (dict(lengths=(0,)), "--lengths must all be >= 2"),
-        (dict(lengths=(50, 1)), "--lengths must all be >= 2"),
-        (dict(lengths=()), "--lengths needs at least one"),
-        (dict(lengths=(50, 50)), "--lengths must not repeat"),
-        (dict(hidden_size=-3), "--hidden-size must be >= 1"),
-        (dict(epochs=0), "--epochs must be >= 1"),
-        (dict(learning_rate=0.0), "--learning-rate must be > 0"),
-        (dict(clipnorm=-1.0), "--clipnorm must be >= 0"),
-        (dict(temperature=0.0), "--temperature must be > 0"),
-        (dict(text_chars=10), "--text-chars must be between"),
-        (dict(text_chars=2_000_000), "--text-chars must be between"),
-        (dict(gradient_length=1), "--gradient-length must be >= 2"),
-        (dict(hidden_size=2.5), "--hidden-size must be a whole number"),
-    ],
-)
-def test_bad_config_is_refused_with_a_clear_message(overrides, message):
-    with pytest.raises(common.ConfigError, match=message):
-        Config(**overrides)
+BAD_CONFIGS = [
+    (dict(lengths=(0,)), "--lengths must all be >= 2"),
+    (dict(lengths=(50, 1)), "--lengths must all be >= 2"),
+    (dict(lengths=()), "--lengths needs at least one"),
+    (dict(lengths=(50, 50)), "--lengths must not repeat"),
+    (dict(hidden_size=-3), "--hidden-size must be >= 1"),
+    (dict(epochs=0), "--epochs must be >= 1"),
+    (dict(learning_rate=0.0), "--learning-rate must be > 0"),
+    (dict(clipnorm=-1.0), "--clipnorm must be >= 0"),
+    (dict(temperature=0.0), "--temperature must be > 0"),
+    (dict(text_chars=10), "--text-chars must be between"),
+    (dict(text_chars=2_000_000), "--text-chars must be between"),
+    (dict(gradient_length=1), "--gradient-length must be >= 2"),
+    (dict(hidden_size=2.5), "--hidden-size must be a whole number"),
+]
+
+
+def test_bad_config_is_refused_with_a_clear_message():
+    for overrides, message in BAD_CONFIGS:  # one test (not parametrized): Keras set-up is slow
+        with pytest.raises(common.ConfigError, match=message):
+            Config(**overrides)
 
 
 def test_bad_flag_on_the_command_line_exits_with_one_line(capsys):
