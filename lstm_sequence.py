@@ -186,6 +186,11 @@ def read_conllu(path: Path) -> list[list[tuple[str, str]]]:
     """
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
+
+    def corrupt(number: int, problem: str) -> common.DataError:
+        return common.DataError(f"{common.shown(path)} line {number}: {problem}; fix the line "
+                                "or restore the file")
+
     sentences: list[list[tuple[str, str]]] = []
     current: list[tuple[str, str]] = []
     try:
@@ -200,24 +205,16 @@ def read_conllu(path: Path) -> list[list[tuple[str, str]]]:
                 if line.startswith("#"):
                     continue
                 columns = line.split("\t")
-                where = f"{common.shown(path)} line {number}"
                 if len(columns) != 10:
-                    raise common.DataError(
-                        f"{where}: expected 10 tab-separated CoNLL-U columns, got "
-                        f"{len(columns)} ({line[:50]!r}); fix or restore the file"
-                    )
+                    raise corrupt(number, f"expected 10 tab-separated CoNLL-U columns, got "
+                                          f"{len(columns)} ({line[:50]!r})")
                 token_id, form, upos = columns[0], columns[1], columns[3]
                 if "-" in token_id or "." in token_id:
                     continue  # multiword token or empty node: not a word of the sentence
                 if not token_id.isdigit():
-                    raise common.DataError(
-                        f"{where}: token ID {token_id!r} is not an integer; fix or restore "
-                        "the file"
-                    )
+                    raise corrupt(number, f"token ID {token_id!r} is not an integer")
                 if upos not in UPOS_TAGS:
-                    raise common.DataError(
-                        f"{where}: {upos!r} is not a universal POS tag; fix or restore the file"
-                    )
+                    raise corrupt(number, f"{upos!r} is not a universal POS tag")
                 current.append((form, upos))
     except (OSError, EOFError, UnicodeDecodeError) as error:  # missing, bad gzip, not UTF-8
         raise common.DataError(
