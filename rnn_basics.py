@@ -63,6 +63,7 @@ TINY_SHAKESPEARE_CHARS = 1_115_394  # characters in the bundled text
 class Config(common.RunConfig):
     # Adding problem: the RNN vs LSTM vs GRU comparison.
     lengths: tuple[int, ...] = (50, 100)  # Adding-problem sequence lengths (>= 2) to compare.
+    cells: tuple[str, ...] = CELLS  # Recurrent layers to train on the adding problem.
     hidden_size: int = 32  # Units of every SimpleRNN / LSTM / GRU on the adding problem.
     train_samples: int = 10240  # Training sequences per length (~10k: LSTM/GRU solve T=100).
     val_samples: int = 1024  # Validation sequences per length (early stopping, best model).
@@ -101,6 +102,11 @@ class Config(common.RunConfig):
         )
         check(len(set(self.lengths)) == len(self.lengths),
               f"--lengths must not repeat (got {list(self.lengths)})")
+        check(
+            len(self.cells) >= 1 and set(self.cells) <= set(CELLS)
+            and len(set(self.cells)) == len(self.cells),
+            f"--cells must be distinct names from {', '.join(CELLS)} (got {list(self.cells)})",
+        )
         for name in ("hidden_size", "train_samples", "val_samples", "test_samples", "epochs",
                      "batch_size", "patience", "char_hidden", "char_seq_length",
                      "char_batch_size", "char_steps", "clip_demo_steps"):
@@ -773,7 +779,7 @@ def train_adding_models(config: Config, out: Path) -> dict:
         print(f"\nadding problem T={length}: x {x_train.shape} train, {x_val.shape[0]} val, "
               f"{x_test.shape[0]} test; baseline test MSE {baseline:.4f} (training mean), "
               f"{baseline_one:.4f} (always 1.0)")
-        for cell in CELLS:
+        for cell in config.cells:
             keras.utils.set_random_seed(config.seed)
             with strategy.scope():
                 optimizer = keras.optimizers.Adam(config.learning_rate,
@@ -844,7 +850,8 @@ def comparison_table(
         "gru": "long-range dependencies with fewer parameters, faster",
     }
     baseline = results["lengths"][length]["baseline_mse"]
-    base_speed = models[("simplernn", length)]["seconds_per_epoch"]
+    reference = config.cells[0]  # training speed relative to the first cell trained
+    base_speed = models[(reference, length)]["seconds_per_epoch"]
     lines = [
         f"Adding problem, hidden size {units}, {config.train_samples:,} training sequences, "
         f"up to {config.epochs} epochs; measured at T={length} unless stated; baseline "
@@ -853,7 +860,7 @@ def comparison_table(
         "| | Memory | Complexity | Parameters | Vanishing gradient | Training speed | Best for |",
         "|---|---|---|---|---|---|---|",
     ]
-    for cell in CELLS:
+    for cell in config.cells:
         row = models[(cell, length)]
         memory = ", ".join(
             f"T={n}: MSE {models[(cell, n)]['test_mse']:.4f}" for n in config.lengths
@@ -869,13 +876,14 @@ def comparison_table(
         lines.append(
             f"| {CELL_NAMES[cell]} | {verdict} ({memory}) | {complexity[cell]} | "
             f"{row['params']:,} ({formulas[cell]}) | {vanishing_text} | "
-            f"{speed:.2f} s/epoch ({speed / base_speed:.1f}x SimpleRNN) | {best_for[cell]} |"
+            f"{speed:.2f} s/epoch ({speed / base_speed:.1f}x {CELL_NAMES[reference]}) | "
+            f"{best_for[cell]} |"
         )
     lines += ["", "Test MSE per sequence length (baseline = predict the training mean):", "",
-              "| T | baseline | " + " | ".join(CELL_NAMES[c] for c in CELLS) + " |",
-              "|---|---|" + "---|" * len(CELLS)]
+              "| T | baseline | " + " | ".join(CELL_NAMES[c] for c in config.cells) + " |",
+              "|---|---|" + "---|" * len(config.cells)]
     for n in config.lengths:
-        cells = " | ".join(f"{models[(c, n)]['test_mse']:.4f}" for c in CELLS)
+        cells = " | ".join(f"{models[(c, n)]['test_mse']:.4f}" for c in config.cells)
         lines.append(f"| {n} | {results['lengths'][n]['baseline_mse']:.4f} | {cells} |")
     return "\n".join(lines) + "\n"
 
@@ -885,7 +893,8 @@ def plot_adding_results(config: Config, results: dict, out: Path) -> Path:
     figure, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5))
     lengths = list(config.lengths)
     styles = ["-", "--", ":", "-."]
-    for color, cell in zip(("C0", "C1", "C2"), CELLS, strict=True):
+    for cell in config.cells:
+        color = f"C{CELLS.index(cell)}"  # the same colour per cell in every run
         mses = [results["models"][(cell, n)]["test_mse"] for n in lengths]
         left.semilogy(lengths, mses, marker="o", color=color, label=CELL_NAMES[cell])
         for index, n in enumerate(lengths):
@@ -948,7 +957,7 @@ def main(config: Config) -> dict:
         results = train_adding_models(config, out)
         table_length = 100 if 100 in config.lengths else max(config.lengths)
         vanishing = {}
-        for cell in CELLS:  # the same measurement on the trained models
+        for cell in config.cells:  # the same measurement on the trained models
             trained = results["models"][(cell, table_length)]["model"]
             x_test = results["lengths"][table_length]["x_test"][:64]
             curve = gradient_norms_by_distance(trained.get_layer(cell), x_test, config.seed)
@@ -967,14 +976,14 @@ def main(config: Config) -> dict:
 
         for length in config.lengths:
             metrics[f"adding_t{length}_baseline_mse"] = results["lengths"][length]["baseline_mse"]
-            for cell in CELLS:
+            for cell in config.cells:
                 row = results["models"][(cell, length)]
                 metrics[f"adding_t{length}_mse_{cell}"] = row["test_mse"]
                 metrics[f"seconds_per_epoch_{cell}_t{length}"] = row["seconds_per_epoch"]
                 metrics[f"epochs_{cell}_t{length}"] = row["epochs"]
         metrics["adding_baseline_mse"] = results["lengths"][table_length]["baseline_mse"]
         metrics["adding_baseline_one_mse"] = results["lengths"][table_length]["baseline_one_mse"]
-        for cell in CELLS:
+        for cell in config.cells:
             row = results["models"][(cell, table_length)]
             metrics[f"params_{cell}"] = row["params"]
             metrics[f"seconds_per_epoch_{cell}"] = row["seconds_per_epoch"]

@@ -164,6 +164,8 @@ BAD_CONFIGS = [
     (dict(text_chars=10), "--text-chars must be between"),
     (dict(text_chars=2_000_000), "--text-chars must be between"),
     (dict(gradient_length=1), "--gradient-length must be >= 2"),
+    (dict(cells=("rnn",)), "--cells must be distinct names from simplernn, lstm, gru"),
+    (dict(cells=("lstm", "lstm")), "--cells must be distinct"),
     (dict(hidden_size=2.5), "--hidden-size must be a whole number"),
 ]
 
