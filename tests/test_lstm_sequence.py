@@ -158,6 +158,25 @@ def test_buckets_cover_every_length_and_batches_add_up():
         assert features["chars"].shape[:2] == tags.shape == weights.shape
 
 
+def test_predict_tags_keeps_each_token_with_its_own_unseen_flag():
+    import keras
+
+    # A stand-in "tagger" that predicts tag = word id, so every prediction is right; tokens
+    # with tag 3 are the unseen ones. Bucketing reorders sentences: the flags must follow.
+    config = ls.Config(batch_size=3, char_model="none")
+    rng = np.random.default_rng(2)
+    tags = [rng.integers(1, 18, size=n).astype("int32") for n in rng.integers(1, 30, 20)]
+    encoded = {"words": tags, "chars": [np.zeros((len(t), 16), "int32") for t in tags],
+               "tags": tags, "unseen": [(t == 3).astype("int32") for t in tags]}
+    words = keras.Input(shape=(None,), dtype="int32", name="words")
+    one_hot = keras.layers.Lambda(lambda w: keras.ops.one_hot(w, 18))(words)
+    result = ls.predict_tags(keras.Model({"words": words}, one_hot),
+                             ls.tagging_dataset(encoded, config, shuffle=True))
+    assert len(result["gold"]) == sum(len(t) for t in tags)
+    np.testing.assert_array_equal(result["predicted"], result["gold"])
+    np.testing.assert_array_equal(result["unseen"], result["gold"] == 3)
+
+
 # ----------------------------------------------------------------------------- baselines
 def test_most_frequent_tag_baseline_matches_brute_force():
     rng = np.random.default_rng(7)
