@@ -33,7 +33,7 @@ How to run:
         --gradient-length 12 --clip-demo-steps 5 --clip-demo-length 8 --sample-length 20 \
         --no-jit-compile                          # quick run (~20 s, mostly TF start-up)
     python rnn_basics.py --lengths 50 100 200 --train-samples 20480 --epochs 40 \
-        --patience 10 --char-steps 2000           # full quality (FULL_QUALITY below)
+        --patience 10 --target-mse 0 --char-steps 2000   # full quality (FULL_QUALITY)
 Rerunning a command skips (loads) the adding-problem models it already trained; an
 interrupted run resumes from the last finished epoch; `--restart` trains afresh.
 
@@ -73,6 +73,7 @@ class Config(common.RunConfig):
     learning_rate: float = 3e-3  # Adam step size (3e-3 cracks T=100 faster than 1e-3).
     clipnorm: float = 1.0  # Clip each gradient tensor to this norm (0 = no clipping).
     patience: int = 8  # Early stopping: epochs without a better val_loss (the plateau is long).
+    target_mse: float = 1e-3  # Stop a model once its validation MSE is below this (0 = never).
     jit_compile: bool = True  # XLA-compile train steps: measured ~1 vs ~4 s/epoch on this CPU.
     # From-scratch character RNN on Tiny Shakespeare.
     text_chars: int = 200000  # Characters of Tiny Shakespeare used (90% train, 10% validation).
@@ -117,6 +118,7 @@ class Config(common.RunConfig):
             value = getattr(self, name)
             check(value > 0, f"--{name.replace('_', '-')} must be > 0 (got {value})")
         check(self.clipnorm >= 0, f"--clipnorm must be >= 0, 0 = off (got {self.clipnorm})")
+        check(self.target_mse >= 0, f"--target-mse must be >= 0, 0 = off (got {self.target_mse})")
         check(self.sample_length >= 0, f"--sample-length must be >= 0 (got {self.sample_length})")
         check(self.gradient_length >= 2,
               f"--gradient-length must be >= 2 (got {self.gradient_length})")
@@ -136,6 +138,7 @@ FULL_QUALITY: dict = {
     "train_samples": 20480,
     "epochs": 40,
     "patience": 10,
+    "target_mse": 0.0,
     "char_steps": 2000,
 }
 
@@ -732,21 +735,37 @@ def clipping_demo(config: Config, out: Path) -> dict:
 
 
 # ----------------------------------------------------------------------------- adding benchmark
-def make_epoch_timer():
+def make_target_stop(target_mse: float):
+    import keras
+
+    class StopAtTarget(keras.callbacks.Callback):
+        """Stop training once the validation MSE is below `target_mse`: the task is solved."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            if target_mse and (logs or {}).get("val_loss", float("inf")) < target_mse:
+                print(f"validation MSE below --target-mse {target_mse:g}: solved, stopping")
+                self.model.stop_training = True
+
+    return StopAtTarget()
+
+
+def make_epoch_timer(path: Path, earlier: list[float]):
     import keras
 
     class EpochTimer(keras.callbacks.Callback):
-        """Wall-clock seconds of every epoch (the first includes XLA compilation)."""
+        """Wall-clock seconds of every epoch (the first includes XLA compilation), appended to
+        `path` after each epoch so that a killed and resumed run keeps its earlier timings."""
 
         def __init__(self):
             super().__init__()
-            self.seconds: list[float] = []
+            self.seconds: list[float] = list(earlier)
 
         def on_epoch_begin(self, epoch, logs=None):
             self.started = time.perf_counter()
 
         def on_epoch_end(self, epoch, logs=None):
             self.seconds.append(time.perf_counter() - self.started)
+            common.write_json(path, self.seconds)
 
     return EpochTimer()
 
@@ -754,7 +773,7 @@ def make_epoch_timer():
 def adding_settings(config: Config, cell: str, length: int) -> dict:
     """What determines one adding-problem model's training (its resume fingerprint)."""
     keys = ("seed", "deterministic", "hidden_size", "train_samples", "val_samples", "epochs",
-            "batch_size", "learning_rate", "clipnorm", "patience")
+            "batch_size", "learning_rate", "clipnorm", "patience", "target_mse")
     return {**{key: getattr(config, key) for key in keys}, "cell": cell, "length": length}
 
 
@@ -786,6 +805,7 @@ def train_adding_models(config: Config, out: Path) -> dict:
                                                   clipnorm=config.clipnorm or None)
                 model = build_adding_model(cell, length, config.hidden_size, optimizer,
                                            config.jit_compile)
+                model.optimizer.build(model.trainable_variables)  # saved slots load cleanly
             run = common.TrainingRun(
                 out / f"adding_{cell}_T{length}",
                 settings=adding_settings(config, cell, length),
@@ -794,22 +814,20 @@ def train_adding_models(config: Config, out: Path) -> dict:
                 restart=config.restart,
                 tensorboard=config.tensorboard,
             )
-            model.optimizer.build(model.trainable_variables)  # so saved slots load cleanly
             timing_path = run.directory / "epoch_seconds.json"
             if not run.finished(model):
                 print(f"training {CELL_NAMES[cell]} (T={length}, {model.count_params():,} "
                       "parameters)" + (" - resuming" if run.resuming else ""))
                 earlier = (common.read_json(timing_path) or []) if run.resuming else []
-                timer = make_epoch_timer()
+                timer = make_epoch_timer(timing_path, earlier)
                 model.fit(
                     x_train, y_train,
                     validation_data=(x_val, y_val),
                     epochs=config.epochs,
                     batch_size=config.batch_size,
-                    callbacks=[*run.callbacks(), timer],
+                    callbacks=[*run.callbacks(), timer, make_target_stop(config.target_mse)],
                     verbose=2,
                 )
-                common.write_json(timing_path, earlier + timer.seconds)
                 run.finish(model)
             epoch_seconds = common.read_json(timing_path) or [float("nan")]
             test_mse = model.evaluate(x_test, y_test, batch_size=config.batch_size, verbose=0)
@@ -854,7 +872,9 @@ def comparison_table(
     base_speed = models[(reference, length)]["seconds_per_epoch"]
     lines = [
         f"Adding problem, hidden size {units}, {config.train_samples:,} training sequences, "
-        f"up to {config.epochs} epochs; measured at T={length} unless stated; baseline "
+        f"up to {config.epochs} epochs"
+        + (f" (or until validation MSE < {config.target_mse:g})" if config.target_mse else "")
+        + f"; measured at T={length} unless stated; baseline "
         f"(predict the training mean) test MSE {baseline:.3f}.",
         "",
         "| | Memory | Complexity | Parameters | Vanishing gradient | Training speed | Best for |",

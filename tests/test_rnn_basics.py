@@ -160,6 +160,7 @@ BAD_CONFIGS = [
     (dict(epochs=0), "--epochs must be >= 1"),
     (dict(learning_rate=0.0), "--learning-rate must be > 0"),
     (dict(clipnorm=-1.0), "--clipnorm must be >= 0"),
+    (dict(target_mse=-0.1), "--target-mse must be >= 0"),
     (dict(temperature=0.0), "--temperature must be > 0"),
     (dict(text_chars=10), "--text-chars must be between"),
     (dict(text_chars=2_000_000), "--text-chars must be between"),
