@@ -35,6 +35,37 @@ from pathlib import Path  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
 from typing import Any, Literal  # noqa: E402
 
+
+
+@contextlib.contextmanager
+def _stderr_silenced() -> Iterator[None]:
+    """Point file descriptor 2 at /dev/null (C++ libraries write there directly)."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _import_tensorflow_quietly() -> None:
+    """TensorFlow 2.21 prints absl start-up lines (oneDNN, CUDA probing) that no environment
+    variable hides; swallow them so stderr holds only what matters. Python errors still show.
+    Set TF_CPP_MIN_LOG_LEVEL=0 to see them."""
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0" or "tensorflow" in sys.modules:
+        return
+    with _stderr_silenced():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()  # the CUDA probe logs here, once
+
+
+_import_tensorflow_quietly()
+
 try:  # POSIX only; elsewhere the output folder is simply not locked.
     import fcntl
 except ImportError:  # pragma: no cover - Windows
