@@ -28,16 +28,33 @@ generated (Hochreiter & Schmidhuber, 1997), so it needs no file.
 
 How to run:
     python rnn_basics.py                          # default: lengths 50 and 100 (< 5 min)
-    python rnn_basics.py --lengths 8 --hidden-size 4 --train-samples 256 --val-samples 64 \
-        --test-samples 64 --epochs 2 --char-steps 5 --char-hidden 16 --text-chars 20000 \
-        --gradient-length 12 --clip-demo-steps 5 --clip-demo-length 8 --sample-length 20 \
-        --no-jit-compile                          # quick run (~20 s, mostly TF start-up)
+    python rnn_basics.py --cells lstm --lengths 8 --hidden-size 4 --train-samples 256 \
+        --val-samples 64 --test-samples 64 --epochs 2 --char-steps 5 --char-hidden 16 \
+        --text-chars 20000 --gradient-length 12 --clip-demo-steps 5 --clip-demo-length 8 \
+        --sample-length 20 --no-jit-compile      # quick run (10 s of CPU; 37 s on the busy CPU)
     python rnn_basics.py --lengths 50 100 200 --train-samples 20480 --epochs 40 \
         --patience 10 --target-mse 0 --char-steps 2000   # full quality (FULL_QUALITY)
 Rerunning a command skips (loads) the adding-problem models it already trained; an
 interrupted run resumes from the last finished epoch; `--restart` trains afresh.
 
-Measured default run (2-core CPU, shared with other jobs): _pending_.
+Measured default run (`/usr/bin/time -v python rnn_basics.py`, 2-core CPU shared with other
+jobs at load average 7-14, so the run got 31% of the CPU: 86 s user + 5 s system CPU):
+4 min 54 s wall.
+- NumPy vs Keras forward passes (float64): max |difference| <= 4e-16 for SimpleRNN, LSTM, GRU.
+  BPTT vs central differences: max relative error 5e-9; vs GradientTape: 9e-15.
+- Char RNN, 300 steps: validation loss 2.19 nats/char (Keras twin 2.19, same curve to 3
+  decimals; unigram baseline 3.32).
+- Gradient norm at distance 99 over distance 0: SimpleRNN 5e-5 at init, 2e-11 after training;
+  LSTM 1e-6 -> 0.2; GRU 3e-20 -> 0.4 (the trained gates keep the path open). Clipping demo
+  (SGD lr 0.05, recurrent gain 2): without clipnorm the loss reaches 9e36 and NaN at step 58;
+  with clipnorm=1 it stays finite (MSE ~0.18, near the baseline: this model learns little).
+- Adding problem, test MSE at T=50 / T=100 (baseline 0.176 / 0.167): SimpleRNN 0.159 / 0.168,
+  LSTM 0.0010 / 0.0010, GRU 0.0005 / 0.0007 (training stopped once validation MSE < 1e-3).
+  Parameters 1,120 / 4,480 / 3,456; seconds per epoch are noisy on a shared CPU (T=100:
+  0.8 / 2.1 / 2.4). XLA (`--jit-compile`, default) measured on this CPU at T=100, 10k
+  sequences: LSTM ~1.0 vs ~4 s/epoch without, GRU 1.3 vs 3.5, SimpleRNN 0.5 vs 1.0, for a
+  5-20 s compilation per model; it loses for the short clipping demo and the char twin.
+Full quality (FULL_QUALITY, adds T=200 and trains every model 40 epochs): not yet measured.
 """
 
 from __future__ import annotations
@@ -862,10 +879,11 @@ def comparison_table(
         "lstm": "high: forget/input/output gates + candidate, states h and c",
         "gru": "medium: update/reset gates + candidate, state h",
     }
+    fewer = 1 - 3 * (units + input_size + 2) / (4 * (units + input_size + 1))  # GRU vs LSTM
     best_for = {
         "simplernn": "short sequences, simple patterns",
         "lstm": "long-range dependencies, the safe default",
-        "gru": "long-range dependencies with fewer parameters, faster",
+        "gru": f"long-range dependencies with {fewer:.0%} fewer parameters than an LSTM",
     }
     baseline = results["lengths"][length]["baseline_mse"]
     reference = config.cells[0]  # training speed relative to the first cell trained
