@@ -53,7 +53,7 @@ FULL_QUALITY: dict = {
     "epochs": 60,
     "units": 512,
     "sequence_length": 200,
-    "output_dir": str(common.OUTPUTS_DIR / "text_generation_full"),
+    "output_dir": "outputs/text_generation_full",
 }
 
 SHAKESPEARE_URL = "https://storage.googleapis.com/download.tensorflow.org/data/shakespeare.txt"
@@ -91,7 +91,7 @@ class Config(common.RunConfig):
     top_k: int = 0  # Sample only from the k most likely tokens; 0 = no limit.
     top_p: float = 1.0  # Nucleus sampling: smallest set of tokens with this much probability.
     num_samples: int = 2  # Samples generated side by side (one batch) per temperature.
-    sample_length: int = 400  # Tokens per generated sample.
+    sample_length: int = 500  # Tokens per generated sample (one stream of it is timed too).
     complete: str = ""  # Autocomplete: print the most likely next tokens after this text.
     num_completions: int = 10  # How many next tokens --complete and the bar chart show.
 
@@ -594,7 +594,8 @@ def generation_report(model, vocabulary: Vocabulary, config: Config, out: Path,
     for token, probability in table:
         print(f"  {show_token(token):>12}  {probability:7.2%}")
     plot_next_token_chart(table, complete, out / "next_token_probabilities.png", config.show)
-    speed = generation_speed(sampler, vocabulary.encode_prompt(config.prompt), 2000, config.seed)
+    speed = generation_speed(sampler, vocabulary.encode_prompt(config.prompt),
+                             config.sample_length, config.seed)
     print(f"generation: {speed:,.0f} {config.level}s/s for one stream (stateful tf.function)")
     return {
         "samples": samples,

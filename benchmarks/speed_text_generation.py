@@ -1,0 +1,136 @@
+"""Speed of text_generation.py's default model: training throughput with the project's
+settings against Keras defaults, back to back in one process, and generation speed.
+
+- project settings: the script's tf.data pipeline (random windows, prefetch), its batch size
+  and its `jit_compile` choice (off by default: XLA was 2-3x slower for this LSTM here);
+- Keras defaults: the same model, `fit(x, y)` on NumPy windows, batch_size=32, compile's
+  default `jit_compile="auto"` (which is off on a CPU-only machine);
+- for the record, the project settings with `jit_compile=True`;
+- generation: the stateful one-step sampler (one stream, and 8 streams in one batch), and the
+  naive way, `model.predict` on the whole prefix for every new character.
+
+    python benchmarks/speed_text_generation.py        # about 2-3 minutes on a 2-core CPU
+
+Prints a table and, as its last line, one JSON object with the numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import common  # noqa: E402
+import text_generation as tg  # noqa: E402
+
+TRAIN_TOKENS = 300_000  # tokens timed per training variant (after a warm-up of a few steps)
+
+
+def time_numpy_fit(model, x, y, batch_size: int, steps: int) -> float:
+    """Seconds for `steps` steps of `fit(x, y)` (a first, untimed call traces the step)."""
+    model.fit(x[: 3 * batch_size], y[: 3 * batch_size], batch_size=batch_size, verbose=0)
+    start = time.perf_counter()
+    model.fit(x[: steps * batch_size], y[: steps * batch_size], batch_size=batch_size,
+              verbose=0)
+    return time.perf_counter() - start
+
+
+def time_dataset_fit(model, data, steps: int) -> float:
+    """Seconds for `steps` steps of `fit` on a tf.data pipeline (after 3 untimed steps)."""
+    model.fit(data, steps_per_epoch=3, epochs=1, verbose=0)
+    start = time.perf_counter()
+    model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
+    return time.perf_counter() - start
+
+
+def main() -> dict:
+    import keras
+    import numpy as np
+
+    common.set_seed(0)
+    config = tg.Config()
+    text, _ = tg.load_text(config)
+    train_text, _ = tg.split_text(text, config.validation_fraction)
+    vocabulary = tg.Vocabulary.build("char", train_text, config.max_vocab)
+    train_ids = vocabulary.encode(train_text)
+    length = config.sequence_length
+    results: dict = {"cpu_count": os.cpu_count(), "model": (
+        f"{config.cell.upper()} {config.num_layers}x{config.units}, embedding "
+        f"{config.embedding_dim}, sequence length {length}")}
+
+    def fresh_model(jit_compile: bool | str):
+        keras.backend.clear_session()
+        common.set_seed(0)
+        model = tg.build_model(config, len(vocabulary))
+        model.compile(
+            optimizer=keras.optimizers.Adam(1e-3, clipnorm=config.clipnorm),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            jit_compile=jit_compile,
+        )
+        return model
+
+    # ---- Keras defaults: NumPy windows, fit(x, y), batch 32, jit_compile="auto"
+    starts = np.random.default_rng(0).integers(0, len(train_ids) - length - 1, 4000)
+    windows = np.stack([train_ids[s : s + length + 1] for s in starts])
+    x, y = windows[:, :-1], windows[:, 1:]
+    steps = TRAIN_TOKENS // (32 * length)
+    seconds = time_numpy_fit(fresh_model("auto"), x, y, 32, steps)
+    results["train_tokens_per_s_keras_defaults"] = steps * 32 * length / seconds
+
+    # ---- project settings: tf.data random windows, batch config.batch_size, its jit choice
+    data = tg.make_train_dataset(train_ids, length, config.batch_size, seed=0)
+    steps = TRAIN_TOKENS // (config.batch_size * length)
+    for label, jit_compile in (("project", config.jit_compile), ("project_jit", True)):
+        seconds = time_dataset_fit(fresh_model(jit_compile), data, steps)
+        results[f"train_tokens_per_s_{label}"] = steps * config.batch_size * length / seconds
+    results["train_tokens_per_s"] = results["train_tokens_per_s_project"]
+    results["train_speedup_vs_keras_defaults"] = (
+        results["train_tokens_per_s_project"] / results["train_tokens_per_s_keras_defaults"])
+    results["jit_speedup_over_project_settings"] = (
+        results["train_tokens_per_s_project_jit"] / results["train_tokens_per_s_project"])
+
+    # ---- generation: stateful one-step sampler vs model.predict on the whole prefix
+    model = fresh_model(False)
+    sampler = tg.Sampler(model)
+    prompt = vocabulary.encode_prompt("ROMEO:")
+    results["generation_chars_per_s"] = tg.generation_speed(sampler, prompt, 2000, seed=0)
+    sampler.generate(prompt, 8, num_samples=8)
+    start = time.perf_counter()
+    sampler.generate(prompt, 1000, num_samples=8, temperature=1.0)
+    results["generation_chars_per_s_8_streams"] = 8000 / (time.perf_counter() - start)
+    ids = list(prompt)
+    model.predict(np.array([ids]), verbose=0)
+    start = time.perf_counter()
+    for _ in range(30):  # the slow way: re-run the whole prefix for every new character
+        logits = model.predict(np.array([ids]), verbose=0)[0, -1]
+        ids.append(int(np.argmax(logits)))
+    results["predict_loop_chars_per_s"] = 30 / (time.perf_counter() - start)
+
+    print(f"model: {results['model']}; {results['cpu_count']} CPU cores")
+    print("training throughput (tokens/s):")
+    print(f"  Keras defaults (fit on NumPy, batch 32, no XLA): "
+          f"{results['train_tokens_per_s_keras_defaults']:10,.0f}")
+    print(f"  project settings (tf.data, batch {config.batch_size}, jit_compile="
+          f"{config.jit_compile}): {results['train_tokens_per_s_project']:10,.0f}  "
+          f"({results['train_speedup_vs_keras_defaults']:.2f}x)")
+    print(f"  project settings with jit_compile=True: "
+          f"{results['train_tokens_per_s_project_jit']:10,.0f}  "
+          f"({results['jit_speedup_over_project_settings']:.2f}x the project settings)")
+    print("generation (characters/s):")
+    print(f"  stateful tf.function sampler, 1 stream: {results['generation_chars_per_s']:10,.0f}")
+    print(f"  stateful tf.function sampler, 8 streams: "
+          f"{results['generation_chars_per_s_8_streams']:10,.0f}")
+    print(f"  model.predict on the whole prefix per character: "
+          f"{results['predict_loop_chars_per_s']:10,.1f}")
+    print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v)
+                      for k, v in results.items()}))
+    return results
+
+
+if __name__ == "__main__":
+    main()
