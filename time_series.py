@@ -43,14 +43,33 @@ trained; an interrupted run resumes from the last finished epoch; `--restart` tr
 Targets (from the issue): test MAE of T / last-value baseline <= 0.55 (next hour) and
 <= 0.44 (next 24 h); the tutorial recipe measured 0.626 and 0.49 on this data and split.
 
-Measured (default run, 2-core CPU): _pending_.
+Measured default run (`/usr/bin/time -v python time_series.py`, 2-core CPU shared with about
+six other training jobs, load average ~13): 22.9 min wall clock, 6.4 min of CPU time (the job
+got 27 % of one core; alone on the 2 cores expect roughly 5-7 min, not measured). Test MAE of T,
+normalised (degC), and the ratio to the last-value baseline:
+    next hour:   last 0.0857 (0.742 degC) | reference 0.0527 (0.615) | linear 0.0601 (0.701)
+                 LSTM 0.0509 (0.593) | GRU 0.0508 = 0.440 degC (0.593, best on validation)
+                 LSTM+GRU average 0.0506 (0.590)
+    next 24 h:   last 0.3971 (3.435 degC) | repeat 0.2751 (0.693) | reference 0.1934 (0.487)
+                 linear 0.2066 (0.520) | LSTM 0.1856 (0.467) | GRU 0.1841 (0.464)
+                 LSTM+GRU average 0.1826 = 1.579 degC (0.460, best on validation)
+The recipe measured side by side (0.615 / 0.487) is beaten by 4 % and 6 %, NOT by the 10 % the
+targets ask (0.55 / 0.44). Tried here, on validation: MAE loss instead of MSE (-1 %), GRU(128)
+without dropout (-1 % next hour; overfits at 24 h), input dropout 0.3 (worse), AdamW weight
+decay 0.05 / 0.2 (no gain), averaging LSTM and GRU (-1 to -2 %). The limit looks like the
+features (6 of 14 Jena columns) and the 24-hour input, which the task definition fixes.
+Stocks (`--dataset stock`, AAPL, test 2020-01-30..2024-04-19, 1063 days): GRU MAE $1.991 vs
+persistence $1.983 (ratio 1.004), RMSE $2.659 vs $2.652, direction right 49.7 % vs 51.3 % for
+"always up": the model does NOT beat persistence.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -367,8 +386,11 @@ def download_prices(ticker: str, cache_dir: Path) -> Path:
     try:
         import yfinance
 
-        frame = yfinance.download(ticker, period="max", auto_adjust=False, progress=False,
-                                  multi_level_index=False)
+        logging.getLogger("yfinance").setLevel(logging.CRITICAL)  # we report failures below
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pandas deprecation notes from inside yfinance
+            frame = yfinance.download(ticker, period="max", auto_adjust=False,
+                                      progress=False, multi_level_index=False)
         if frame is None or frame.empty:
             raise RuntimeError("no rows returned (offline, or unknown ticker)")
         frame = frame.reset_index()

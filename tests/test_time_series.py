@@ -144,6 +144,21 @@ def test_error_measures_against_hand_values():
                                    np.array([0.5, 1, 2, -3])) == pytest.approx(0.75)
 
 
+def test_headline_model_is_chosen_on_validation_and_never_the_reference():
+    def row(model, val, test):
+        return {"task": "single", "model": model, "val_mae": val, "test_mae": test,
+                "val_mae_degC": val * 8, "test_mae_degC": test * 8}
+
+    rows = [row("last", 0.1, 0.1), row("linear", 0.06, 0.05), row("gru", 0.05, 0.06),
+            row("reference", 0.01, 0.01)]
+    metrics = ts.weather_metrics(rows, ts.Config(tasks=("single",)))
+    assert metrics["jena_single_best_model"] == "gru"  # lowest validation MAE, not test
+    assert metrics["jena_single_mae_ratio"] == pytest.approx(0.6)
+    assert metrics["jena_single_mae_reference_ratio"] == pytest.approx(0.1)
+    assert metrics["jena_single_mae_baseline"] == 0.1
+    assert metrics["jena_single_mae_gru_degC"] == pytest.approx(0.48)
+
+
 def test_residual_model_starts_at_the_last_value_baseline():
     model = ts.build_model("gru", 24, 4, 3, units=8, dropout=0.0, residual=True,
                            learning_rate=1e-3, clipnorm=1.0, decay_steps=10, jit_compile=False)
