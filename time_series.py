@@ -101,7 +101,7 @@ REFERENCE_RECIPE = {"units": 32, "learning_rate": 1e-3, "batch_size": 32, "patie
 class Config(common.RunConfig):
     dataset: Literal["weather", "stock"] = "weather"  # Jena temperature, or daily stock prices.
     models: tuple[str, ...] = WEATHER_MODELS  # Weather models to train: linear lstm gru reference.
-    tasks: tuple[str, ...] = ("single", "multi")  # Weather tasks: next hour, next horizon hours.
+    tasks: tuple[str, ...] = ("single", "multi")  # Weather tasks: single (1 h), multi (24 h).
     input_hours: int = 24  # Hours of history each weather forecast sees (24 as in the tutorial).
     horizon_hours: int = 24  # Hours the multi-step task forecasts at once (24 as in the tutorial).
     units: int = 64  # Units per recurrent layer (the reference recipe keeps its 32).
@@ -629,6 +629,7 @@ def run_weather(config: Config, out: Path) -> dict:
           + ", ".join(f"{k} {len(v)}" for k, v in data.splits.items())
           + f"; T mean {data.mean[0]:.2f} degC, std {target_std:.2f} degC (training rows)")
 
+    strategy = common.distribution_strategy(config.strategy)
     rows: list[dict] = []  # the results table
     histories: dict = {}
     test_forecasts: dict = {}  # (task, model) -> test predictions, normalised
@@ -670,10 +671,11 @@ def run_weather(config: Config, out: Path) -> dict:
                        for split, values in data.splits.items()}
             steps = math.ceil(len(labels["train"]) / batch_size)
             keras.utils.set_random_seed(config.seed)
-            model = build_model(kind, config.input_hours, len(data.columns), horizon,
-                                config.units, config.dropout, config.residual,
-                                config.learning_rate, config.clipnorm, steps * epochs,
-                                config.jit_compile, config.loss)
+            with strategy.scope():  # one device by default; --strategy mirrored: all GPUs
+                model = build_model(kind, config.input_hours, len(data.columns), horizon,
+                                    config.units, config.dropout, config.residual,
+                                    config.learning_rate, config.clipnorm, steps * epochs,
+                                    config.jit_compile, config.loss)
             print(f"\n{task}/{kind}: {model.count_params():,} parameters, batch {batch_size}, "
                   f"<= {epochs} epochs")
             # What identifies this training (a rerun with the same settings loads its weights).
@@ -808,9 +810,10 @@ def run_stock(config: Config, out: Path) -> dict:
     keras.utils.set_random_seed(config.seed)
     # A GRU forecasting tomorrow's normalised log return (no residual: returns have no level;
     # MSE: we want the mean return, and MAE's median return is ~0, i.e. persistence).
-    model = build_model("gru", window, len(data.columns), 1, config.units, config.dropout,
-                        False, config.learning_rate, config.clipnorm, steps * config.epochs,
-                        config.jit_compile, loss="mse")
+    with common.distribution_strategy(config.strategy).scope():
+        model = build_model("gru", window, len(data.columns), 1, config.units, config.dropout,
+                            False, config.learning_rate, config.clipnorm,
+                            steps * config.epochs, config.jit_compile, loss="mse")
     print(f"stock/gru: {model.count_params():,} parameters, {train_windows} training windows")
     settings = {**common.settings_of(config, ignore=(
         "models", "tasks", "input_hours", "horizon_hours", "residual", "jit_compile", "loss",
