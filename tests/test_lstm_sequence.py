@@ -3,7 +3,6 @@ really excludes padding, tiny end-to-end runs of both tasks, and clear errors on
 
 import gzip
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -290,8 +289,9 @@ def test_tiny_pos_run_trains_saves_and_tags(out_dir, capsys):
     tagged = ls.main(tiny_config(out_dir, tag="The old man the boats ."))
     assert len(tagged["tags"]) == 6 and set(tagged["tags"]) <= set(ls.UPOS_TAGS)
     assert "The/" in capsys.readouterr().out
-    with pytest.raises(common.UserError, match="sentence to tag is empty"):
-        ls.main(tiny_config(out_dir, tag="   "))
+    for empty in ("", "   "):
+        with pytest.raises(common.UserError, match="sentence to tag is empty"):
+            ls.main(tiny_config(out_dir, tag=empty))
 
 
 @pytest.mark.slow
@@ -308,8 +308,9 @@ def test_tiny_sentiment_run_trains_saves_and_classifies(out_dir, capsys):
 
     result = ls.main(tiny_config(out_dir, classify="A great phone, I love it."))
     assert 0 <= result["sentiment_probability"] <= 1
-    with pytest.raises(common.UserError, match="sentence to classify is empty"):
-        ls.main(tiny_config(out_dir, classify=" "))
+    for empty in ("", " "):
+        with pytest.raises(common.UserError, match="sentence to classify is empty"):
+            ls.main(tiny_config(out_dir, classify=empty))
     with pytest.raises(common.UserError, match="has no words"):
         ls.main(tiny_config(out_dir, classify="?!"))
 
@@ -353,14 +354,18 @@ def test_corrupt_treebank_stops_the_run_with_the_file_and_line(out_dir, tmp_path
     assert not (out_dir / "metrics.json").exists()
 
 
-def test_cli_prints_one_line_errors(tmp_path):
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "lstm_sequence.py"), "--output-dir", str(tmp_path),
-         "--tag", "Hello ."],
-        capture_output=True, text=True, timeout=120,
-    )
-    assert result.returncode == 1
-    last_line = result.stderr.strip().splitlines()[-1]
-    assert last_line.startswith("error: no saved model at") and "--task pos" in last_line
-    assert "Traceback" not in result.stderr
+def test_cli_turns_bad_input_into_one_line_errors(tmp_path, monkeypatch, capsys):
+    def cli(*args: str):
+        monkeypatch.setattr(sys, "argv", ["lstm_sequence.py", "--output-dir", str(tmp_path),
+                                          *args])
+        try:
+            return common.run_cli(ls.main, ls.Config, ls.__doc__)
+        except SystemExit as exit_info:  # argparse refuses bad values with exit code 2
+            return exit_info.code
 
+    assert cli("--tag", " ") == 2  # refused while parsing, before any work
+    assert "error: the sentence to tag is empty" in capsys.readouterr().err
+    assert cli("--tag", "Hello .") == 1  # no trained model yet
+    err = capsys.readouterr().err
+    assert err.startswith("error: no saved model at") and "--task pos" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
