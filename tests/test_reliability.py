@@ -200,3 +200,115 @@ def test_broken_checkpoint_is_reported_in_one_line(script, finished_runs, tmp_pa
     result = run_script(script, args)
     assert_one_line_error(result, target.name, "unreadable")
     assert snapshot(broken) == before, "a failed run changed the output folder"
+
+
+# ----------------------------------------------------------------------------- bad inputs
+def _write(path: Path, text: str) -> str:
+    path.write_text(text)
+    return str(path)
+
+
+def _prices(rows: list[str]) -> str:
+    return "Date,Open,High,Low,Close,Adj Close,Volume\n" + "\n".join(rows) + "\n"
+
+
+def _good_rows(n: int, start: int = 0) -> list[str]:
+    days = [f"20{10 + (start + i) // 300:02d}-{1 + (start + i) % 300 // 28:02d}-"
+            f"{1 + (start + i) % 28:02d}" for i in range(n)]
+    return [f"{day},10,11,9,10.5,10.5,1000" for day in days]
+
+
+def bad_inputs(tmp: Path) -> list[tuple[str, list[str], str]]:
+    """(script, arguments, fragment the one-line error must contain)."""
+    rows = _good_rows(400)
+    broken_ud = tmp / "ud"
+    broken_ud.mkdir()
+    for split in ("train", "dev", "test"):
+        _write(broken_ud / f"en_ewt-ud-{split}.conllu",
+               "# text = Hi there\n1\tHi\thi\tINTJ\tUH\t_\t0\troot\t_\t_\n2\tthere\tthere\n\n")
+    stock = ["--dataset", "stock", "--csv"]
+    return [
+        ("time_series", [*stock, str(tmp / "nope.csv")], "no CSV file at"),
+        ("time_series", [*stock, _write(tmp / "empty.csv", "")], "cannot read"),
+        ("time_series", [*stock, _write(tmp / "cols.csv", "Date,Price\n2020-01-01,3\n")],
+         "is missing column(s) Open"),
+        ("time_series", [*stock, _write(tmp / "text.csv", _prices(
+            rows[:10] + ["2011-01-01,10,eleven,9,10,10,5"] + rows[10:]))], "non-numeric value"),
+        ("time_series", [*stock, _write(tmp / "unsorted.csv", _prices(rows[5:] + rows[:5]))],
+         "dates are not sorted"),
+        ("time_series", [*stock, _write(tmp / "dup.csv", _prices(rows[:9] + rows[8:]))],
+         "duplicate date"),
+        ("time_series", [*stock, _write(tmp / "short.csv", _prices(rows[:12]))],
+         "too few for one window"),
+        ("time_series", ["--units", "0"], "--units"),
+        ("time_series", ["--epochs", "-1"], "--epochs"),
+        ("text_generation", ["--text", str(tmp / "missing.txt")], "does not exist"),
+        ("text_generation", ["--text", _write(tmp / "blank.txt", "  \n")], "holds no text"),
+        ("text_generation", ["--text", _write(tmp / "short.txt", "To be or not to be.\n")],
+         "the text is too short"),
+        ("text_generation", ["--learning-rate", "0"], "--learning-rate"),
+        ("text_generation", ["--batch-size", "0"], "--batch-size"),
+        ("lstm_sequence", ["--tag", "   "], "empty"),
+        ("lstm_sequence", ["--task", "parse"], "invalid choice"),
+        ("lstm_sequence", ["--task", "pos", "--ud-dir", str(broken_ud)],
+         "expected 10 tab-separated"),
+        ("lstm_sequence", ["--epochs", "0"], "--epochs"),
+        ("machine_translation", ["--translate", "  "], "got no words"),
+        ("machine_translation", ["--max-length", "0"], "--max-length"),
+        ("machine_translation", ["--beam-width", "0"], "--beam-width"),
+        ("rnn_basics", ["--lengths", "0"], "--lengths"),
+        ("rnn_basics", ["--hidden-size", "-4"], "--hidden-size"),
+        ("rnn_basics", ["--train-samples", "0"], "--train-samples"),
+    ]
+
+
+def test_every_bad_input_gets_one_line_and_a_nonzero_exit(tmp_path, monkeypatch, capsys):
+    output = tmp_path / "previous"
+    output.mkdir()
+    (output / "best.keras").write_bytes(b"an earlier run's model")
+    before = snapshot(output)
+    cases = bad_inputs(tmp_path)
+    assert {script for script, _, _ in cases} == set(TINY)
+    for script, args, fragment in cases:
+        module = __import__(script)
+        monkeypatch.setattr(sys, "argv", [f"{script}.py", *args, "--output-dir", str(output)])
+        try:
+            code = common.run_cli(module.main, module.Config, module.__doc__)
+        except SystemExit as exit_info:  # argparse / Config refusals
+            code = exit_info.code
+        err = capsys.readouterr().err.strip()
+        label = f"{script} {' '.join(args)}"
+        assert code not in (0, None), f"{label}: exit code {code}"
+        assert len(err.splitlines()) == 1, f"{label}: {err}"
+        assert fragment in err, f"{label}: {err}"
+        assert snapshot(output) == before, f"{label} changed the output folder"
+
+
+def test_unknown_ticker_while_offline_is_refused(tmp_path, monkeypatch, capsys):
+    import yfinance
+
+    import time_series
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("network is unreachable")
+
+    monkeypatch.setattr(yfinance, "download", offline)
+    monkeypatch.setattr(sys, "argv", ["time_series.py", "--dataset", "stock", "--ticker",
+                                      "ZZZZ", "--download", "--output-dir", str(tmp_path)])
+    assert common.run_cli(time_series.main, time_series.Config) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "could not download ZZZZ" in err and "no bundled copy" in err
+
+
+@pytest.mark.slow
+def test_prompt_with_unseen_characters_is_refused(finished_runs, monkeypatch, capsys):
+    import text_generation
+
+    directory = finished_runs("text_generation")
+    monkeypatch.setattr(sys, "argv", ["text_generation.py", "--generate", "--prompt",
+                                      "ROMEO: \u2603", "--output-dir", str(directory)])
+    assert common.run_cli(text_generation.main, text_generation.Config) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "never saw" in err and "\u2603" in err
