@@ -28,16 +28,29 @@ data/fra-eng/fra.txt.gz, 164,930 pairs; CC BY 2.0 FR, credit www.manythings.org/
 Tatoeba Project contributors; see data/README.md).
 
 Run
-    python machine_translation.py                     # default: 40k pairs, GRU + Luong attention
-                                                      # and the no-attention variant (--help)
+    python machine_translation.py          # default: 25k pairs, GRU + Bahdanau attention, 8 epochs
+    python machine_translation.py --compare-no-attention     # also train --attention none
     python machine_translation.py --translate "I am cold."   # greedy + top-3 beams, saved model
-    python machine_translation.py --max-pairs 2000 --epochs 1 --units 32 --embedding-dim 32 \
-        --test-sentences 100 --no-compare-no-attention --output-dir /tmp/mt   # quick (~20 s)
+    python machine_translation.py --max-pairs 1000 --epochs 1 --units 16 --embedding-dim 16 \
+        --test-sentences 50 --heatmaps 0 --output-dir /tmp/mt          # quick run (< 20 s)
     python machine_translation.py --max-pairs 0 --epochs 30 --units 256 --embedding-dim 256 \
         --source-vocab-size 12000 --target-vocab-size 16000 --batch-size 128 --dropout 0.2 \
-        --test-sentences 0 --output-dir outputs/machine_translation_full   # FULL_QUALITY
+        --patience 3 --test-sentences 0 --compare-no-attention \
+        --output-dir outputs/machine_translation_full                  # FULL_QUALITY
+Outputs (outputs/machine_translation/): metrics.json; gru_bahdanau/ with best.keras,
+vocabulary.json, history.csv/.png and attention_1..3.png heatmaps.
 
-Default run, measured on a 2-core CPU (shared with other jobs): _pending_
+Default run, measured on the 2-core CPU while other jobs shared it (load average ~12):
+14 min 38 s wall (`/usr/bin/time -v`, 1.3 GB peak memory); 22,509 training pairs, 8 epochs
+(val loss 1.31, val token accuracy 0.63); on 876 held-out English sentences (1,248 refs):
+    copy English (baseline)   BLEU  0.4   chrF 14.7
+    Bahdanau, greedy          BLEU 29.8   chrF 49.4
+    Bahdanau, beam 5          BLEU 33.1   chrF 51.6   (37 sentences/s beam, 57/s greedy)
+A 6-epoch, 8k-pair probe gave Luong 5.5 vs Bahdanau 10.8 BLEU (beam 5).
+BLEU here is lower-cased corpus BLEU (sacrebleu 13a) against all references of a sentence.
+The full-quality run (all pairs, 256 units, both variants) was not run on this CPU: at the
+default run's speed it needs several hours on 2 cores (minutes on a GPU); its targets are test
+BLEU (beam 5) >= 35, attention >= 5 BLEU over none, beam >= greedy — unverified here.
 """
 
 from __future__ import annotations
@@ -77,12 +90,12 @@ class Config(common.RunConfig):
     target_vocab_size: int = 4000  # Largest French vocabulary; its softmax dominates the time.
     min_count: int = 2  # Words seen fewer times in training become [UNK].
     cell: Literal["gru", "lstm"] = "gru"  # Recurrent cell of the encoder and decoder.
-    attention: Literal["bahdanau", "luong", "none"] = "luong"  # How the decoder looks back.
+    attention: Literal["bahdanau", "luong", "none"] = "bahdanau"  # How the decoder looks back.
     compare_no_attention: bool = False  # Also train --attention none (doubles the time).
     embedding_dim: int = 128  # Size of the word vectors (both languages).
     units: int = 128  # Encoder units per direction; the decoder has 2*units.
     dropout: float = 0.1  # Dropout on embeddings and before the output layer.
-    epochs: int = 10  # Upper bound on passes over the data (early stopping usually ends sooner).
+    epochs: int = 8  # Upper bound on passes over the data (early stopping usually ends sooner).
     batch_size: int = 64  # Sentence pairs per step (128: no more pairs/s on 2 cores).
     learning_rate: float = 2e-3  # Adam step size.
     clipnorm: float = 1.0  # Clip each gradient to this global norm (keeps RNN training stable).
@@ -340,7 +353,9 @@ def build_model(config: Config, source_vocab_size: int, target_vocab_size: int,
             keys = layers.Dense(config.units, use_bias=False,
                                 name="key_projection")(encoder_outputs)
             attend = layers.AdditiveAttention(name="attention")
-        else:  # Luong "general": W_k h̄_s, then Keras takes the dot product with h_t
+        else:  # Luong "general": W_k h̄_s, then Keras takes the dot product with h_t.
+            # Unscaled dot products grow large: in our CPU runs the weights saturated to
+            # one-hot on the final "." (no alignment) and BLEU was about half Bahdanau's.
             query = decoder_outputs
             keys = layers.Dense(2 * config.units, use_bias=False,
                                 name="key_projection")(encoder_outputs)
@@ -520,9 +535,10 @@ class Translator:
         self.source_index = {word: i for i, word in enumerate(self.source_vocabulary)}
         self.start_id = self.target_vocabulary.index(START)
         self.end_id = self.target_vocabulary.index(END)
-        # Never generate padding or [start]: their log-probability is set to -inf.
+        # Never generate padding, [start] or [UNK] (log-probability -inf): a weak model
+        # otherwise likes the frequent [UNK] (every rare training word) over a real guess.
         banned = np.zeros(len(self.target_vocabulary), dtype="float32")
-        banned[[0, self.start_id]] = -np.inf
+        banned[[0, 1, self.start_id]] = -np.inf
         self.banned = tf.constant(banned)
         # Graph functions of plain tensor code (autograph=False: no Python control flow to
         # convert); traced once per input shape, then run without Python overhead.
@@ -729,7 +745,8 @@ def evaluate_variant(config: Config, model: keras.Model, vocabularies: dict, dat
             weights = np.stack([step[i] for step in log[: len(tokens)]])
             plot_attention(weights, sentence, translator.words(tokens),
                            directory / f"attention_{i + 1}.png",
-                           f"{model.name}: attention while translating", show=config.show)
+                           f"{model.name} attention: “{detokenize(sentence)}”",
+                           show=config.show)
     return metrics
 
 
