@@ -67,11 +67,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import common  # first: it quiets TensorFlow's start-up logs before Keras loads TensorFlow
+
 import keras
 import numpy as np
 from keras import layers, ops
-
-import common
 
 DATA_FILE = "fra-eng/fra.txt.gz"  # bundled Tatoeba pairs (see data/README.md)
 PAD, UNK, START, END = "", "[UNK]", "[start]", "[end]"  # ids 0, 1, 2, 3 in every vocabulary
