@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import os
 
-# Quiet TensorFlow's C++ start-up logs; set before TensorFlow is first imported.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Quiet TensorFlow's C++ logs (3: even its non-fatal "E" lines, such as oneDNN falling back
+# to Eigen for boolean masks); real failures still raise Python exceptions. Set before
+# TensorFlow is first imported; TF_CPP_MIN_LOG_LEVEL=0 shows everything.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
@@ -112,9 +114,10 @@ def shown(path: Path | str) -> str:
         return str(path)
 
 
-def _one_line(error: BaseException) -> str:
+def _one_line(error: BaseException, limit: int = 200) -> str:
+    """An exception's message on one line, cut to `limit` characters (0: never cut)."""
     text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
+    return text if not limit or len(text) <= limit else text[: limit - 3] + "..."
 
 
 # ----------------------------------------------------------------------------- config / CLI
@@ -242,7 +245,7 @@ def run_cli(main: Callable[[Any], dict], config_cls: type, description: str = ""
     try:
         main(config)
     except UserError as error:
-        print(f"error: {_one_line(error)}", file=sys.stderr)
+        print(f"error: {_one_line(error, limit=0)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(

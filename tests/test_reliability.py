@@ -48,11 +48,13 @@ TINY = {
     ],
 }
 
-# How to use the saved model without training, where a script offers it.
+# How to use the saved model without training, where a script offers it, and the file that
+# this loads.
 INFERENCE = {
-    "lstm_sequence": ["--task", "pos", "--tag", "The old man the boats ."],
-    "text_generation": ["--generate", "--prompt", "ROMEO:", "--sample-length", "20"],
-    "machine_translation": ["--translate", "I am cold."],
+    "lstm_sequence": (["--task", "pos", "--tag", "The old man the boats ."], "pos_tagger.keras"),
+    "text_generation": (["--generate", "--prompt", "ROMEO:", "--sample-length", "20"],
+                        "best.keras"),
+    "machine_translation": (["--translate", "I am cold."], "best.keras"),
 }
 
 # A learning rate that makes every model diverge within a few steps.
@@ -190,8 +192,9 @@ def test_broken_checkpoint_is_reported_in_one_line(script, finished_runs, tmp_pa
     broken = tmp_path / "broken"
     subprocess.run(["cp", "-r", str(source), str(broken)], check=True)
     if script in INFERENCE:
-        target = sorted(broken.rglob("best.keras"))[0]
-        args = [*INFERENCE[script], "--output-dir", str(broken)]
+        inference_args, model_file = INFERENCE[script]
+        target = sorted(broken.rglob(model_file))[0]
+        args = [*inference_args, "--output-dir", str(broken)]
     else:  # no inference mode: the rerun loads the finished run's weights
         target = sorted(broken.rglob("final.weights.h5"))[0]
         args = [*TINY[script], "--output-dir", str(broken)]
