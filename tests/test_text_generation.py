@@ -4,8 +4,6 @@ one-step logits against the full sequence, bits vs nats, baselines, tiny end-to-
 
 import gzip
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import keras
@@ -212,14 +210,3 @@ def test_bundled_gzipped_text_is_read():
     assert name == "tinyshakespeare" and text.startswith("First Citizen:") and len(text) == 100
     with gzip.open(ROOT / "data/tinyshakespeare/input.txt.gz", "rt", encoding="utf-8") as f:
         assert f.read(100) == text
-
-
-def test_cli_prints_one_line_for_a_user_error(tmp_path):
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "text_generation.py"), "--text", str(tmp_path / "x.txt"),
-         "--output-dir", str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=120,
-    )
-    assert result.returncode == 1
-    assert "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith("error: text file")
