@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 import common  # noqa: E402
 import text_generation as tg  # noqa: E402
 
-TRAIN_TOKENS = 300_000  # tokens timed per training variant (after a warm-up of a few steps)
+TRAIN_TOKENS = 600_000  # tokens timed per training variant (after a warm-up of a few steps)
 
 
 def time_numpy_fit(model, x, y, batch_size: int, steps: int) -> float:
