@@ -33,6 +33,7 @@ import textwrap  # noqa: E402
 import tokenize  # noqa: E402
 import types  # noqa: E402
 import typing  # noqa: E402
+import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
 from typing import Any, Literal  # noqa: E402
@@ -67,6 +68,9 @@ def _import_tensorflow_quietly() -> None:
 
 
 _import_tensorflow_quietly()
+# Keras 3 warns that fit's default shuffle=True is ignored for a tf.data.Dataset; the scripts
+# shuffle inside their pipelines (training windows only), so the warning is only noise.
+warnings.filterwarnings("ignore", message=r"`shuffle=True` was passed", category=UserWarning)
 
 try:  # POSIX only; elsewhere the output folder is simply not locked.
     import fcntl
