@@ -22,6 +22,7 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -101,6 +102,19 @@ JOBS: dict[str, tuple[str, str, dict | str, dict[str, str]]] = {
         {"bleu_beam": "bleu_no_attention"},
     ),
 }
+
+# Plots the README shows, copied to docs/ after each run of their job: job -> [(file in the
+# job's output folder, name under docs/)].
+DOC_PLOTS = {
+    "rnn_basics:default": [("gradient_norms.png", "vanishing_gradients.png"),
+                           ("adding_mse_vs_length.png", "adding_mse_vs_length.png")],
+    "time_series:default": [("predictions_vs_actual.png", "forecast_vs_actual.png"),
+                            ("mae_per_model.png", "jena_mae_per_model.png")],
+    "lstm_sequence:default": [("pos_confusion.png", "pos_confusion.png")],
+    "text_generation:default": [("loss.png", "text_generation_loss.png")],
+    "machine_translation:default": [("attention_1.png", "attention_heatmap.png")],
+}
+DOCS = ROOT / "docs"
 
 # Published anchors each result is read against (source named; differences noted).
 ANCHORS = {
@@ -222,6 +236,11 @@ def run_job(name: str, log_dir: Path) -> dict:
         print(f"   FAILED (see {log_path})", flush=True)
         return {"failed": True, "wall_seconds": round(wall, 1)}
     metrics = json.loads(result_path.read_text())
+    for source, target in DOC_PLOTS.get(name, []):
+        found = sorted(output_dir.rglob(source))
+        if found:
+            DOCS.mkdir(exist_ok=True)
+            shutil.copyfile(found[0], DOCS / target)
     peak_mb = usage.ru_maxrss / 1024  # Linux reports KiB
     print(f"   {wall:.0f} s, peak {peak_mb:.0f} MB", flush=True)
     return {
