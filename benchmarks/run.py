@@ -92,6 +92,11 @@ JOBS: dict[str, tuple[str, str, dict | str, dict[str, str]]] = {
         "bleu_greedy": "default_bleu_greedy",
         "run_seconds": "default_run_seconds",
     }),
+    "machine_translation:default-none": (
+        "machine_translation", "default", {"attention": "none"},
+        {"bleu_beam": "default_bleu_no_attention",
+         "bleu_greedy": "default_bleu_greedy_no_attention"},
+    ),
     "machine_translation:full": ("machine_translation", "full", "FULL_QUALITY", {
         "bleu_beam": "bleu_beam",
         "bleu_greedy": "bleu_greedy",
