@@ -35,17 +35,16 @@ How to run:
 A tiny run (< 20 s): --max-chars 30000 --epochs 3 --steps-per-epoch 10 --units 48
     --num-layers 1 --batch-size 32 --sequence-length 32 --sample-length 50
 
-Measured, default run (`/usr/bin/time -v python text_generation.py`, 2-core AMD EPYC CPU
-shared with other jobs, so this job got 1.24 cores on average): validation 1.4921 nats/char
-= 2.153 bits/char, perplexity 4.45 (baselines: unigram 3.347, bigram 2.482 nats/char) after
-1,700 steps (13.9M characters, 17 epochs of 100 steps); 12 min 6 s wall, 905 CPU-seconds
-(about 9 min with both cores free, not measured); training 20,163 characters/s; generation
-10,870 characters/s for one stream. Keep the split, the 2048-character validation windows
+Measured, default run (`python benchmarks/run.py --jobs text_generation:default`, idle 2-core
+AMD EPYC, no GPU): validation 1.4921 nats/char = 2.153 bits/char, perplexity 4.45 (baselines:
+unigram 3.347, bigram 2.482 nats/char) after 1,700 steps (13.9M characters, 17 epochs of 100
+steps); 510 s wall (8.5 min), peak memory 1.5 GB; training 29,533 characters/s; generation
+11,493 characters/s for one stream. Keep the split, the 2048-character validation windows
 and the cosine schedule in mind when comparing with other numbers.
-Speed (benchmarks/speed_text_generation.py, same CPU, lighter load): training 21,093
-characters/s against 15,564 with Keras defaults (fit on NumPy, batch 32): 1.36x; XLA
-(`--jit-compile`) 0.80x; the one-step sampler 13,418 characters/s against 21 for
-`model.predict` on the whole prefix per character.
+Speed (`python benchmarks/speed_text_generation.py`, same idle CPU): training 29,712
+characters/s against 22,738 with Keras defaults (fit on NumPy, batch 32): 1.31x; XLA
+(`--jit-compile`) 0.95x; the one-step sampler 13,232 characters/s (27,856 for 8 streams)
+against 22 for `model.predict` on the whole prefix per character.
 Full quality (FULL_QUALITY): a 2x512 LSTM with dropout 0.3, 4,800 steps (2.8x the default's,
 each ~4x the compute): hours on this CPU; not yet measured.
 """

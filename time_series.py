@@ -43,10 +43,10 @@ trained; an interrupted run resumes from the last finished epoch; `--restart` tr
 Targets (from the issue): test MAE of T / last-value baseline <= 0.55 (next hour) and
 <= 0.44 (next 24 h); the tutorial recipe measured 0.626 and 0.49 on this data and split.
 
-Measured default run (`/usr/bin/time -v python time_series.py`, 2-core CPU shared with about
-six other training jobs, load average ~13): 22.9 min wall clock, 6.4 min of CPU time (the job
-got 27 % of one core; alone on the 2 cores expect roughly 5-7 min, not measured). Test MAE of T,
-normalised (degC), and the ratio to the last-value baseline:
+Measured default run (`python benchmarks/run.py --jobs time_series:default`, idle 2-core AMD
+EPYC, no GPU): 308 s wall clock (5.1 min), peak memory 1.6 GB. (Earlier, with six other
+training jobs sharing the CPU, the same run took 22.9 min and gave the same numbers.) Test MAE
+of T, normalised (degC), and the ratio to the last-value baseline:
     next hour:   last 0.0857 (0.742 degC) | reference 0.0527 (0.615) | linear 0.0601 (0.701)
                  LSTM 0.0509 (0.593) | GRU 0.0508 = 0.440 degC (0.593, best on validation)
                  LSTM+GRU average 0.0506 (0.590)
