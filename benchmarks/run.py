@@ -12,7 +12,9 @@ semantics, so a result always comes from a fresh training run.
     python benchmarks/run.py --mode full                  # every full-quality job
 
 Results are merged into runs.json (jobs not run keep their last result), then results.json
-and RESULTS.md are regenerated from it. Numbers are only ever what a run printed.
+and RESULTS.md are regenerated from it (`--render` does only that). The "notes" list in
+runs.json (targets met or not, data differences) is printed at the top of RESULTS.md.
+Numbers are only ever what a run printed.
 """
 
 from __future__ import annotations
@@ -288,6 +290,8 @@ def write_markdown(results: dict) -> None:
         f"TensorFlow {machine.get('tensorflow', '?')}, Keras {machine.get('keras', '?')}.",
         "",
     ]
+    for section in results.get("notes", []):
+        lines += [section, ""]
     for name in JOBS:
         run = results.get("runs", {}).get(name)
         if not run:
@@ -311,8 +315,6 @@ def write_markdown(results: dict) -> None:
             anchor = ANCHORS.get(keys.get(key, key), "")
             lines.append(f"| {key} | {_format(value)} | {anchor} |")
         lines.append("")
-    for section in results.get("notes", []):
-        lines += [section, ""]
     RESULTS_MD.write_text("\n".join(lines))
 
 
@@ -323,13 +325,19 @@ def main() -> int:
                         help="run every job of this mode (ignored with --jobs)")
     parser.add_argument("--list", action="store_true", help="list the jobs and exit")
     parser.add_argument("--note", default="", help="a remark stored with each run")
+    parser.add_argument("--render", action="store_true",
+                        help="only regenerate results.json and RESULTS.md from runs.json")
     args = parser.parse_args()
     if args.list:
         for name in JOBS:
             print(f"{name:32s} {job_command(name)}")
         return 0
-    names = args.jobs or [n for n, job in JOBS.items() if args.mode in ("all", job[1])]
     results = json.loads(RUNS_JSON.read_text()) if RUNS_JSON.is_file() else {}
+    if args.render:
+        RESULTS_JSON.write_text(json.dumps(collect(results), indent=2, default=float) + "\n")
+        write_markdown(results)
+        return 0
+    names = args.jobs or [n for n, job in JOBS.items() if args.mode in ("all", job[1])]
     results["machine"] = machine_info()
     log_dir = ROOT / "outputs" / "benchmarks" / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
