@@ -118,7 +118,7 @@ def shown(path: Path | str) -> str:
         return str(path)
 
 
-def _one_line(error: BaseException, limit: int = 200) -> str:
+def one_line(error: BaseException, limit: int = 200) -> str:
     """An exception's message on one line, cut to `limit` characters (0: never cut)."""
     text = " ".join(str(error).split()) or type(error).__name__
     return text if not limit or len(text) <= limit else text[: limit - 3] + "..."
@@ -249,7 +249,7 @@ def run_cli(main: Callable[[Any], dict], config_cls: type, description: str = ""
     try:
         main(config)
     except UserError as error:
-        print(f"error: {_one_line(error, limit=0)}", file=sys.stderr)
+        print(f"error: {one_line(error, limit=0)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(
@@ -394,7 +394,7 @@ def download_or_bundled(
         return Path(path)
     except Exception as error:  # get_file wraps URLError/HTTPError/OSError in Exception
         print(
-            f"warning: could not download {url} ({_one_line(error)}); "
+            f"warning: could not download {url} ({one_line(error)}); "
             f"using the bundled copy data/{bundled}",
             file=sys.stderr,
         )
@@ -413,7 +413,7 @@ def load_saved_model(path: Path, what: str = "python <script>.py", **kwargs: Any
         return keras.saving.load_model(path, **kwargs)
     except Exception as error:  # zipfile.BadZipFile, OSError, ValueError, KeyError, ...
         raise CheckpointError(
-            f"saved model {shown(path)} is unreadable ({_one_line(error)[:120]}); delete it "
+            f"saved model {shown(path)} is unreadable ({one_line(error)[:120]}); delete it "
             f"and retrain with `{what}`"
         ) from None
 
@@ -521,7 +521,7 @@ class TrainingRun:
             model.load_weights(self.final_weights)
         except Exception as error:
             raise CheckpointError(
-                f"{shown(self.final_weights)} is unreadable ({_one_line(error)[:120]}); "
+                f"{shown(self.final_weights)} is unreadable ({one_line(error)[:120]}); "
                 "rerun with --restart to train again"
             ) from None
         self.history = record["history"]

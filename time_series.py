@@ -317,7 +317,7 @@ def load_prices(path: Path, min_rows: int = 2) -> pd.DataFrame:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (ValueError, OSError, UnicodeDecodeError) as error:
         raise common.DataError(
-            f"cannot read {common.shown(path)} as CSV ({common._one_line(error)})") from None
+            f"cannot read {common.shown(path)} as CSV ({common.one_line(error)})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
     missing = [c for c in STOCK_COLUMNS if c not in frame.columns]
     if missing:
@@ -401,7 +401,7 @@ def download_prices(ticker: str, cache_dir: Path) -> Path:
         print(f"downloaded {len(frame)} rows of {ticker} to {common.shown(cache)}")
         return cache
     except Exception as error:  # network errors, yfinance errors, empty answers
-        reason = common._one_line(error)
+        reason = common.one_line(error)
         if cache.is_file():
             print(f"warning: could not download {ticker} ({reason}); using the older cached "
                   f"copy {common.shown(cache)}", file=sys.stderr)
