@@ -39,7 +39,6 @@ from collections.abc import Callable, Iterator  # noqa: E402
 from typing import Any, Literal  # noqa: E402
 
 
-
 @contextlib.contextmanager
 def _stderr_silenced() -> Iterator[None]:
     """Point file descriptor 2 at /dev/null (C++ libraries write there directly)."""
@@ -413,7 +412,7 @@ def load_saved_model(path: Path, what: str = "python <script>.py", **kwargs: Any
         return keras.saving.load_model(path, **kwargs)
     except Exception as error:  # zipfile.BadZipFile, OSError, ValueError, KeyError, ...
         raise CheckpointError(
-            f"saved model {shown(path)} is unreadable ({one_line(error)[:120]}); delete it "
+            f"saved model {shown(path)} is unreadable ({one_line(error, 120)}); delete it "
             f"and retrain with `{what}`"
         ) from None
 
@@ -521,7 +520,7 @@ class TrainingRun:
             model.load_weights(self.final_weights)
         except Exception as error:
             raise CheckpointError(
-                f"{shown(self.final_weights)} is unreadable ({one_line(error)[:120]}); "
+                f"{shown(self.final_weights)} is unreadable ({one_line(error, 120)}); "
                 "rerun with --restart to train again"
             ) from None
         self.history = record["history"]

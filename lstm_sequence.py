@@ -238,7 +238,7 @@ def read_conllu(path: Path) -> list[list[tuple[str, str]]]:
                 current.append((form, upos))
     except (OSError, EOFError, UnicodeDecodeError) as error:  # missing, bad gzip, not UTF-8
         raise common.DataError(
-            f"cannot read {common.shown(path)} ({common.one_line(error)[:100]})"
+            f"cannot read {common.shown(path)} ({common.one_line(error, 100)})"
         ) from None
     if current:
         sentences.append(current)
