@@ -1,0 +1,731 @@
+"""Spoken digit strings to text: MFCC features, a bidirectional GRU and CTC.
+
+A "phone number" recognizer: utterances of 1-7 spoken digits, made by joining recordings of
+single digits with short random pauses and light noise, are turned into MFCC frames; a stack
+of bidirectional GRUs reads them and outputs, for every frame, a probability over the ten
+digits and a CTC "blank". CTC (connectionist temporal classification) trains this without
+knowing where each digit starts and ends; decoding collapses the frame-wise outputs into the
+digit string.
+
+What it teaches
+- Audio as a sequence: waveform → short-time Fourier transform → mel filter bank → log →
+  DCT = MFCCs, all with `tf.signal`, normalized with statistics of the training split only.
+- A speaker-independent evaluation: one speaker is held out entirely (the unseen-speaker
+  test), beside a seen-speaker validation set built from held-out takes of the others.
+- Variable-length input: per-utterance frame counts become masks (padding never reaches the
+  backward GRU) and the CTC input lengths, also after the 2x downsampling in time.
+- CTC: the loss (`keras.ops.ctc_loss`), greedy decoding (written out: best class per frame,
+  merge repeats, drop blanks) and beam search (`keras.ops.ctc_decode`); digit error rate
+  (edit distance / reference length) and string accuracy, against a naive baseline.
+- Inference on any WAV file: `--transcribe FILE.wav` (stereo mixed down, other sample
+  rates resampled to 8 kHz).
+
+Dataset: Free Spoken Digit Dataset (Jackson et al., CC BY-SA 4.0): 6 speakers × 10 digits ×
+50 takes, 8 kHz mono. Bundled losslessly as one FLAC file (takes 0-44 of every digit and
+speaker, 2,700 recordings, data/fsdd/); `--download` fetches all 3,000 from GitHub.
+
+Run
+    python speech_recognition.py                        # default run
+    python speech_recognition.py --transcribe my_number.wav   # digits heard, saved model
+    python speech_recognition.py --train-utterances 200 --val-utterances 40 \
+        --test-utterances 40 --epochs 2 --units 16 --conv-filters 8 \
+        --output-dir /tmp/asr                                   # quick run (< 1 min)
+    python speech_recognition.py --train-utterances 12000 --units 192 --epochs 60 \
+        --patience 8 --output-dir outputs/speech_recognition_full     # FULL_QUALITY
+Outputs (outputs/speech_recognition/): metrics.json, features.png (waveform, spectrogram,
+MFCCs), posteriors.png (CTC posteriors of a test utterance), history.png, and model/ with
+best.keras and history.csv.
+
+Default run: NOT MEASURED YET.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import common  # first: it quiets TensorFlow's start-up logs before Keras loads TensorFlow
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+SAMPLE_RATE = 8000  # Hz, the sample rate of the Free Spoken Digit Dataset
+BLANK = 10  # CTC blank class; classes 0-9 are the digits themselves
+NUM_CLASSES = 11
+BUNDLED_AUDIO = "fsdd/recordings.flac"  # all bundled recordings, one after the other
+BUNDLED_INDEX = "fsdd/recordings.csv"  # file name and sample count of each, in order
+DOWNLOAD_URL = (
+    "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/heads/master.zip"
+)
+SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
+SCRIPT = "python speech_recognition.py"
+_NAME = re.compile(r"^(\d)_([a-z]+)_(\d+)\.wav$")
+
+
+@dataclass
+class Config(common.RunConfig):
+    data_dir: str = ""  # Folder of FSDD WAVs named digit_speaker_take.wav; "" = bundled copy.
+    download: bool = False  # Fetch all 3,000 recordings from GitHub (cached; bundled if offline).
+    test_speaker: str = "george"  # Held out entirely: his durations and levels are typical.
+    val_takes: int = 5  # Takes 0..N-1 of the other speakers: seen-speaker validation only.
+    train_utterances: int = 3000  # Digit strings built for training (new pauses and noise).
+    val_utterances: int = 400  # Seen-speaker validation strings (from the held-out takes).
+    test_utterances: int = 400  # Unseen-speaker test strings (all takes of --test-speaker).
+    min_digits: int = 1  # Shortest digit string.
+    max_digits: int = 7  # Longest digit string (a phone number).
+    max_pause: float = 0.25  # Longest random silence between (and around) digits, seconds.
+    min_snr_db: float = 20.0  # Light white noise: signal-to-noise ratio drawn from [min, max].
+    max_snr_db: float = 40.0  # Highest signal-to-noise ratio (dB).
+    speed_perturbation: float = 0.15  # Training recordings sped up/slowed by up to ±15%.
+    frame_length: int = 200  # STFT window in samples (25 ms at 8 kHz).
+    frame_step: int = 80  # Hop between frames in samples (10 ms); 100 frames per second.
+    fft_length: int = 256  # FFT size (>= frame_length): 129 frequency bins up to 4 kHz.
+    mel_bins: int = 40  # Triangular mel filters between 20 Hz and 4 kHz.
+    num_mfcc: int = 20  # MFCCs kept per frame (the first DCT coefficients of the log-mels).
+    cepstral_mean_norm: bool = True  # Subtract each utterance's mean MFCC (the microphone).
+    conv_filters: int = 64  # Conv1D front-end (stride 2 halves the frames); 0 = none.
+    units: int = 96  # GRU units per direction.
+    num_layers: int = 2  # Stacked bidirectional GRU layers.
+    dropout: float = 0.2  # Dropout between the layers (not inside the GRU: cuDNN-compatible).
+    epochs: int = 10  # Passes over the training strings (the step size decays over them).
+    batch_size: int = 32  # Utterances per step.
+    learning_rate: float = 2e-3  # Adam step size at the start (cosine decay to 5% of it).
+    clipnorm: float = 1.0  # Clip each gradient to this global norm (keeps RNN training stable).
+    patience: int = 3  # Stop after this many epochs without a better validation loss.
+    beam_width: int = 8  # Prefixes kept by CTC beam search.
+    transcribe: str | None = None  # Print the digits heard in this WAV file (saved model).
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check = common.check
+        for name in ("train_utterances", "val_utterances", "test_utterances", "min_digits",
+                     "frame_length", "frame_step", "fft_length", "mel_bins", "num_mfcc",
+                     "units", "num_layers", "epochs", "batch_size", "patience", "beam_width",
+                     "val_takes"):
+            value = getattr(self, name)
+            check(value >= 1, f"--{name.replace('_', '-')} must be >= 1 (got {value})")
+        check(self.conv_filters >= 0, f"--conv-filters must be >= 0 (got {self.conv_filters})")
+        check(self.max_digits >= self.min_digits,
+              f"--max-digits must be >= --min-digits (got {self.max_digits} < "
+              f"{self.min_digits})")
+        check(0 <= self.speed_perturbation < 0.5,
+              f"--speed-perturbation must be in [0, 0.5) (got {self.speed_perturbation})")
+        check(self.max_pause >= 0, f"--max-pause must be >= 0 (got {self.max_pause})")
+        check(self.max_snr_db >= self.min_snr_db,
+              f"--max-snr-db must be >= --min-snr-db (got {self.max_snr_db})")
+        check(self.fft_length >= self.frame_length,
+              f"--fft-length must be >= --frame-length (got {self.fft_length} < "
+              f"{self.frame_length})")
+        check(self.num_mfcc <= self.mel_bins,
+              f"--num-mfcc must be <= --mel-bins (got {self.num_mfcc} > {self.mel_bins})")
+        check(0 <= self.dropout < 1, f"--dropout must be in [0, 1) (got {self.dropout})")
+        check(self.learning_rate > 0, f"--learning-rate must be > 0 (got {self.learning_rate})")
+        check(self.clipnorm > 0, f"--clipnorm must be > 0 (got {self.clipnorm})")
+        check(self.test_speaker in SPEAKERS,
+              f"--test-speaker must be one of {', '.join(SPEAKERS)} (got {self.test_speaker!r})")
+
+
+# The documented full-quality run (benchmarks: `main(Config(**FULL_QUALITY))`): three times
+# the training strings, a wider model and more epochs (early stopping ends it sooner).
+FULL_QUALITY: dict = {
+    "train_utterances": 12000,
+    "val_utterances": 600,
+    "test_utterances": 1000,
+    "units": 192,
+    "conv_filters": 128,
+    "epochs": 60,
+    "patience": 8,
+    "output_dir": "outputs/speech_recognition_full",
+}
+
+# Config fields that only change evaluation or inference, not the trained model.
+EVALUATION_FIELDS = ("test_utterances", "beam_width", "transcribe")
+
+
+# ----------------------------------------------------------------------------- Data
+Recording = tuple[int, str, int]  # (digit, speaker, take)
+
+
+def parse_name(name: str) -> Recording | None:
+    """'7_theo_12.wav' → (7, 'theo', 12); None for any other file name."""
+    match = _NAME.match(name)
+    return (int(match[1]), match[2], int(match[3])) if match else None
+
+
+def load_bundled_recordings() -> dict[Recording, np.ndarray]:
+    """The bundled FLAC (all recordings back to back) cut into recordings by its index."""
+    import soundfile
+
+    audio_path = common.data_file(BUNDLED_AUDIO)
+    index_path = common.data_file(BUNDLED_INDEX)
+    audio, rate = soundfile.read(audio_path, dtype="int16")
+    rows = list(csv.DictReader(io.StringIO(index_path.read_text())))
+    counts = [int(row["samples"]) for row in rows]
+    if rate != SAMPLE_RATE or sum(counts) != len(audio):
+        raise common.DataError(f"{common.shown(audio_path)} does not match its index "
+                               f"{common.shown(index_path)}; restore both with "
+                               "`git checkout -- data/`")
+    starts = np.cumsum([0, *counts])
+    return {parse_name(row["file"]): audio[start:start + count]
+            for row, start, count in zip(rows, starts[:-1], counts, strict=True)}
+
+
+def load_wav_folder(folder: Path) -> dict[Recording, np.ndarray]:
+    """Every digit_speaker_take.wav in `folder` (searched recursively), as int16 samples."""
+    recordings = {}
+    for path in sorted(Path(folder).rglob("*.wav")):
+        key = parse_name(path.name)
+        if key is None:
+            continue
+        samples, rate = read_audio(path)
+        if rate != SAMPLE_RATE:
+            raise common.DataError(f"{common.shown(path)} is {rate} Hz; FSDD is {SAMPLE_RATE} Hz")
+        recordings[key] = np.round(samples * 32768).astype("int16")
+    if not recordings:
+        raise common.DataError(f"no FSDD recordings (digit_speaker_take.wav) under "
+                               f"{common.shown(folder)}; check --data-dir")
+    return recordings
+
+
+def load_recordings(config: Config) -> dict[Recording, np.ndarray]:
+    """{(digit, speaker, take): int16 samples at 8 kHz} from the chosen source."""
+    if config.data_dir:
+        if not Path(config.data_dir).is_dir():
+            raise common.DataError(f"--data-dir {config.data_dir} is not a folder")
+        return load_wav_folder(Path(config.data_dir))
+    if config.download:
+        path = common.download_or_bundled(DOWNLOAD_URL, BUNDLED_AUDIO,
+                                          fname="free-spoken-digit-dataset.zip", extract=True)
+        if path.is_dir():
+            return load_wav_folder(path)
+    return load_bundled_recordings()
+
+
+def split_recordings(recordings: dict[Recording, np.ndarray], test_speaker: str,
+                     val_takes: int) -> dict[str, dict[int, list[np.ndarray]]]:
+    """Speaker-independent split: {"train"|"val"|"test": {digit: [recordings]}}.
+
+    test = every take of `test_speaker` (never heard in training); val = takes below
+    `val_takes` of the other speakers (seen voices, unseen recordings); train = the rest.
+    Each list keeps the speaker next to the samples so one utterance uses one voice.
+    """
+    splits: dict[str, dict[int, list]] = {name: {d: [] for d in range(10)}
+                                          for name in ("train", "val", "test")}
+    for (digit, speaker, take), samples in sorted(recordings.items()):
+        name = "test" if speaker == test_speaker else "val" if take < val_takes else "train"
+        splits[name][digit].append((speaker, samples))
+    for name, by_digit in splits.items():
+        missing = [d for d, items in by_digit.items() if not items]
+        if missing:
+            raise common.DataError(f"the {name} split has no recording of digit(s) "
+                                   f"{missing}; check --test-speaker and --val-takes")
+    return splits
+
+
+def build_utterance(recordings: Sequence[np.ndarray], pauses: Sequence[int],
+                    noise_std: float, rng: np.random.Generator
+                    ) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Join recordings with pauses: pause_0, rec_1, pause_1, ..., rec_n, pause_n (samples).
+
+    Adds white noise of standard deviation `noise_std` (relative to full scale) and scales
+    the whole to a peak of 0.9. Returns the float32 waveform and each recording's
+    (start, end) sample positions in it.
+    """
+    if len(pauses) != len(recordings) + 1:
+        raise ValueError("need one pause more than recordings")
+    pieces, segments, position = [], [], 0
+    for pause, recording in zip(pauses, [*recordings, None], strict=True):
+        pieces.append(np.zeros(pause, dtype="float32"))
+        position += pause
+        if recording is not None:
+            pieces.append(np.asarray(recording, dtype="float32") / 32768.0)
+            segments.append((position, position + len(recording)))
+            position += len(recording)
+    waveform = np.concatenate(pieces)
+    waveform += rng.normal(0.0, noise_std, size=len(waveform)).astype("float32")
+    return peak_normalize(waveform), segments
+
+
+def peak_normalize(waveform: np.ndarray, peak: float = 0.9) -> np.ndarray:
+    """Scale to a fixed peak, so loud and quiet recordings (and microphones) look alike."""
+    top = float(np.max(np.abs(waveform))) if len(waveform) else 0.0
+    return (waveform * (peak / top)).astype("float32") if top > 0 else waveform
+
+
+def change_speed(recording: np.ndarray, factor: float) -> np.ndarray:
+    """Play `factor` times faster (linear interpolation): shorter and higher-pitched, like a
+    smaller vocal tract; a cheap way to hear more voices than the five we train on."""
+    positions = np.arange(0, len(recording) - 1, factor)
+    return np.interp(positions, np.arange(len(recording)), recording)
+
+
+def make_utterances(by_digit: dict[int, list], count: int, config: Config,
+                    rng: np.random.Generator, speed_perturbation: float = 0.0
+                    ) -> tuple[list[np.ndarray], list[str]]:
+    """`count` random digit strings, each spoken by one speaker of the split; each recording
+    sped up or slowed down by a random factor within ±`speed_perturbation`."""
+    speakers = sorted({speaker for items in by_digit.values() for speaker, _ in items})
+    waveforms, labels = [], []
+    max_pause = int(config.max_pause * SAMPLE_RATE)
+    for _ in range(count):
+        length = int(rng.integers(config.min_digits, config.max_digits + 1))
+        speaker = speakers[rng.integers(len(speakers))]
+        digits = rng.integers(0, 10, size=length)
+        chosen = []
+        for digit in digits:
+            takes = [s for who, s in by_digit[int(digit)] if who == speaker]
+            takes = takes or [s for _, s in by_digit[int(digit)]]  # speaker lacks this digit
+            recording = takes[rng.integers(len(takes))]
+            if speed_perturbation:
+                factor = rng.uniform(1 - speed_perturbation, 1 + speed_perturbation)
+                recording = change_speed(recording, factor)
+            chosen.append(recording)
+        pauses = rng.integers(max_pause // 5, max_pause + 1, size=length + 1)
+        speech = np.concatenate(chosen).astype("float32") / 32768.0
+        snr_db = rng.uniform(config.min_snr_db, config.max_snr_db)
+        noise_std = float(np.sqrt(np.mean(speech**2))) * 10 ** (-snr_db / 20)
+        waveform, _ = build_utterance(chosen, pauses, noise_std, rng)
+        waveforms.append(waveform)
+        labels.append("".join(map(str, digits)))
+    return waveforms, labels
+
+
+# ----------------------------------------------------------------------------- Features
+def mfcc(waveforms: np.ndarray, config: Config) -> np.ndarray:
+    """MFCCs of a batch of equal-length waveforms: (batch, samples) → (batch, frames, num_mfcc).
+
+    frames = 1 + (samples - frame_length) // frame_step (no padding at the end).
+    """
+    import tensorflow as tf
+
+    log_mel = log_mel_spectrogram(waveforms, config)
+    return tf.signal.mfccs_from_log_mel_spectrograms(log_mel)[..., : config.num_mfcc].numpy()
+
+
+def log_mel_spectrogram(waveforms: np.ndarray, config: Config) -> Any:
+    """STFT magnitude → mel filter bank (20 Hz-4 kHz) → log, with tf.signal."""
+    import tensorflow as tf
+
+    stft = tf.signal.stft(tf.convert_to_tensor(waveforms, tf.float32), config.frame_length,
+                          config.frame_step, config.fft_length, window_fn=tf.signal.hann_window)
+    magnitude = tf.abs(stft)  # (batch, frames, fft_length // 2 + 1)
+    mel_matrix = tf.signal.linear_to_mel_weight_matrix(
+        config.mel_bins, config.fft_length // 2 + 1, SAMPLE_RATE, 20.0, SAMPLE_RATE / 2)
+    mel = tf.tensordot(magnitude, mel_matrix, 1)  # (batch, frames, mel_bins)
+    return tf.math.log(mel + 1e-6)
+
+
+def num_frames(samples: int, config: Config) -> int:
+    """Frames of a waveform of `samples` samples (0 if shorter than one window)."""
+    return max(0, 1 + (samples - config.frame_length) // config.frame_step)
+
+
+def featurize(waveforms: Sequence[np.ndarray], config: Config, chunk: int = 256
+              ) -> list[np.ndarray]:
+    """MFCCs of each waveform (any lengths): sorted by length and padded chunk by chunk."""
+    order = np.argsort([len(w) for w in waveforms])
+    features: list[np.ndarray | None] = [None] * len(waveforms)
+    for begin in range(0, len(order), chunk):
+        rows = order[begin:begin + chunk]
+        longest = max(len(waveforms[i]) for i in rows)
+        batch = np.zeros((len(rows), longest), dtype="float32")
+        for slot, i in enumerate(rows):
+            batch[slot, : len(waveforms[i])] = waveforms[i]
+        coefficients = mfcc(batch, config)
+        for slot, i in enumerate(rows):  # frames that only saw padding are cut off
+            frames = coefficients[slot, : num_frames(len(waveforms[i]), config)]
+            if config.cepstral_mean_norm:  # a fixed filter (microphone, room) is a constant
+                frames = frames - frames.mean(axis=0)  # offset in MFCC space: remove it
+            features[i] = frames
+    return features  # type: ignore[return-value]
+
+
+def output_frames(frames: np.ndarray | int, config: Config) -> np.ndarray | int:
+    """Frames the model outputs for `frames` input frames: halved (rounded up) by the
+    stride-2 convolution, unchanged without it. These are the CTC input lengths."""
+    return (frames + 1) // 2 if config.conv_filters else frames
+
+
+def encode_label(label: str) -> list[int]:
+    return [int(character) for character in label]
+
+
+def make_dataset(features: list[np.ndarray], labels: list[str], config: Config,
+                 shuffle: bool) -> Any:
+    """tf.data batches ((mfcc padded with zeros, frame counts), ctc targets).
+
+    The targets pack what the CTC loss needs: [output frames, label length, label...]
+    padded with zeros (the loss reads the first `label length` ids only).
+    """
+    import tensorflow as tf
+
+    frames = np.array([len(f) for f in features], dtype="int32")
+    max_label = config.max_digits
+    targets = np.zeros((len(labels), 2 + max_label), dtype="int32")
+    targets[:, 0] = output_frames(frames, config)
+    for row, label in enumerate(labels):
+        targets[row, 1] = len(label)
+        targets[row, 2:2 + len(label)] = encode_label(label)
+    ragged = tf.RaggedTensor.from_row_lengths(np.concatenate(features), frames)
+    dataset = tf.data.Dataset.from_tensor_slices((ragged, frames, targets))
+    if shuffle:
+        dataset = dataset.shuffle(len(labels), seed=config.seed)
+    dataset = dataset.batch(config.batch_size).map(
+        lambda x, n, y: ((x.to_tensor(), n), y))  # pad each batch to its longest utterance
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+# ----------------------------------------------------------------------------- Model
+@keras.saving.register_keras_serializable(package="speech_recognition")
+class LengthMask(layers.Layer):
+    """Boolean mask (batch, time): True on the first `lengths[b]` steps of `sequences`.
+    A layer because the padded length is only known when a batch arrives."""
+
+    def call(self, sequences, lengths):
+        steps = ops.arange(ops.shape(sequences)[1])
+        return ops.expand_dims(steps, 0) < ops.expand_dims(ops.cast(lengths, "int32"), -1)
+
+
+def build_model(config: Config, mean: np.ndarray, variance: np.ndarray) -> keras.Model:
+    """(MFCC frames, frame counts) → per-frame log-probabilities over 10 digits + blank.
+
+    Normalization (training-split mean/variance) → padded frames set to exactly 0 (so a
+    padded batch gives the same outputs as one utterance alone) → optional Conv1D stride 2
+    (halves the frames: 20 ms per output frame) → stacked Bidirectional GRU, masked to each
+    utterance's real frames → Dense(11) → log softmax.
+    """
+    features = keras.Input(shape=(None, config.num_mfcc), name="mfcc")
+    frames = keras.Input(shape=(), dtype="int32", name="frames")
+    x = layers.Normalization(mean=mean, variance=variance, name="normalize")(features)
+    x = ops.where(ops.expand_dims(LengthMask(name="input_mask")(x, frames), -1), x, 0.0)
+    lengths = frames
+    if config.conv_filters:
+        # Two zero frames on each side, then a 5-frame window every 2 frames: output t is
+        # centred on input 2t and there are ceil(frames / 2) of them. (padding="same" would
+        # pad 1 or 2 frames on the left depending on the batch's padded length.)
+        x = layers.ZeroPadding1D(2, name="pad_time")(x)
+        x = layers.Conv1D(config.conv_filters, 5, strides=2, activation="relu",
+                          name="conv_front_end")(x)
+        lengths = (frames + 1) // 2  # = output_frames(frames, config)
+        x = layers.LayerNormalization(name="conv_norm")(x)
+    mask = LengthMask(name="frame_mask")(x, lengths)
+    for layer in range(config.num_layers):
+        # cuDNN-compatible GRU: tanh/sigmoid, reset_after=True, no recurrent dropout, unroll=False
+        x = layers.Bidirectional(layers.GRU(config.units, return_sequences=True),
+                                 name=f"bigru_{layer + 1}")(x, mask=mask)
+        x = layers.Dropout(config.dropout, name=f"dropout_{layer + 1}")(x)
+    logits = layers.Dense(NUM_CLASSES, name="digit_or_blank")(x)
+    # log softmax (as an op, it also ends the Keras mask: CTC takes lengths, not masks)
+    log_probs = ops.log_softmax(logits, axis=-1)
+    return keras.Model([features, frames], log_probs, name="bigru_ctc")
+
+
+@keras.saving.register_keras_serializable(package="speech_recognition")
+def ctc_loss(targets, log_probs):
+    """CTC loss per utterance; `targets` rows are [output frames, label length, label ids]."""
+    targets = ops.cast(targets, "int32")
+    return ops.ctc_loss(targets[:, 2:], log_probs, targets[:, 1], targets[:, 0],
+                        mask_index=BLANK)
+
+
+def compile_model(model: keras.Model, config: Config, steps: int) -> keras.Model:
+    """Adam with a cosine-decaying step size and gradient clipping, CTC loss."""
+    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps, alpha=0.05)
+    model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=config.clipnorm),
+                  loss=ctc_loss)
+    return model
+
+
+# ----------------------------------------------------------------------------- Decoding
+def greedy_decode(log_probs: np.ndarray, length: int | None = None) -> str:
+    """Best class per frame, then merge repeats, then drop blanks: "1 1 _ 1 2 2" → "112"."""
+    best = np.argmax(log_probs[:length], axis=-1)
+    digits, previous = [], BLANK
+    for label in best:
+        if label != previous and label != BLANK:  # a new symbol, not a repeat or a blank
+            digits.append(str(label))
+        previous = label
+    return "".join(digits)
+
+
+def beam_decode(log_probs: np.ndarray, lengths: np.ndarray, beam_width: int) -> list[str]:
+    """CTC prefix beam search (`keras.ops.ctc_decode`, TensorFlow's decoder) of a batch."""
+    decoded, _ = ops.ctc_decode(log_probs, lengths, strategy="beam_search",
+                                beam_width=beam_width, top_paths=1, mask_index=BLANK)
+    best = ops.convert_to_numpy(decoded)[0]  # (batch, time), -1 after the end
+    return ["".join(str(d) for d in row if d >= 0) for row in best]
+
+
+def edit_distance(reference: str, hypothesis: str) -> int:
+    """Levenshtein distance: fewest insertions, deletions, substitutions (dynamic program)."""
+    previous = list(range(len(hypothesis) + 1))
+    for i, r in enumerate(reference, 1):
+        current = [i]
+        for j, h in enumerate(hypothesis, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != h)))
+        previous = current
+    return previous[-1]
+
+
+def error_rates(references: Sequence[str], hypotheses: Sequence[str]) -> dict[str, float]:
+    """Digit error rate (total edits / total reference digits) and string accuracy."""
+    edits = sum(edit_distance(r, h) for r, h in zip(references, hypotheses, strict=True))
+    digits = sum(len(r) for r in references)
+    exact = sum(r == h for r, h in zip(references, hypotheses, strict=True))
+    return {"der": edits / digits, "string_accuracy": exact / len(references)}
+
+
+def naive_baseline(train_labels: Sequence[str]) -> str:
+    """The most common training digit, repeated the most common number of times."""
+    digit = Counter("".join(train_labels)).most_common(1)[0][0]
+    length = Counter(len(label) for label in train_labels).most_common(1)[0][0]
+    return digit * length
+
+
+def predict_log_probs(model: keras.Model, features: list[np.ndarray], config: Config
+                      ) -> tuple[list[np.ndarray], np.ndarray]:
+    """Per-utterance log-probabilities (real output frames only) and their lengths."""
+    dataset = make_dataset(features, ["0"] * len(features), config, shuffle=False)
+    outputs, lengths = [], []
+    for (x, n), _ in dataset:
+        batch = ops.convert_to_numpy(model((x, n), training=False))
+        for row, count in zip(batch, output_frames(n.numpy(), config), strict=True):
+            outputs.append(row[:count])
+            lengths.append(int(count))
+    return outputs, np.array(lengths)
+
+
+def transcribe_all(model: keras.Model, features: list[np.ndarray], config: Config
+                   ) -> dict[str, list[str]]:
+    """Greedy and beam-search transcripts of every utterance."""
+    log_probs, lengths = predict_log_probs(model, features, config)
+    greedy = [greedy_decode(p) for p in log_probs]
+    beam: list[str] = []
+    for begin in range(0, len(log_probs), 256):
+        chunk = log_probs[begin:begin + 256]
+        padded = np.full((len(chunk), max(len(p) for p in chunk), NUM_CLASSES), -1e4,
+                         dtype="float32")
+        for row, p in enumerate(chunk):
+            padded[row, : len(p)] = p
+        beam += beam_decode(padded, lengths[begin:begin + 256], config.beam_width)
+    return {"greedy": greedy, "beam": beam, "log_probs": log_probs}
+
+
+# ----------------------------------------------------------------------------- Plots
+def plot_features(waveform: np.ndarray, label: str, config: Config, path: Path,
+                  show: bool = False) -> Path:
+    """Waveform, log-mel spectrogram and MFCCs of one utterance, on one time axis."""
+    plt = common.pyplot(show)
+    log_mel = log_mel_spectrogram(waveform[None], config).numpy()[0]
+    coefficients = mfcc(waveform[None], config)[0]
+    seconds = len(waveform) / SAMPLE_RATE
+    frame_span = (0, len(coefficients) * config.frame_step / SAMPLE_RATE)
+    figure, axes = plt.subplots(3, 1, figsize=(9, 7), sharex=True)
+    axes[0].plot(np.arange(len(waveform)) / SAMPLE_RATE, waveform, linewidth=0.5)
+    axes[0].set(title=f"training utterance “{label}”: waveform", ylabel="amplitude",
+                xlim=(0, seconds))
+    axes[1].imshow(log_mel.T, origin="lower", aspect="auto", cmap="magma",
+                   extent=(*frame_span, 0, config.mel_bins))
+    axes[1].set(title="log-mel spectrogram", ylabel="mel bin")
+    axes[2].imshow(coefficients.T, origin="lower", aspect="auto", cmap="coolwarm",
+                   extent=(*frame_span, 0, config.num_mfcc))
+    axes[2].set(title="MFCCs (before normalization)", ylabel="coefficient", xlabel="seconds")
+    return common.save_figure(figure, path, show)
+
+
+def plot_posteriors(log_probs: np.ndarray, label: str, decoded: str, config: Config,
+                    path: Path, show: bool = False) -> Path:
+    """Per-frame probability of each digit and of the blank: CTC's spiky outputs."""
+    plt = common.pyplot(show)
+    probabilities = np.exp(log_probs)
+    step = config.frame_step / SAMPLE_RATE * (2 if config.conv_filters else 1)
+    times = np.arange(len(probabilities)) * step
+    figure, axis = plt.subplots(figsize=(10, 4))
+    axis.plot(times, probabilities[:, BLANK], color="0.7", linewidth=1, label="blank")
+    colors = plt.get_cmap("tab10")
+    for digit in range(10):
+        axis.plot(times, probabilities[:, digit], color=colors(digit), linewidth=1.5,
+                  label=str(digit))
+    axis.set(title=f"CTC posteriors, unseen speaker: said “{label}”, heard “{decoded}”",
+             xlabel="seconds", ylabel="probability", ylim=(0, 1.02))
+    axis.legend(ncol=11, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18))
+    return common.save_figure(figure, path, show)
+
+
+# ----------------------------------------------------------------------------- Inference
+def read_audio(path: Path) -> tuple[np.ndarray, int]:
+    """Samples (float32 in [-1, 1], channels mixed down to mono) and the sample rate."""
+    import soundfile
+
+    path = Path(path)
+    if not path.is_file():
+        raise common.DataError(f"no audio file at {common.shown(path)}")
+    try:
+        samples, rate = soundfile.read(path, dtype="float32", always_2d=True)
+    except Exception as error:  # soundfile.LibsndfileError, RuntimeError, ValueError
+        raise common.DataError(
+            f"cannot read {common.shown(path)} as audio ({common.one_line(error, 120)}); "
+            "pass a WAV file (PCM, mono or stereo)") from None
+    if len(samples) == 0:
+        raise common.DataError(f"{common.shown(path)} holds no audio samples")
+    return samples.mean(axis=1), int(rate)
+
+
+def to_model_rate(samples: np.ndarray, rate: int, path: Path) -> np.ndarray:
+    """Resample to 8 kHz (polyphase filter); rates below 8 kHz are refused."""
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
+    if rate < SAMPLE_RATE:
+        raise common.DataError(f"{common.shown(path)} is sampled at {rate} Hz; the model needs "
+                               f"at least {SAMPLE_RATE} Hz")
+    if rate == SAMPLE_RATE:
+        return samples.astype("float32")
+    divisor = gcd(rate, SAMPLE_RATE)
+    return resample_poly(samples, SAMPLE_RATE // divisor, rate // divisor).astype("float32")
+
+
+def load_recognizer(out: Path, config: Config) -> tuple[keras.Model, Config]:
+    """The saved best model and the Config it was trained with (for its feature settings)."""
+    directory = out / "model"
+    command = SCRIPT + (f" --output-dir {config.output_dir}" if config.output_dir else "")
+    model = common.load_saved_model(directory / "best.keras", command, compile=False)
+    record = common.read_json(directory / "best.json") or {}
+    settings = record.get("settings")
+    try:
+        trained = Config(**{**settings, "output_dir": config.output_dir})
+    except Exception:  # no record, or one from an older version of the script
+        raise common.CheckpointError(
+            f"{common.shown(directory / 'best.json')} is missing or unreadable; retrain with "
+            f"`{command} --restart`") from None
+    return model, trained
+
+
+def transcribe_file(config: Config, out: Path) -> dict:
+    """`--transcribe FILE`: read, mix to mono, resample to 8 kHz, MFCC, decode."""
+    path = Path(config.transcribe or "")
+    samples, rate = read_audio(path)
+    waveform = peak_normalize(to_model_rate(samples, rate, path))
+    model, trained = load_recognizer(out, config)
+    if num_frames(len(waveform), trained) < 2:
+        raise common.DataError(f"{common.shown(path)} is too short "
+                               f"({len(samples) / rate * 1000:.0f} ms) to hold a digit")
+    result = transcribe_all(model, featurize([waveform], trained), trained)
+    greedy, beam = result["greedy"][0], result["beam"][0]
+    print(f"{common.shown(path)}: {rate} Hz, {len(samples) / rate:.2f} s")
+    print(f"digits heard: {beam or '(none)'}   (greedy: {greedy or '(none)'})")
+    return {"file": str(path), "sample_rate": rate, "digits": beam, "greedy": greedy}
+
+
+# ----------------------------------------------------------------------------- main
+def main(config: Config) -> dict:
+    """Build the digit strings, train the BiGRU-CTC model, evaluate seen and unseen speakers."""
+    began = time.perf_counter()
+    common.set_seed(config.seed, config.deterministic)
+    out = common.prepare_output_dir(config, "speech_recognition")
+    with common.output_lock(out):
+        if config.transcribe is not None:
+            return transcribe_file(config, out)
+
+        # Data: recordings → speaker split → random digit strings (one seeded generator).
+        recordings = load_recordings(config)
+        splits = split_recordings(recordings, config.test_speaker, config.val_takes)
+        rng = np.random.default_rng(config.seed)
+        counts = {"train": config.train_utterances, "val": config.val_utterances,
+                  "test": config.test_utterances}
+        waveforms, labels, features = {}, {}, {}
+        for name, count in counts.items():
+            speed = config.speed_perturbation if name == "train" else 0.0  # augment training
+            waveforms[name], labels[name] = make_utterances(splits[name], count, config, rng,
+                                                            speed)
+            features[name] = featurize(waveforms[name], config)
+            voices = sorted({s for items in splits[name].values() for s, _ in items})
+            seconds = sum(map(len, waveforms[name])) / SAMPLE_RATE
+            print(f"{name:5s}: {count:5,} strings ({seconds / 60:5.1f} min of audio) from "
+                  f"{sum(map(len, splits[name].values())):4,} recordings of {', '.join(voices)}")
+        plot_features(waveforms["train"][0], labels["train"][0], config, out / "features.png",
+                      config.show)
+        # Normalization statistics from the training frames only.
+        train_frames = np.concatenate(features["train"])
+        mean, variance = train_frames.mean(axis=0), train_frames.var(axis=0)
+        print(f"MFCC frames: {len(train_frames):,} in training, {config.num_mfcc} "
+              f"coefficients each; longest utterance {max(map(len, features['train']))} frames")
+
+        # Model and training (resumable; the best validation loss is kept in best.keras).
+        directory = out / "model"
+        settings = common.settings_of(config, ignore=EVALUATION_FIELDS)
+        steps = config.epochs * -(-config.train_utterances // config.batch_size)
+        with common.distribution_strategy(config.strategy).scope():
+            model = compile_model(build_model(config, mean, variance), config, steps)
+        model.summary(line_length=96)
+        run = common.TrainingRun(directory, settings, monitor="val_loss",
+                                 patience=config.patience, restart=config.restart,
+                                 tensorboard=config.tensorboard)
+        if not run.finished(model):
+            train_ds = make_dataset(features["train"], labels["train"], config, shuffle=True)
+            val_ds = make_dataset(features["val"], labels["val"], config, shuffle=False)
+            model.fit(train_ds, validation_data=val_ds, epochs=config.epochs,
+                      callbacks=run.callbacks(), shuffle=False, verbose=2)
+            run.finish(model)
+        history = run.history
+        common.plot_history(history, out / "history.png", "BiGRU + CTC on spoken digit strings",
+                            ylabel="CTC loss (nats per utterance)", show=config.show)
+
+        # Evaluation: seen speakers (validation takes) and the unseen test speaker.
+        baseline = naive_baseline(labels["train"])
+        metrics: dict[str, Any] = {"baseline_prediction": baseline}
+        decoded = {}
+        for name, split in (("val", "seen"), ("test", "unseen")):
+            decoded[name] = transcribe_all(model, features[name], config)
+            for decoder in ("greedy", "beam"):
+                rates = error_rates(labels[name], decoded[name][decoder])
+                metrics[f"{split}_der_{decoder}"] = rates["der"]
+                metrics[f"{split}_string_accuracy_{decoder}"] = rates["string_accuracy"]
+            rates = error_rates(labels[name], [baseline] * len(labels[name]))
+            metrics[f"{split}_der_baseline"] = rates["der"]
+        first = 0
+        plot_posteriors(decoded["test"]["log_probs"][first], labels["test"][first],
+                        decoded["test"]["beam"][first], config, out / "posteriors.png",
+                        config.show)
+        metrics.update(
+            epochs_trained=len(history.get("loss", [])),
+            first_epoch_loss=history["loss"][0], final_epoch_loss=history["loss"][-1],
+            best_val_loss=min(history["val_loss"]),
+            parameters=model.count_params(), train_utterances=config.train_utterances,
+            test_speaker=config.test_speaker,
+            examples=[{"said": s, "greedy": g, "beam": b} for s, g, b in zip(
+                labels["test"][:8], decoded["test"]["greedy"], decoded["test"]["beam"],
+                strict=False)],
+            run_seconds=time.perf_counter() - began,
+        )
+        print(f"\n== digit error rate (DER) and whole-string accuracy; unseen speaker: "
+              f"{config.test_speaker} ==")
+        print(f"{'decoder':34s} {'seen DER':>9s} {'unseen DER':>11s} {'seen acc':>9s} "
+              f"{'unseen acc':>11s}")
+        print(f"{'always ' + repr(baseline) + ' (baseline)':34s} "
+              f"{metrics['seen_der_baseline']:9.3f} {metrics['unseen_der_baseline']:11.3f}")
+        for decoder in ("greedy", f"beam {config.beam_width}"):
+            key = decoder.split()[0]
+            print(f"{'BiGRU-CTC, ' + decoder:34s} {metrics[f'seen_der_{key}']:9.3f} "
+                  f"{metrics[f'unseen_der_{key}']:11.3f} "
+                  f"{metrics[f'seen_string_accuracy_{key}']:9.3f} "
+                  f"{metrics[f'unseen_string_accuracy_{key}']:11.3f}")
+        for example in metrics["examples"][:4]:
+            print(f"  said {example['said']:>8s}   heard {example['beam']:>8s}")
+        print(f"run took {metrics['run_seconds']:.0f} s")
+        common.write_json(out / "metrics.json", metrics)
+    return metrics
+
+
+if __name__ == "__main__":
+    sys.exit(common.run_cli(main, Config, __doc__))

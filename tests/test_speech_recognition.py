@@ -1,0 +1,293 @@
+"""Tests of speech_recognition.py: MFCC shapes and a pure tone's mel bin, the utterance
+builder against the recordings it joins, the CTC loss and greedy decoding against hand
+computations, edit distance against a brute force, padding that changes nothing, a tiny
+end-to-end run, `--transcribe` on generated WAV files and one-line errors for bad ones."""
+
+import functools
+import itertools
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+import common
+import speech_recognition as sr
+
+SAMPLE_RATE = sr.SAMPLE_RATE
+
+
+def tone(frequency: float, seconds: float, rate: int = SAMPLE_RATE) -> np.ndarray:
+    return (0.5 * np.sin(2 * np.pi * frequency * np.arange(int(seconds * rate)) / rate)
+            ).astype("float32")
+
+
+# ----------------------------------------------------------------------------- features
+def test_mfcc_shapes_and_frame_count():
+    config = sr.Config()
+    waveforms = np.random.default_rng(0).normal(0, 0.1, (3, 8000)).astype("float32")
+    coefficients = sr.mfcc(waveforms, config)
+    frames = 1 + (8000 - config.frame_length) // config.frame_step  # 98 frames of 10 ms
+    assert coefficients.shape == (3, frames, config.num_mfcc)
+    assert sr.num_frames(8000, config) == frames and sr.num_frames(100, config) == 0
+    # Utterances of different lengths: each keeps exactly its own frames.
+    features = sr.featurize([waveforms[0], waveforms[1, :5000], waveforms[2, :200]], config)
+    assert [len(f) for f in features] == [98, sr.num_frames(5000, config), 1]
+    assert sr.output_frames(np.array([98, 61, 1]), config).tolist() == [49, 31, 1]
+
+
+@pytest.mark.parametrize("frequency", [300.0, 1000.0, 2500.0])
+def test_pure_tone_lands_in_its_mel_bin(frequency):
+    config = sr.Config()
+    log_mel = sr.log_mel_spectrogram(tone(frequency, 0.5)[None], config).numpy()[0]
+
+    def mel(hertz):  # the HTK mel scale, as tf.signal uses it
+        return 1127.0 * np.log1p(hertz / 700.0)
+
+    # Filter centres are evenly spaced in mel between 20 Hz and 4 kHz.
+    centres = np.linspace(mel(20.0), mel(SAMPLE_RATE / 2), config.mel_bins + 2)[1:-1]
+    expected = int(np.argmin(np.abs(centres - mel(frequency))))
+    assert int(np.argmax(log_mel.mean(axis=0))) == expected
+    # and far more energy there than in a bin two octaves away
+    assert log_mel.mean(axis=0)[expected] > log_mel.mean(axis=0).min() + 5
+
+
+# ----------------------------------------------------------------------------- data
+def test_build_utterance_places_each_recording_at_its_segment():
+    rng = np.random.default_rng(1)
+    recordings = [rng.integers(-20000, 20000, size=n).astype("int16") for n in (300, 50, 411)]
+    pauses = [7, 0, 120, 33]
+    waveform, segments = sr.build_utterance(recordings, pauses, noise_std=0.0, rng=rng)
+    assert len(waveform) == sum(pauses) + 300 + 50 + 411
+    assert segments == [(7, 307), (307, 357), (477, 888)]
+    gain = 0.9 / (np.abs(np.concatenate(recordings)).max() / 32768)
+    for (start, end), recording in zip(segments, recordings, strict=True):
+        np.testing.assert_allclose(waveform[start:end], recording / 32768 * gain, rtol=1e-5)
+    silence = np.ones(len(waveform), bool)
+    for start, end in segments:
+        silence[start:end] = False
+    assert not waveform[silence].any()
+    assert np.abs(waveform).max() == pytest.approx(0.9)
+
+
+def test_made_utterances_say_their_labels():
+    # Digit d's only "recording" is 80 + 7d samples of the constant level 1000 (d + 1), so
+    # the digits can be read back from the lengths of the waveform's non-silent runs.
+    by_digit = {d: [("anna", np.full(80 + 7 * d, 1000 * (d + 1), "int16"))] for d in range(10)}
+    config = sr.Config(min_snr_db=300, max_snr_db=300, max_pause=0.01)  # pauses 16-80 samples
+    waveforms, labels = sr.make_utterances(by_digit, 60, config, np.random.default_rng(2))
+    assert {len(label) for label in labels} == set(range(1, 8))
+    for waveform, label in zip(waveforms, labels, strict=True):
+        loud = np.abs(waveform) > 1e-4
+        runs = [len(list(group)) for key, group in itertools.groupby(loud) if key]
+        assert "".join(str((n - 80) // 7) for n in runs) == label
+        # the levels of the segments follow the digits too (after peak normalisation)
+        levels = [waveform[loud][0]]
+        assert levels[0] == pytest.approx(0.9 * (int(label[0]) + 1) / (int(max(label)) + 1),
+                                          rel=1e-4)
+
+
+def test_split_holds_the_test_speaker_out():
+    recordings = {(d, s, t): np.zeros(10, "int16") for d in range(10)
+                  for s in ("ann", "bob", "cy") for t in range(6)}
+    splits = sr.split_recordings(recordings, test_speaker="cy", val_takes=2)
+    speakers = {name: {s for items in split.values() for s, _ in items}
+                for name, split in splits.items()}
+    assert speakers == {"train": {"ann", "bob"}, "val": {"ann", "bob"}, "test": {"cy"}}
+    assert all(len(splits["train"][d]) == 8 and len(splits["val"][d]) == 4
+               and len(splits["test"][d]) == 6 for d in range(10))
+    with pytest.raises(common.DataError, match="no recording of digit"):
+        sr.split_recordings(recordings, test_speaker="cy", val_takes=6)
+
+
+# ----------------------------------------------------------------------------- CTC
+def one_hot_log_probs(frames: list[int], sharp: float = 0.97) -> np.ndarray:
+    """Posteriors that put `sharp` on the given class of each frame, the rest spread out."""
+    probabilities = np.full((len(frames), sr.NUM_CLASSES), (1 - sharp) / (sr.NUM_CLASSES - 1))
+    probabilities[np.arange(len(frames)), frames] = sharp
+    return np.log(probabilities).astype("float32")
+
+
+def test_greedy_decode_merges_repeats_and_drops_blanks():
+    B = sr.BLANK  # noqa: N806
+    frames = [B, 1, 1, B, 1, 2, 2, B, B, 3, 3, 3, B, 0, 0]
+    log_probs = one_hot_log_probs(frames)
+    assert sr.greedy_decode(log_probs) == "11230"  # 1 1 → 1; blank splits 1 _ 1 → 11
+    assert sr.greedy_decode(log_probs, length=9) == "112"  # only the real frames
+    assert sr.greedy_decode(one_hot_log_probs([B, B, B])) == ""
+    assert sr.greedy_decode(one_hot_log_probs([7, 7, 7, 7])) == "7"
+    # Beam search agrees on such confident posteriors, for every row of a padded batch.
+    batch = np.stack([log_probs, one_hot_log_probs([4, B, 4, 4, 9] + [B] * 10)])
+    assert sr.beam_decode(batch, np.array([15, 5]), beam_width=4) == ["11230", "449"]
+
+
+def test_greedy_decode_agrees_with_tensorflow_on_random_posteriors():
+    from keras import ops
+
+    logits = np.random.default_rng(6).normal(size=(20, 30, sr.NUM_CLASSES)).astype("float32")
+    lengths = np.random.default_rng(7).integers(1, 31, size=20)
+    decoded, _ = ops.ctc_decode(logits, lengths, strategy="greedy", mask_index=sr.BLANK)
+    expected = ["".join(str(d) for d in row if d >= 0) for row in np.asarray(decoded[0])]
+    assert [sr.greedy_decode(x, n) for x, n in zip(logits, lengths, strict=True)] == expected
+
+
+def test_beam_search_finds_the_string_greedy_misses():
+    # Two frames: greedy takes blank twice (p=0.6 each) → "". But "5" has probability
+    # 0.4*0.6 + 0.6*0.4 + 0.4*0.4 = 0.64 > 0.36 summed over its three paths.
+    probabilities = np.full((2, sr.NUM_CLASSES), 1e-6)
+    probabilities[:, sr.BLANK], probabilities[:, 5] = 0.6, 0.4
+    log_probs = np.log(probabilities / probabilities.sum(1, keepdims=True)).astype("float32")
+    assert sr.greedy_decode(log_probs) == ""
+    assert sr.beam_decode(log_probs[None], np.array([2]), beam_width=4) == ["5"]
+
+
+def test_ctc_loss_matches_the_sum_over_alignments():
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(1, 3, sr.NUM_CLASSES))
+    log_probs = (logits - np.log(np.exp(logits).sum(-1, keepdims=True))).astype("float32")
+    p = np.exp(log_probs[0])
+    B = sr.BLANK  # noqa: N806
+    # Every 3-frame path that collapses to "4" or to "44" (the repeat needs a blank between).
+    paths_4 = [(4, 4, 4), (B, 4, 4), (4, 4, B), (B, B, 4), (4, B, B), (B, 4, B)]
+    expected_4 = -np.log(sum(p[0, a] * p[1, b] * p[2, c] for a, b, c in paths_4))
+    expected_44 = -np.log(p[0, 4] * p[1, B] * p[2, 4])
+    targets = np.array([[3, 1, 4, 0, 0], [3, 2, 4, 4, 0]])  # [frames, length, label, pad]
+    loss = np.asarray(sr.ctc_loss(targets, np.repeat(log_probs, 2, axis=0)))
+    np.testing.assert_allclose(loss, [expected_4, expected_44], rtol=1e-4)
+    # Frames past an utterance's length are ignored: only 2 real frames for "4" now.
+    targets = np.array([[2, 1, 4, 0, 0]])
+    expected = -np.log(p[0, 4] * p[1, 4] + p[0, B] * p[1, 4] + p[0, 4] * p[1, B])
+    np.testing.assert_allclose(np.asarray(sr.ctc_loss(targets, log_probs)), [expected],
+                               rtol=1e-4)
+
+
+def levenshtein_brute_force(a: str, b: str) -> int:
+    """The textbook recursion, memoised: independent of the script's dynamic program."""
+
+    @functools.cache
+    def distance(i: int, j: int) -> int:
+        if i == 0 or j == 0:
+            return i + j
+        return min(distance(i - 1, j) + 1, distance(i, j - 1) + 1,
+                   distance(i - 1, j - 1) + (a[i - 1] != b[j - 1]))
+
+    return distance(len(a), len(b))
+
+
+def test_edit_distance_matches_a_brute_force():
+    rng = np.random.default_rng(4)
+    for _ in range(300):
+        a = "".join(rng.choice(list("0123"), size=rng.integers(0, 8)))
+        b = "".join(rng.choice(list("0123"), size=rng.integers(0, 8)))
+        assert sr.edit_distance(a, b) == levenshtein_brute_force(a, b), (a, b)
+    assert sr.edit_distance("5551234", "551234") == 1
+    assert sr.edit_distance("", "123") == 3
+    rates = sr.error_rates(["123", "45"], ["123", "4"])
+    assert rates == {"der": pytest.approx(1 / 5), "string_accuracy": 0.5}
+    assert sr.naive_baseline(["12", "13", "1", "55"]) == "11"
+
+
+def test_padding_changes_no_output_frame():
+    config = sr.Config(units=8, conv_filters=4, num_layers=2, num_mfcc=5, mel_bins=10)
+    model = sr.build_model(config, np.zeros(5), np.ones(5))
+    rng = np.random.default_rng(5)
+    short = rng.normal(size=(1, 13, 5)).astype("float32")
+    alone = np.asarray(model((short, np.array([13])), training=False))
+    padded = np.concatenate([short, rng.normal(size=(1, 9, 5)).astype("float32")], axis=1)
+    in_batch = np.asarray(model((padded, np.array([13])), training=False))
+    assert alone.shape == (1, 7, sr.NUM_CLASSES) and in_batch.shape == (1, 11, sr.NUM_CLASSES)
+    # the 7 real output frames (13 input frames halved, rounded up) are untouched by padding
+    np.testing.assert_allclose(in_batch[:, :7], alone, atol=1e-5)
+    np.testing.assert_allclose(np.exp(alone).sum(-1), 1.0, rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------- end to end
+TINY = dict(train_utterances=96, val_utterances=24, test_utterances=24, epochs=3, units=24,
+            conv_filters=16, num_layers=1, batch_size=16, max_digits=3, patience=5)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("asr")
+    metrics = sr.main(sr.Config(**TINY, output_dir=str(out)))
+    return out, metrics
+
+
+def test_tiny_run_trains_and_writes_everything(tiny_run):
+    out, metrics = tiny_run
+    assert math.isfinite(metrics["final_epoch_loss"])
+    assert metrics["final_epoch_loss"] < metrics["first_epoch_loss"]
+    for key in ("seen_der_greedy", "seen_der_beam", "unseen_der_greedy", "unseen_der_beam",
+                "seen_string_accuracy_beam", "unseen_string_accuracy_greedy",
+                "seen_der_baseline", "unseen_der_baseline"):
+        assert metrics[key] >= 0, key
+    assert 0 <= metrics["unseen_string_accuracy_beam"] <= 1
+    assert set(metrics["baseline_prediction"]) <= set("0123456789")
+    for name in ("metrics.json", "features.png", "posteriors.png", "history.png",
+                 "model/best.keras", "model/history.csv"):
+        assert (out / name).is_file(), name
+    assert common.read_json(out / "metrics.json")["test_speaker"] == "george"
+
+
+def write_digits(path: Path, rate: int, channels: int) -> None:
+    """Three bundled recordings of the test speaker, resampled to `rate`, as 16-bit WAV."""
+    from scipy.signal import resample_poly
+
+    recordings = sr.load_bundled_recordings()
+    speech = np.concatenate([np.zeros(800), *(recordings[(d, "george", 10)] / 32768.0
+                                              for d in (4, 0, 7)), np.zeros(800)])
+    if rate != SAMPLE_RATE:
+        speech = resample_poly(speech, rate // 1000, SAMPLE_RATE // 1000)
+    soundfile.write(path, np.repeat(speech[:, None], channels, axis=1), rate, subtype="PCM_16")
+
+
+def test_transcribe_accepts_stereo_16khz(tiny_run, tmp_path, capsys):
+    out, _ = tiny_run
+    mono, stereo = tmp_path / "mono.wav", tmp_path / "stereo.wav"
+    write_digits(mono, SAMPLE_RATE, channels=1)
+    write_digits(stereo, 16000, channels=2)
+    heard = sr.main(sr.Config(**TINY, output_dir=str(out), transcribe=str(stereo)))
+    assert heard["sample_rate"] == 16000 and set(heard["digits"]) <= set("0123456789")
+    assert "digits heard:" in capsys.readouterr().out
+    reference = sr.main(sr.Config(**TINY, output_dir=str(out), transcribe=str(mono)))
+    assert reference["sample_rate"] == SAMPLE_RATE
+
+
+def test_resampling_keeps_length_in_seconds_and_pitch():
+    samples = tone(1000.0, 0.5, rate=16000)
+    resampled = sr.to_model_rate(samples, 16000, Path("x.wav"))
+    assert len(resampled) == 4000
+    spectrum = np.abs(np.fft.rfft(resampled))
+    assert np.argmax(spectrum) * SAMPLE_RATE / len(resampled) == pytest.approx(1000, abs=2)
+    assert sr.change_speed(np.arange(100.0), 2.0).tolist() == list(np.arange(0, 99, 2.0))
+
+
+def bad_audio_files(tmp: Path) -> list[tuple[str, str]]:
+    """(file, fragment the one-line error must contain)."""
+    empty = tmp / "empty.wav"
+    empty.write_bytes(b"")
+    text = tmp / "notes.wav"
+    text.write_text("call me on 555 1234\n")
+    silent = tmp / "no_samples.wav"
+    soundfile.write(silent, np.zeros(0), SAMPLE_RATE)
+    slow = tmp / "4khz.wav"
+    soundfile.write(slow, tone(440, 0.5, 4000), 4000)
+    tiny = tmp / "tiny.wav"
+    soundfile.write(tiny, tone(440, 0.01), SAMPLE_RATE)
+    return [(str(empty), "cannot read"), (str(text), "cannot read"),
+            (str(silent), "holds no audio"), (str(slow), "4000 Hz"),
+            (str(tmp / "missing.wav"), "no audio file at"), (str(tiny), "too short")]
+
+
+def test_bad_audio_gets_one_line_and_nonzero_exit(tiny_run, tmp_path, monkeypatch, capsys):
+    out, _ = tiny_run
+    for path, fragment in bad_audio_files(tmp_path):
+        monkeypatch.setattr(sys, "argv", ["speech_recognition.py", "--transcribe", path,
+                                          "--output-dir", str(out)])
+        code = common.run_cli(sr.main, sr.Config, sr.__doc__)
+        err = capsys.readouterr().err.strip()
+        assert code == 1, path
+        assert len(err.splitlines()) == 1 and err.startswith("error:"), err
+        assert fragment in err, err
