@@ -107,6 +107,20 @@ JOBS: dict[str, tuple[str, str, dict | str, dict[str, str]]] = {
         "chrf_beam": "chrf_beam",
         "bleu_no_attention": "bleu_no_attention",  # FULL_QUALITY trains both variants
     }),
+    "speech_recognition:default": ("speech_recognition", "default", {}, {
+        "unseen_der_beam": "unseen_der_beam",
+        "unseen_der_greedy": "unseen_der_greedy",
+        "seen_der_beam": "seen_der_beam",
+        "seen_der_greedy": "seen_der_greedy",
+        "unseen_string_accuracy_beam": "unseen_string_accuracy_beam",
+        "unseen_der_baseline": "unseen_der_baseline",
+        "run_seconds": "default_run_seconds",
+    }),
+    "speech_recognition:full": ("speech_recognition", "full", "FULL_QUALITY", {
+        "unseen_der_beam": "full_unseen_der_beam",
+        "seen_der_beam": "full_seen_der_beam",
+        "unseen_string_accuracy_beam": "full_unseen_string_accuracy_beam",
+    }),
 }
 
 # Plots the README shows, copied to docs/ after each run of their job: job -> [(file in the

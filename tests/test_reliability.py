@@ -46,6 +46,11 @@ TINY = {
         "--max-pairs", "2000", "--epochs", "3", "--units", "16", "--embedding-dim", "16",
         "--test-sentences", "40", "--no-compare-no-attention", "--patience", "5",
     ],
+    "speech_recognition": [
+        "--train-utterances", "64", "--val-utterances", "16", "--test-utterances", "16",
+        "--epochs", "3", "--units", "16", "--conv-filters", "8", "--num-layers", "1",
+        "--batch-size", "16", "--max-digits", "3", "--patience", "5",
+    ],
 }
 
 # How to use the saved model without training, where a script offers it, and the file that
@@ -55,6 +60,9 @@ INFERENCE = {
     "text_generation": (["--generate", "--prompt", "ROMEO:", "--sample-length", "20"],
                         "best.keras"),
     "machine_translation": (["--translate", "I am cold."], "best.keras"),
+    # any audio file soundfile reads will do: the bundled FLAC of all recordings
+    "speech_recognition": (["--transcribe", str(ROOT / "data/fsdd/recordings.flac")],
+                           "best.keras"),
 }
 
 # A learning rate that makes every model diverge within a few steps.
@@ -259,6 +267,12 @@ def bad_inputs(tmp: Path) -> list[tuple[str, list[str], str]]:
         ("machine_translation", ["--translate", "  "], "got no words"),
         ("machine_translation", ["--max-length", "0"], "--max-length"),
         ("machine_translation", ["--beam-width", "0"], "--beam-width"),
+        ("speech_recognition", ["--transcribe", str(tmp / "missing.wav")], "no audio file at"),
+        ("speech_recognition", ["--transcribe", _write(tmp / "empty.wav", "")], "cannot read"),
+        ("speech_recognition", ["--transcribe", _write(tmp / "text.wav", "555 1234\n")],
+         "cannot read"),
+        ("speech_recognition", ["--test-speaker", "bob"], "--test-speaker"),
+        ("speech_recognition", ["--units", "0"], "--units"),
         ("rnn_basics", ["--lengths", "0"], "--lengths"),
         ("rnn_basics", ["--hidden-size", "-4"], "--hidden-size"),
         ("rnn_basics", ["--train-samples", "0"], "--train-samples"),
