@@ -89,6 +89,24 @@ def test_made_utterances_say_their_labels():
                                           rel=1e-4)
 
 
+def test_bundled_and_folder_recordings_load_alike(tmp_path):
+    bundled = sr.load_bundled_recordings()
+    assert len(bundled) == 2700  # 6 speakers x 10 digits x takes 0-44
+    assert {speaker for _, speaker, _ in bundled} == set(sr.SPEAKERS)
+    assert {take for _, _, take in bundled} == set(range(45))
+    chosen = [(3, "theo", 7), (9, "lucas", 44)]
+    for digit, speaker, take in chosen:  # the same recordings as WAV files in a folder
+        soundfile.write(tmp_path / f"{digit}_{speaker}_{take}.wav",
+                        bundled[(digit, speaker, take)], SAMPLE_RATE, subtype="PCM_16")
+    (tmp_path / "README.md").write_text("not a recording")
+    loaded = sr.load_wav_folder(tmp_path)
+    assert sorted(loaded) == sorted(chosen)
+    for key in chosen:
+        np.testing.assert_array_equal(loaded[key], bundled[key])
+    with pytest.raises(common.DataError, match="no FSDD recordings"):
+        sr.load_wav_folder(tmp_path / "nothing")
+
+
 def test_split_holds_the_test_speaker_out():
     recordings = {(d, s, t): np.zeros(10, "int16") for d in range(10)
                   for s in ("ann", "bob", "cy") for t in range(6)}
