@@ -428,6 +428,31 @@ def distribution_strategy(name: str):
     return tf.distribute.get_strategy()
 
 
+def cpu_has_native_bf16() -> bool:
+    """True when this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX-BF16 flags, Linux):
+    there mixed bfloat16 halves the cost of an LSTM's matrix products; elsewhere it is
+    emulated and slower."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def compute_policy(precision: str) -> str:
+    """The Keras dtype policy for `precision` ("auto", "float32", "bfloat16"): "auto" is mixed
+    bfloat16 on a CPU-only machine whose CPU has native bf16, float32 elsewhere (on a GPU the
+    float32 cuDNN kernels stay in use)."""
+    if precision == "bfloat16":
+        return "mixed_bfloat16"
+    if precision == "auto" and cpu_has_native_bf16():
+        import tensorflow as tf
+
+        if not tf.config.list_physical_devices("GPU"):
+            return "mixed_bfloat16"
+    return "float32"
+
+
 def _best_checkpoint_class():
     import keras
 

@@ -102,6 +102,7 @@ class Config(common.RunConfig):
     steps_per_epoch: int = 100  # Training steps per epoch (validation + checkpoint each epoch).
     patience: int = 5  # Early stopping: epochs without validation improvement.
     jit_compile: bool = False  # XLA-compile the train step (2-3x SLOWER here for this LSTM).
+    precision: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bf16 on bf16 CPUs.
     generate: bool = False  # Load the saved model and vocabulary and generate; no training.
     prompt: str = "ROMEO:"  # Text to prime the sampler with.
     temperature: float = 0.8  # Sampling temperature for --generate (0 = always the argmax).
@@ -344,14 +345,18 @@ def build_model(config: Config, vocab_size: int):
     from keras import layers
 
     recurrent = layers.LSTM if config.cell == "lstm" else layers.GRU
+    # Mixed bfloat16 (where the CPU multiplies bf16 natively): weights stay float32, the
+    # products run in bf16; the logits (and so the loss) stay float32.
+    policy = common.compute_policy(config.precision)
     tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
-    x = layers.Embedding(vocab_size, config.embedding_dim, name="embedding")(tokens)
+    x = layers.Embedding(vocab_size, config.embedding_dim, name="embedding", dtype=policy)(tokens)
     for i in range(config.num_layers):
         # tanh/sigmoid, no recurrent dropout, unroll=False: the cuDNN-compatible defaults
-        x = recurrent(config.units, return_sequences=True, name=f"{config.cell}_{i + 1}")(x)
+        x = recurrent(config.units, return_sequences=True, name=f"{config.cell}_{i + 1}",
+                      dtype=policy)(x)
         if config.dropout:
-            x = layers.Dropout(config.dropout, name=f"dropout_{i + 1}")(x)
-    logits = layers.Dense(vocab_size, name="logits")(x)
+            x = layers.Dropout(config.dropout, name=f"dropout_{i + 1}", dtype=policy)(x)
+    logits = layers.Dense(vocab_size, name="logits", dtype="float32")(x)
     return keras.Model(tokens, logits, name=f"{config.level}_{config.cell}_language_model")
 
 
@@ -453,9 +458,17 @@ class Sampler:
     cells (called directly, states carried), logits. Never re-runs the prefix."""
 
     def __init__(self, model):
+        import keras
         import tensorflow as tf
         from keras import layers
 
+        if any(layer.compute_dtype != "float32" for layer in model.layers if layer.weights):
+            # Trained in mixed bfloat16: one token at a time the products are tiny and bf16
+            # was 3x slower here, so generate with a float32 twin holding the same weights.
+            twin = keras.models.clone_model(model, clone_function=lambda layer: (
+                layer.__class__.from_config({**layer.get_config(), "dtype": "float32"})))
+            twin.set_weights(model.get_weights())
+            model = twin
         kinds = [layer for layer in model.layers if not isinstance(
             layer, (layers.InputLayer, layers.Dropout))]
         if (len(kinds) < 3 or not isinstance(kinds[0], layers.Embedding)
@@ -686,11 +699,14 @@ def main(config: Config) -> dict:
             model = build_model(config, len(vocabulary))
             compile_model(model, config, total_steps)
         model.summary(line_length=90)
+        print(f"arithmetic: {common.compute_policy(config.precision)} (--precision "
+              f"{config.precision})")
 
         # ---- training (resume, best checkpoint, early stopping, NaN guard via TrainingRun)
         settings = common.settings_of(config, ignore=(
             "generate", "prompt", "temperature", "temperatures", "top_k", "top_p",
             "num_samples", "sample_length", "complete", "num_completions"))
+        settings["precision"] = common.compute_policy(config.precision)  # what "auto" chose
         run = common.TrainingRun(model_dir, settings=settings, monitor="val_loss",
                                  patience=config.patience, restart=config.restart,
                                  tensorboard=config.tensorboard)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import fcntl
 import json
 import os
 import platform
@@ -98,14 +99,15 @@ JOBS: dict[str, tuple[str, str, dict | str, dict[str, str]]] = {
     }),
     "machine_translation:default-none": (
         "machine_translation", "default", {"attention": "none"},
-        {"bleu_beam": "default_bleu_no_attention",
+        # results.json's bleu_no_attention: attention against none is compared at this size
+        {"bleu_beam": ("default_bleu_no_attention", "bleu_no_attention"),
          "bleu_greedy": "default_bleu_greedy_no_attention"},
     ),
     "machine_translation:full": ("machine_translation", "full", "FULL_QUALITY", {
         "bleu_beam": "bleu_beam",
         "bleu_greedy": "bleu_greedy",
         "chrf_beam": "chrf_beam",
-        "bleu_no_attention": "bleu_no_attention",  # FULL_QUALITY trains both variants
+        "run_seconds": "full_run_seconds",
     }),
     "speech_recognition:default": ("speech_recognition", "default", {}, {
         "unseen_der_beam": "unseen_der_beam",
@@ -275,9 +277,10 @@ def collect(results: dict) -> dict:
         run = results.get("runs", {}).get(name)
         if not run or run.get("failed"):
             continue
-        for source, target in keys.items():
-            if source in run["metrics"]:
-                flat.setdefault(script, {})[target] = run["metrics"][source]
+        for source, targets in keys.items():
+            for target in (targets,) if isinstance(targets, str) else targets:
+                if source in run["metrics"]:
+                    flat.setdefault(script, {})[target] = run["metrics"][source]
     extra = results.get("extra", {})
     for script, values in extra.items():
         flat.setdefault(script, {}).update(values)
@@ -326,7 +329,8 @@ def write_markdown(results: dict) -> None:
         for key, value in run["metrics"].items():
             if key.startswith("_") or isinstance(value, (dict, list)):
                 continue
-            anchor = ANCHORS.get(keys.get(key, key), "")
+            targets = keys.get(key, key)
+            anchor = ANCHORS.get(targets if isinstance(targets, str) else targets[-1], "")
             lines.append(f"| {key} | {_format(value)} | {anchor} |")
         lines.append("")
     RESULTS_MD.write_text("\n".join(lines))
@@ -352,7 +356,6 @@ def main() -> int:
         write_markdown(results)
         return 0
     names = args.jobs or [n for n, job in JOBS.items() if args.mode in ("all", job[1])]
-    results["machine"] = machine_info()
     log_dir = ROOT / "outputs" / "benchmarks" / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     failed = 0
@@ -361,10 +364,14 @@ def main() -> int:
         if args.note:
             run["note"] = args.note
         failed += bool(run.get("failed"))
-        results.setdefault("runs", {})[name] = run
-        RUNS_JSON.write_text(json.dumps(results, indent=2, default=float) + "\n")
-        RESULTS_JSON.write_text(json.dumps(collect(results), indent=2, default=float) + "\n")
-        write_markdown(results)
+        with open(RUNS_JSON.with_suffix(".lock"), "w") as lock:  # jobs run side by side merge
+            fcntl.flock(lock, fcntl.LOCK_EX)  # into the file as it is now, not as it was
+            results = json.loads(RUNS_JSON.read_text()) if RUNS_JSON.is_file() else {}
+            results["machine"] = machine_info()
+            results.setdefault("runs", {})[name] = run
+            RUNS_JSON.write_text(json.dumps(results, indent=2, default=float) + "\n")
+            RESULTS_JSON.write_text(json.dumps(collect(results), indent=2, default=float) + "\n")
+            write_markdown(results)
     return 1 if failed else 0
 
 

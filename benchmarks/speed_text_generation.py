@@ -1,11 +1,13 @@
 """Speed of text_generation.py's default model: training throughput with the project's
 settings against Keras defaults, back to back in one process, and generation speed.
 
-- project settings: the script's tf.data pipeline (random windows, prefetch), its batch size
-  and its `jit_compile` choice (off by default: XLA was 2-3x slower for this LSTM here);
+- project settings: the script's tf.data pipeline (random windows, prefetch), its batch size,
+  its `jit_compile` choice (off: XLA was slower for this LSTM here) and its arithmetic
+  (`--precision auto`: mixed bfloat16 on a CPU with native bf16 such as AVX512-BF16);
+- the project settings in float32, to show what bf16 alone buys;
 - Keras defaults: the same model, `fit(x, y)` on NumPy windows, batch_size=32, compile's
   default `jit_compile="auto"` (which is off on a CPU-only machine);
-- for the record, the project settings with `jit_compile=True`;
+- for the record, float32 with `jit_compile=True`;
 - generation: the stateful one-step sampler (one stream, and 8 streams in one batch), and the
   naive way, `model.predict` on the whole prefix for every new character.
 
@@ -16,6 +18,7 @@ Prints a table and, as its last line, one JSON object with the numbers.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -63,10 +66,11 @@ def main() -> dict:
         f"{config.cell.upper()} {config.num_layers}x{config.units}, embedding "
         f"{config.embedding_dim}, sequence length {length}")}
 
-    def fresh_model(jit_compile: bool | str):
+    def fresh_model(jit_compile: bool | str, precision: str = "float32"):
         keras.backend.clear_session()
         common.set_seed(0)
-        model = tg.build_model(config, len(vocabulary))
+        model = tg.build_model(dataclasses.replace(config, precision=precision),
+                               len(vocabulary))
         model.compile(
             optimizer=keras.optimizers.Adam(1e-3, clipnorm=config.clipnorm),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -85,14 +89,21 @@ def main() -> dict:
     # ---- project settings: tf.data random windows, batch config.batch_size, its jit choice
     data = tg.make_train_dataset(train_ids, length, config.batch_size, seed=0)
     steps = TRAIN_TOKENS // (config.batch_size * length)
-    for label, jit_compile in (("project", config.jit_compile), ("project_jit", True)):
-        seconds = time_dataset_fit(fresh_model(jit_compile), data, steps)
+    policy = common.compute_policy(config.precision)  # mixed bf16 where the CPU has it
+    results["project_precision"] = policy
+    variants = (("project", config.jit_compile, config.precision),  # what the script uses
+                ("project_float32", config.jit_compile, "float32"),  # the same, no bf16
+                ("project_jit", True, "float32"))  # float32 + XLA (bf16 + XLA was 8x slower)
+    for label, jit_compile, precision in variants:
+        seconds = time_dataset_fit(fresh_model(jit_compile, precision), data, steps)
         results[f"train_tokens_per_s_{label}"] = steps * config.batch_size * length / seconds
     results["train_tokens_per_s"] = results["train_tokens_per_s_project"]
     results["train_speedup_vs_keras_defaults"] = (
         results["train_tokens_per_s_project"] / results["train_tokens_per_s_keras_defaults"])
-    results["jit_speedup_over_project_settings"] = (
-        results["train_tokens_per_s_project_jit"] / results["train_tokens_per_s_project"])
+    results["bf16_speedup_over_float32"] = (
+        results["train_tokens_per_s_project"] / results["train_tokens_per_s_project_float32"])
+    results["jit_speedup_over_float32"] = (
+        results["train_tokens_per_s_project_jit"] / results["train_tokens_per_s_project_float32"])
 
     # ---- generation: stateful one-step sampler vs model.predict on the whole prefix
     model = fresh_model(False)
@@ -116,11 +127,13 @@ def main() -> dict:
     print(f"  Keras defaults (fit on NumPy, batch 32, no XLA): "
           f"{results['train_tokens_per_s_keras_defaults']:10,.0f}")
     print(f"  project settings (tf.data, batch {config.batch_size}, jit_compile="
-          f"{config.jit_compile}): {results['train_tokens_per_s_project']:10,.0f}  "
+          f"{config.jit_compile}, {policy}): {results['train_tokens_per_s_project']:10,.0f}  "
           f"({results['train_speedup_vs_keras_defaults']:.2f}x)")
-    print(f"  project settings with jit_compile=True: "
+    print(f"  the same in float32: {results['train_tokens_per_s_project_float32']:10,.0f}  "
+          f"(bf16 gives {results['bf16_speedup_over_float32']:.2f}x)")
+    print(f"  float32 with jit_compile=True: "
           f"{results['train_tokens_per_s_project_jit']:10,.0f}  "
-          f"({results['jit_speedup_over_project_settings']:.2f}x the project settings)")
+          f"({results['jit_speedup_over_float32']:.2f}x float32 without)")
     print("generation (characters/s):")
     print(f"  stateful tf.function sampler, 1 stream: {results['generation_chars_per_s']:10,.0f}")
     print(f"  stateful tf.function sampler, 8 streams: "

@@ -104,12 +104,38 @@ def test_top_p_keeps_the_nucleus_and_frequencies_follow_softmax():
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_stateful_one_step_logits_equal_full_sequence_logits(cell):
-    config = tg.Config(cell=cell, num_layers=2, units=24, embedding_dim=8, dropout=0.3)
+    config = tg.Config(cell=cell, num_layers=2, units=24, embedding_dim=8, dropout=0.3,
+                       precision="float32")
     model = tg.build_model(config, vocab_size=17)
     ids = np.random.default_rng(3).integers(0, 17, size=(3, 25)).astype(np.int32)
     full = keras.ops.convert_to_numpy(model(ids, training=False))
     stepped = tg.Sampler(model).prompt_logits(ids)
     np.testing.assert_allclose(stepped, full, atol=1e-5)
+
+
+def test_bfloat16_model_generates_with_a_float32_twin_of_its_weights():
+    config = tg.Config(num_layers=2, units=24, embedding_dim=8, precision="bfloat16")
+    model = tg.build_model(config, vocab_size=17)
+    assert model.get_layer("lstm_1").compute_dtype == "bfloat16"
+    assert model.get_layer("logits").compute_dtype == "float32"  # the loss stays float32
+    twin = tg.build_model(tg.Config(num_layers=2, units=24, embedding_dim=8,
+                                    precision="float32"), vocab_size=17)
+    twin.set_weights(model.get_weights())
+    ids = np.random.default_rng(5).integers(0, 17, size=(2, 20)).astype(np.int32)
+    stepped = tg.Sampler(model).prompt_logits(ids)  # float32 steps with the bf16 model's weights
+    np.testing.assert_allclose(stepped, keras.ops.convert_to_numpy(twin(ids)), atol=1e-5)
+    bf16 = keras.ops.convert_to_numpy(model(ids))  # bf16 products: close, not equal
+    assert 0 < np.abs(stepped - bf16).max() < 0.05
+
+
+def test_precision_auto_follows_the_cpu(monkeypatch):
+    assert common.compute_policy("float32") == "float32"
+    assert common.compute_policy("bfloat16") == "mixed_bfloat16"
+    monkeypatch.setattr(common, "cpu_has_native_bf16", lambda: False)
+    assert common.compute_policy("auto") == "float32"
+    monkeypatch.setattr(common, "cpu_has_native_bf16", lambda: True)
+    on_gpu = bool(tf.config.list_physical_devices("GPU"))  # GPUs keep float32 cuDNN kernels
+    assert common.compute_policy("auto") == ("float32" if on_gpu else "mixed_bfloat16")
 
 
 def test_generate_is_seeded_and_batched():
