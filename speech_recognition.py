@@ -231,7 +231,7 @@ def load_recordings(config: Config) -> dict[Recording, np.ndarray]:
 
 
 def split_recordings(recordings: dict[Recording, np.ndarray], test_speaker: str,
-                     val_takes: int) -> dict[str, dict[int, list[np.ndarray]]]:
+                     val_takes: int) -> dict[str, dict[int, list[tuple[str, np.ndarray]]]]:
     """Speaker-independent split: {"train"|"val"|"test": {digit: [recordings]}}.
 
     test = every take of `test_speaker` (never heard in training); val = takes below
@@ -288,7 +288,7 @@ def change_speed(recording: np.ndarray, factor: float) -> np.ndarray:
     return np.interp(positions, np.arange(len(recording)), recording)
 
 
-def make_utterances(by_digit: dict[int, list], count: int, config: Config,
+def make_utterances(by_digit: dict[int, list[tuple[str, np.ndarray]]], count: int, config: Config,
                     rng: np.random.Generator, speed_perturbation: float = 0.0
                     ) -> tuple[list[np.ndarray], list[str]]:
     """`count` random digit strings, each spoken by one speaker of the split; each recording
@@ -527,8 +527,8 @@ def predict_log_probs(model: keras.Model, features: list[np.ndarray], config: Co
 
 
 def transcribe_all(model: keras.Model, features: list[np.ndarray], config: Config
-                   ) -> dict[str, list[str]]:
-    """Greedy and beam-search transcripts of every utterance."""
+                   ) -> dict[str, list]:
+    """Greedy and beam-search transcripts of every utterance, and its log-probabilities."""
     log_probs, lengths = predict_log_probs(model, features, config)
     greedy = [greedy_decode(p) for p in log_probs]
     beam: list[str] = []
