@@ -52,13 +52,25 @@ def test_weather_split_is_chronological_and_scaler_uses_train_rows_only():
     np.testing.assert_allclose(data.splits["train"].mean(axis=0), 0, atol=1e-4)
 
 
+def test_change_features_are_hour_to_hour_differences_of_past_rows():
+    raw = ts.load_jena().iloc[:50]
+    frame = ts.add_changes(ts.add_time_features(raw))
+    assert len(frame) == 49 and frame.index[0] == raw.index[1]  # no previous hour: dropped
+    assert list(frame.columns[-6:]) == [f"{c.split(' ')[0]} change" for c in ts.JENA_COLUMNS]
+    np.testing.assert_allclose(frame["T change"].to_numpy(),
+                               np.diff(raw["T (degC)"].to_numpy()))
+    assert list(frame.columns[:1]) == ["T (degC)"]  # the target stays column 0
+
+
 def test_perturbing_the_future_changes_no_training_input_or_scaler_statistic():
-    frame = ts.add_time_features(ts.load_jena()).iloc[:3000]
-    train_end = ts.split_bounds(len(frame))["train"].stop
-    future_changed = frame.copy()
+    raw = ts.load_jena().iloc[:3001]
+    frame = ts.add_changes(ts.add_time_features(raw))  # the script's features, changes included
+    train_end = ts.split_bounds(len(frame))["train"].stop  # frame row k is raw row k + 1
+    future_changed = raw.copy()
     rng = np.random.default_rng(0)
-    future_changed.iloc[train_end:, :6] = rng.normal(50, 30, (len(frame) - train_end, 6))
-    before, after = ts.prepare_series(frame), ts.prepare_series(future_changed)
+    future_changed.iloc[train_end + 1:, :6] = rng.normal(50, 30, (len(raw) - train_end - 1, 6))
+    before = ts.prepare_series(frame)
+    after = ts.prepare_series(ts.add_changes(ts.add_time_features(future_changed)))
     np.testing.assert_array_equal(before.mean, after.mean)
     np.testing.assert_array_equal(before.std, after.std)
     np.testing.assert_array_equal(before.splits["train"], after.splits["train"])
