@@ -53,7 +53,8 @@ met): five training voices are few. Test examples: 4319760 heard as 8319780, 210
 276451 as 2786451 (4 and 3 heard as 8, an 8 inserted). Tuning steps, unseen DER on 200-400
 strings: 10 ms frames, 20 MFCCs, no augmentation 58% (1,000 strings, 4 epochs); + cepstral
 mean normalization and ±15% speed changes 32% (same budget); 3,000 strings, 10 epochs 21%
-(646 s); 20 ms frames, 13 MFCCs, ±20%, dropout 0.3: 18% in half the time (331 s).
+(646 s); 20 ms frames, 13 MFCCs, ±20%, dropout 0.3: 18% in half the time (331 s); the
+default's 4,000 strings: 16.8%; 6,000 strings, 7 epochs, ±30%: 17.7% (474 s), no better.
 FULL_QUALITY (12,000 strings, 192 units, up to 60 epochs) was not run: at the default run's
 speed it needs hours on 2 cores; its aim is an unseen-speaker DER below 10%, unverified.
 """
