@@ -36,6 +36,11 @@ def test_mfcc_shapes_and_frame_count():
     features = sr.featurize([waveforms[0], waveforms[1, :5000], waveforms[2, :200]], config)
     assert [len(f) for f in features] == [98, sr.num_frames(5000, config), 1]
     assert sr.output_frames(np.array([98, 61, 1]), config).tolist() == [49, 31, 1]
+    # cepstral mean (and variance) normalization, per utterance and coefficient
+    np.testing.assert_allclose(features[0].mean(axis=0), 0, atol=1e-4)
+    config.cepstral_variance_norm = True
+    normalized = sr.featurize([waveforms[0]], config)[0]
+    np.testing.assert_allclose(normalized.std(axis=0), 1, rtol=1e-2)
 
 
 @pytest.mark.parametrize("frequency", [300.0, 1000.0, 2500.0])
