@@ -12,8 +12,9 @@ What it teaches:
   (unigram and bigram counts);
 - what makes a small RNN learn fast on a CPU: a warm-up + cosine learning-rate schedule
   sized to the planned steps, a tf.data pipeline of random windows, a batch big enough for
-  the cores but small enough for many steps, and measuring `jit_compile` before adopting it
-  (XLA made this LSTM 2-3x slower here, so it is off);
+  the cores but small enough for many steps, mixed bfloat16 where the CPU multiplies bf16
+  natively (1.4x here; the logits and weights stay float32), and measuring `jit_compile`
+  before adopting it (XLA made this LSTM slower here, so it is off);
 - generation with a *stateful one-step sampler*: the LSTM/GRU cells are called directly inside
   one `tf.function`, carrying their states, so each new token costs one step (re-running the
   whole prefix with `model.predict` per token was ~600x slower); temperature, top-k, top-p
@@ -24,7 +25,7 @@ Andrej Karpathy for char-rnn), bundled as data/tinyshakespeare/input.txt.gz. `--
 fetches the TensorFlow copy instead; `--text PATH` trains on any UTF-8 text file.
 
 How to run:
-    python text_generation.py                   # default: char-level 2x256 LSTM, 1,700 steps
+    python text_generation.py                   # default: char-level 2x256 LSTM, 2,200 steps
     python text_generation.py --epochs 2 --steps-per-epoch 20 --max-chars 200000   # ~1 min
     python text_generation.py --epochs 24 --steps-per-epoch 200 --units 512 --dropout 0.3 \
         --learning-rate 3e-3 --patience 6 --output-dir outputs/text_generation_full  # full
@@ -35,16 +36,22 @@ How to run:
 A tiny run (< 20 s): --max-chars 30000 --epochs 3 --steps-per-epoch 10 --units 48
     --num-layers 1 --batch-size 32 --sequence-length 32 --sample-length 50
 
-Measured, default run (`python benchmarks/run.py --jobs text_generation:default`, idle 2-core
-AMD EPYC, no GPU): validation 1.4921 nats/char = 2.153 bits/char, perplexity 4.45 (baselines:
-unigram 3.347, bigram 2.482 nats/char) after 1,700 steps (13.9M characters, 17 epochs of 100
-steps); 510 s wall (8.5 min), peak memory 1.5 GB; training 29,533 characters/s; generation
-11,493 characters/s for one stream. Keep the split, the 2048-character validation windows
-and the cosine schedule in mind when comparing with other numbers.
-Speed (`python benchmarks/speed_text_generation.py`, same idle CPU): training 29,712
-characters/s against 22,738 with Keras defaults (fit on NumPy, batch 32): 1.31x; XLA
-(`--jit-compile`) 0.95x; the one-step sampler 13,232 characters/s (27,856 for 8 streams)
-against 22 for `model.predict` on the whole prefix per character.
+Measured, default run (`python benchmarks/run.py --jobs text_generation:default`, 2-core AMD
+EPYC with AVX512-BF16, no GPU; the CPU shared with a long translation run and other jobs):
+validation 1.4692 nats/char = 2.120 bits/char, perplexity 4.35 (baselines: unigram 3.347,
+bigram 2.482 nats/char) after 2,200 steps (18.0M characters, 22 epochs of 100 steps) in
+mixed bfloat16; 718 s wall under that load (training 27,181 characters/s; an idle CPU gives
+~1.4x that), peak memory 1.4 GB; generation 9,620 characters/s for one stream.
+The earlier float32 default (1,700 steps) measured 1.4921 nats/char in 510 s on the idle CPU.
+Keep the split, the 2048-character validation windows and the cosine schedule in mind when
+comparing with other numbers.
+Speed (`python benchmarks/speed_text_generation.py`, back to back in one process, CPU shared
+as above): training 19,900 characters/s with the project's settings against 12,525 with
+Keras defaults (float32, fit on NumPy, batch 32): 1.59x; of that, mixed bfloat16 gives 1.38x
+over the same settings in float32 (CPUs without native bf16 get float32: `--precision auto`);
+XLA (`--jit-compile`) 0.67x of float32 without it (and bf16 with XLA was 8x slower); the
+one-step sampler 6,669 characters/s under that load (13,232 idle), 19,089 for 8 streams,
+against 11 for `model.predict` on the whole prefix per character.
 Full quality (FULL_QUALITY): a 2x512 LSTM with dropout 0.3, 4,800 steps (2.8x the default's,
 each ~4x the compute): hours on this CPU; not yet measured.
 """
@@ -98,7 +105,7 @@ class Config(common.RunConfig):
     learning_rate: float = 4e-3  # Peak Adam step size, reached after the warm-up.
     warmup_steps: int = 100  # Linear warm-up steps, then cosine decay to 0 over the run.
     clipnorm: float = 1.0  # Clip each gradient to this global norm (stops exploding steps).
-    epochs: int = 17  # Epochs; one epoch = --steps-per-epoch steps on random windows.
+    epochs: int = 22  # Epochs; one epoch = --steps-per-epoch steps on random windows.
     steps_per_epoch: int = 100  # Training steps per epoch (validation + checkpoint each epoch).
     patience: int = 5  # Early stopping: epochs without validation improvement.
     jit_compile: bool = False  # XLA-compile the train step (2-3x SLOWER here for this LSTM).
