@@ -49,9 +49,16 @@ on 876 held-out English sentences (1,248 references):
 So attention buys +14.7 BLEU and beam search +3.3 over greedy at this size.
 A 6-epoch, 8k-pair probe gave Luong 5.5 vs Bahdanau 10.8 BLEU (beam 5).
 BLEU here is lower-cased corpus BLEU (sacrebleu 13a) against all references of a sentence.
-The full-quality run (all pairs, 256 units, both variants) was not run on this CPU: at the
-default run's speed it needs several hours on 2 cores (minutes on a GPU); its targets are test
-BLEU (beam 5) >= 35, attention >= 5 BLEU over none, beam >= greedy — unverified here.
+Full-quality run (FULL_QUALITY, `python benchmarks/run.py --jobs machine_translation:full`,
+same CPU but shared with other training jobs the whole time): all pairs (118,626 training
+pairs), vocabularies 7,175 English / 8,000 French, early stopping after 8 of 12 epochs (best
+val loss 0.973 at epoch 6); 3,532 s wall (59 min), 1.7 GB peak. On all 4,560 held-out English
+sentences (6,401 references):
+    copy English (baseline)   BLEU  0.4   chrF 14.8
+    Bahdanau, greedy          BLEU 43.5   chrF 62.0
+    Bahdanau, beam 5          BLEU 46.0   chrF 63.4
+Targets: BLEU (beam 5) >= 35 met; beam >= greedy met (+2.5); attention vs none measured at the
+default size above (+14.7).
 """
 
 from __future__ import annotations
