@@ -59,7 +59,9 @@ last hour as an input (`--changes`, 0.593 -> 0.570 and 0.460 -> 0.438); MAE rath
 as the loss (-1 %). Tried, on validation, and left out: GRU(128) (-1 % next hour, overfits at
 24 h), a second GRU layer, a Conv1D front-end, a Dense layer after the GRU, batch 64, 30
 epochs (each -0.5 to -1.5 % for 1.5-3.5x the time), input dropout 0.3 and AdamW (worse or no
-gain), physics-derived columns (VPdef, specific humidity: no gain), averaging more models.
+gain), physics-derived columns (VPdef, specific humidity: no gain), averaging more models,
+and (next hour) a loss on every hour of the window or the sun's elevation as an input (each
+about -1 %: together still short of 0.55).
 Stocks (`--dataset stock`, AAPL, test 2020-01-30..2024-04-19, 1063 days): GRU MAE $1.991 vs
 persistence $1.983 (ratio 1.004), RMSE $2.659 vs $2.652, direction right 49.7 % vs 51.3 % for
 "always up": the model does NOT beat persistence.
