@@ -44,8 +44,8 @@ training 40,388 characters/s; generation 13,827 characters/s for one stream.
 The earlier float32 default (1,700 steps) measured 1.4921 nats/char in 510 s on the idle CPU.
 Keep the split, the 2048-character validation windows and the cosine schedule in mind when
 comparing with other numbers.
-Speed (`python benchmarks/speed_text_generation.py`, back to back in one process, CPU shared
-as above): training 19,900 characters/s with the project's settings against 12,525 with
+Speed (`python benchmarks/speed_text_generation.py`, back to back in one process, the CPU
+shared with a translation run): training 19,900 characters/s with the project's settings against 12,525 with
 Keras defaults (float32, fit on NumPy, batch 32): 1.59x; of that, mixed bfloat16 gives 1.38x
 over the same settings in float32 (CPUs without native bf16 get float32: `--precision auto`);
 XLA (`--jit-compile`) 0.67x of float32 without it (and bf16 with XLA was 8x slower); the
