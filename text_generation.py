@@ -44,13 +44,13 @@ training 40,388 characters/s; generation 13,827 characters/s for one stream.
 The earlier float32 default (1,700 steps) measured 1.4921 nats/char in 510 s on the idle CPU.
 Keep the split, the 2048-character validation windows and the cosine schedule in mind when
 comparing with other numbers.
-Speed (`python benchmarks/speed_text_generation.py`, back to back in one process, the CPU
-shared with a translation run): training 19,900 characters/s with the project's settings against 12,525 with
-Keras defaults (float32, fit on NumPy, batch 32): 1.59x; of that, mixed bfloat16 gives 1.38x
-over the same settings in float32 (CPUs without native bf16 get float32: `--precision auto`);
-XLA (`--jit-compile`) 0.67x of float32 without it (and bf16 with XLA was 8x slower); the
-one-step sampler 6,669 characters/s under that load (13,232 idle), 19,089 for 8 streams,
-against 11 for `model.predict` on the whole prefix per character.
+Speed (`python benchmarks/run.py --jobs text_generation:speed`, back to back in one process,
+idle CPU): training 41,332 characters/s with the project's settings against 22,981 with Keras
+defaults (float32, fit on NumPy, batch 32): 1.80x; of that, mixed bfloat16 gives 1.43x over
+the same settings in float32 (CPUs without native bf16 get float32: `--precision auto`); XLA
+(`--jit-compile`) 0.51x of float32 without it (bf16 with XLA was 8x slower in a probe); the
+one-step sampler 11,850 characters/s for one stream, 29,986 for 8, against 19 for
+`model.predict` on the whole prefix per character.
 Full quality (FULL_QUALITY, `python benchmarks/run.py --jobs text_generation:full`): a 2x384
 LSTM with dropout 0.2, 3,000 steps (25M characters) in mixed bf16: validation 1.4303
 nats/char = 2.064 bits/char, perplexity 4.18; 1,741 s wall (29 min; the CPU shared with a
