@@ -443,7 +443,7 @@ def build_model(config: Config, mean: np.ndarray, variance: np.ndarray) -> keras
         x = layers.ZeroPadding1D(2, name="pad_time")(x)
         x = layers.Conv1D(config.conv_filters, 5, strides=2, activation="relu",
                           name="conv_front_end")(x)
-        lengths = (frames + 1) // 2  # = output_frames(frames, config)
+        lengths = output_frames(frames, config)  # ceil(frames / 2)
         x = layers.LayerNormalization(name="conv_norm")(x)
     mask = LengthMask(name="frame_mask")(x, lengths)
     for layer in range(config.num_layers):

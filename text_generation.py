@@ -80,7 +80,7 @@ FULL_QUALITY: dict = {
     "dropout": 0.2,  # a wider LSTM overfits 1M characters sooner
     "learning_rate": 3e-3,
     "patience": 6,
-    "output_dir": "outputs/text_generation_full",
+    "output_dir": str(common.OUTPUTS_DIR / "text_generation_full"),
 }
 
 SHAKESPEARE_URL = "https://storage.googleapis.com/download.tensorflow.org/data/shakespeare.txt"
@@ -708,14 +708,14 @@ def main(config: Config) -> dict:
             model = build_model(config, len(vocabulary))
             compile_model(model, config, total_steps)
         model.summary(line_length=90)
-        print(f"arithmetic: {common.compute_policy(config.precision)} (--precision "
-              f"{config.precision})")
+        policy = common.compute_policy(config.precision)  # what "auto" chose (build_model too)
+        print(f"arithmetic: {policy} (--precision {config.precision})")
 
         # ---- training (resume, best checkpoint, early stopping, NaN guard via TrainingRun)
         settings = common.settings_of(config, ignore=(
             "generate", "prompt", "temperature", "temperatures", "top_k", "top_p",
             "num_samples", "sample_length", "complete", "num_completions"))
-        settings["precision"] = common.compute_policy(config.precision)  # what "auto" chose
+        settings["precision"] = policy  # a checkpoint from other arithmetic is not resumed
         run = common.TrainingRun(model_dir, settings=settings, monitor="val_loss",
                                  patience=config.patience, restart=config.restart,
                                  tensorboard=config.tensorboard)

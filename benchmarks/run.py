@@ -41,7 +41,7 @@ RESULTS_MD = ROOT / "benchmarks" / "RESULTS.md"
 # job name -> (script, mode, Config overrides, {main() key: results.json key}); overrides is a
 # dict, "FULL_QUALITY" (the script's documented full-quality config), or "SCRIPT" (run
 # benchmarks/<job>.py, which prints its metrics as the last line of JSON).
-JOBS: dict[str, tuple[str, str, dict | str, dict[str, str]]] = {
+JOBS: dict[str, tuple[str, str, dict | str, dict[str, str | tuple[str, ...]]]] = {
     "rnn_basics:default": ("rnn_basics", "default", {}, {
         "adding_t100_mse_simplernn": "adding_t100_mse_simplernn",
         "adding_t100_mse_lstm": "adding_t100_mse_lstm",
@@ -270,6 +270,11 @@ def run_job(name: str, log_dir: Path) -> dict:
     }
 
 
+def _targets(keys: str | tuple[str, ...]) -> tuple[str, ...]:
+    """A key map's value: one results.json key, or several."""
+    return (keys,) if isinstance(keys, str) else keys
+
+
 def collect(results: dict) -> dict:
     """Flatten each job's metrics into the per-script keys results.json promises."""
     flat: dict = {"machine": results.get("machine", {})}
@@ -278,8 +283,8 @@ def collect(results: dict) -> dict:
         if not run or run.get("failed"):
             continue
         for source, targets in keys.items():
-            for target in (targets,) if isinstance(targets, str) else targets:
-                if source in run["metrics"]:
+            if source in run["metrics"]:
+                for target in _targets(targets):
                     flat.setdefault(script, {})[target] = run["metrics"][source]
     extra = results.get("extra", {})
     for script, values in extra.items():
@@ -329,8 +334,7 @@ def write_markdown(results: dict) -> None:
         for key, value in run["metrics"].items():
             if key.startswith("_") or isinstance(value, (dict, list)):
                 continue
-            targets = keys.get(key, key)
-            anchor = ANCHORS.get(targets if isinstance(targets, str) else targets[-1], "")
+            anchor = ANCHORS.get(_targets(keys.get(key, key))[-1], "")
             lines.append(f"| {key} | {_format(value)} | {anchor} |")
         lines.append("")
     RESULTS_MD.write_text("\n".join(lines))
