@@ -153,7 +153,7 @@ FULL_QUALITY: dict = {
     "target_vocab_size": 8000,
     "patience": 2,
     "test_sentences": 0,
-    "output_dir": "outputs/machine_translation_full",
+    "output_dir": str(common.OUTPUTS_DIR / "machine_translation_full"),
 }
 
 # Config fields that only change decoding or reporting, not the trained model.
