@@ -30,6 +30,7 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -163,17 +164,23 @@ def count_cudnn_calls() -> dict:
     counts: dict = {}
     if keras.backend.backend() != "torch":
         return counts
-    from keras.src.backend.torch import rnn
+    import importlib
 
-    for kernel in ("_cudnn_lstm", "_cudnn_gru"):
-        original = getattr(rnn, kernel)
+    # LSTM/GRU call rnn._cudnn_lstm/_cudnn_gru; Bidirectional calls the fused two-direction
+    # kernels through keras.src.backend, which raise NotImplementedError when ineligible.
+    places = [(importlib.import_module("keras.src.backend.torch.rnn"), name)
+              for name in ("_cudnn_lstm", "_cudnn_gru")]
+    places += [(importlib.import_module("keras.src.backend"), name)
+               for name in ("bidirectional_lstm", "bidirectional_gru")]
+    for module, name in places:
+        original = getattr(module, name)
 
-        def counted(*args, _original=original, _kernel=kernel, **kwargs):
+        def counted(*args, _original=original, _name=name, **kwargs):
             result = _original(*args, **kwargs)  # raises (and is not counted) on fallback
-            counts[_kernel] = counts.get(_kernel, 0) + 1
+            counts[_name] = counts.get(_name, 0) + 1
             return result
 
-        setattr(rnn, kernel, counted)
+        setattr(module, name, counted)
     return counts
 
 
@@ -208,6 +215,7 @@ def train_speed(row: dict, mode, steps: int, counts: dict) -> dict:
 def measure(rows: list[dict], steps: int, out: Path | None) -> dict:
     import keras
 
+    warnings.filterwarnings("ignore", message="RNN module weights are not part of single")
     counts = count_cudnn_calls()
     device = describe_device()
     print(f"Keras {keras.__version__}, backend {keras.backend.backend()}, {device}")

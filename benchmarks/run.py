@@ -36,6 +36,7 @@ if str(ROOT) not in sys.path:  # job_command imports the scripts for their FULL_
     sys.path.insert(0, str(ROOT))
 RESULTS_JSON = ROOT / "benchmarks" / "results.json"  # {"machine": {...}, "<script>": {...}}
 RUNS_JSON = ROOT / "benchmarks" / "runs.json"  # every job's full metrics, command, time
+GPU_RESULTS = ROOT / "benchmarks" / "gpu_cudnn_results.json"  # benchmarks/gpu_cudnn.py measure
 RESULTS_MD = ROOT / "benchmarks" / "RESULTS.md"
 
 # job name -> (script, mode, Config overrides, {main() key: results.json key}); overrides is a
@@ -314,6 +315,7 @@ def write_markdown(results: dict) -> None:
     ]
     for section in results.get("notes", []):
         lines += [section, ""]
+    lines += gpu_section()
     for name in JOBS:
         run = results.get("runs", {}).get(name)
         if not run:
@@ -338,6 +340,36 @@ def write_markdown(results: dict) -> None:
             lines.append(f"| {key} | {_format(value)} | {anchor} |")
         lines.append("")
     RESULTS_MD.write_text("\n".join(lines))
+
+
+def gpu_section(path: Path = GPU_RESULTS) -> list[str]:
+    """RESULTS.md lines for the cuDNN check (benchmarks/gpu_cudnn.py), if it was run."""
+    if not path.is_file():
+        return []
+    report = json.loads(path.read_text())
+    lines = [
+        "## GPU: the cuDNN path (`benchmarks/gpu_cudnn.py`)",
+        "",
+        f"{report['device']}; Keras {report['keras']}, {report['backend']} backend (the GPU "
+        "machine lent here has no TensorFlow). Every LSTM/GRU of every script's default model "
+        "(`gpu_cudnn.py export`, listed in gpu_layers.json), trained for "
+        f"{report['steps']} steps (layer -> Dense, MSE, Adam) as configured and then forced "
+        "onto the generic loop (`use_cudnn=False`), back to back. Command: "
+        "`KERAS_BACKEND=torch python benchmarks/gpu_cudnn.py measure --steps "
+        f"{report['steps']} --out benchmarks/gpu_cudnn_results.json`.",
+        "",
+        "| script | model | layer | units | batch x steps | cuDNN calls | cuDNN examples/s "
+        "| generic loop examples/s | speed-up |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in report["results"]:
+        lines.append(
+            f"| {row['script']} | {row['model']} | {row['class_name']} | {row['units']} | "
+            f"{row['batch_size']} x {row['time_steps']} | "
+            f"{row['cudnn']['cudnn_calls']}/{report['steps']} | "
+            f"{row['cudnn']['examples_per_s']:,.0f} | "
+            f"{row['generic_loop']['examples_per_s']:,.0f} | {row['speedup']:.1f}x |")
+    return lines + [""]
 
 
 def main() -> int:
