@@ -93,8 +93,9 @@ def default_models() -> list[tuple[str, str, object, int, int]]:
     ts = time_series.Config()
     features = 6 + 4 + (6 if ts.changes else 0)  # measured columns, day/year sin+cos, changes
     for kind in ("lstm", "gru", "reference"):
-        model = time_series.build_model(kind, ts.input_hours, features, 1, ts.units, ts.dropout,
-                                        ts.residual, ts.learning_rate, ts.clipnorm, 100, False)
+        model = time_series.build_model(kind, ts.input_hours, features, 1, ts.units,
+                                        ts.next_hour_dropout, ts.residual, ts.learning_rate,
+                                        ts.clipnorm, 100, False)
         models.append(("time_series", f"next hour {kind}", model, ts.batch_size,
                        ts.input_hours))
     tg = text_generation.Config(precision="float32")  # GPUs train in float32 (cuDNN)
