@@ -69,9 +69,9 @@ Averaging three LSTMs trained from different seeds reached 0.556 (validation -0.
 short of 0.55 for three times the training, so it is not the default. With 6 of the 14
 Jena columns at one row an hour, about 0.56 looks like what the next hour allows here.
 Full quality (FULL_QUALITY: 128 units, batch 128, up to 30 epochs, patience 5; `python
-benchmarks/run.py --jobs time_series:full`, idle CPU): 446 s; next hour 0.567 (LSTM, 0.42
-degC), next 24 h 0.448 (LSTM+GRU): wider models gain nothing at 24 h (they overfit), so the
-default stays the better 24-hour forecaster.
+benchmarks/run.py --jobs time_series:full`, idle CPU): 402 s; next hour 0.562, next 24 h
+0.448 (LSTM+GRU both): wider models gain nothing (at 24 h they overfit), so the default
+stays the better forecaster.
 Stocks (`--dataset stock`, AAPL, test 2020-01-30..2024-04-19, 1063 days): GRU MAE $1.991 vs
 persistence $1.983 (ratio 1.004), RMSE $2.659 vs $2.652, direction right 49.7 % vs 51.3 % for
 "always up": the model does NOT beat persistence.
@@ -193,7 +193,7 @@ class Config(common.RunConfig):
 
 
 # Full-quality run (the benchmark uses `main(Config(**FULL_QUALITY))`): wider recurrent
-# layers, smaller batches, more epochs and patience (measured: 446 s; see the docstring).
+# layers, smaller batches, more epochs and patience (measured: 402 s, no better; see the docstring).
 FULL_QUALITY: dict = {"epochs": 30, "patience": 5, "units": 128, "batch_size": 128,
                       "output_dir": str(common.OUTPUTS_DIR / "time_series_full")}
 
