@@ -93,6 +93,13 @@ JOBS: dict[str, tuple[str, str, dict | str, dict[str, str | tuple[str, ...]]]] =
         "train_speedup_vs_keras_defaults": "train_speedup_vs_keras_defaults",
         "generation_chars_per_s": "speed_generation_chars_per_s",
     }),
+    # The other LSTM models' speed (benchmarks/speed_models.py); "script.metric" files a
+    # metric under another script's key in results.json.
+    "lstm_models:speed": ("models", "default", "SCRIPT", {
+        "rnn_basics_adding_lstm_speedup": "rnn_basics.train_speedup_vs_keras_defaults",
+        "time_series_lstm_speedup": "time_series.train_speedup_vs_keras_defaults",
+        "lstm_sequence_pos_tagger_speedup": "lstm_sequence.train_speedup_vs_keras_defaults",
+    }),
     "machine_translation:default": ("machine_translation", "default", {}, {
         "bleu_beam": "default_bleu_beam",
         "bleu_greedy": "default_bleu_greedy",
@@ -286,7 +293,8 @@ def collect(results: dict) -> dict:
         for source, targets in keys.items():
             if source in run["metrics"]:
                 for target in _targets(targets):
-                    flat.setdefault(script, {})[target] = run["metrics"][source]
+                    owner, _, key = target.rpartition(".")
+                    flat.setdefault(owner or script, {})[key] = run["metrics"][source]
     extra = results.get("extra", {})
     for script, values in extra.items():
         flat.setdefault(script, {}).update(values)

@@ -1,0 +1,156 @@
+"""Training speed of the other LSTM models: each script's settings against Keras defaults,
+back to back in one process (text_generation has its own, speed_text_generation.py).
+
+For each model, the same architecture and weights initialisation is trained twice:
+- project settings: what the script does (its batch size, its input pipeline, its
+  `jit_compile` choice);
+- Keras defaults: `compile()` left at `jit_compile="auto"` (off on a CPU-only machine),
+  `fit` on NumPy arrays with batch_size=32, or the Keras utility a tutorial would use.
+
+    rnn_basics     adding problem T=100, LSTM(32): XLA + batch 64 vs batch 32
+    time_series    next-hour LSTM 2x64 on 24-hour windows: the script's gather-based
+                   tf.data windows, batch 256, XLA vs `timeseries_dataset_from_array`
+                   (its default batch of 128)
+    lstm_sequence  POS tagger, BiLSTM 2x96 + character CNN: sentences bucketed by length
+                   (padded to 9, 17, 25, ... tokens) vs every sentence padded to the longest
+
+    python benchmarks/speed_models.py          # about 2 minutes on a 2-core CPU
+
+Throughput is training examples per second (windows, sequences or sentences) and time steps
+per second. Prints a table and, as its last line, one JSON object with the numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import common  # noqa: E402  (quiets TensorFlow before Keras loads it)
+from benchmarks.speed_text_generation import time_dataset_fit, time_numpy_fit  # noqa: E402
+
+
+def rate(examples: int, seconds: float, steps_per_example: float) -> dict:
+    return {"examples_per_s": examples / seconds,
+            "time_steps_per_s": examples * steps_per_example / seconds}
+
+
+def adding_lstm(steps: int) -> dict:
+    """rnn_basics: fit on NumPy arrays either way; XLA and batch 64 vs Keras defaults."""
+    import keras
+    import numpy as np
+
+    import rnn_basics as rb
+
+    config = rb.Config()
+    length, examples = 100, steps * config.batch_size
+    x, y = rb.make_adding_problem(examples + 3 * config.batch_size, length,
+                                  np.random.default_rng(0))
+    out = {}
+    for name, jit, batch in (("project", config.jit_compile, config.batch_size),
+                             ("keras_defaults", "auto", 32)):
+        keras.utils.set_random_seed(0)
+        model = rb.build_adding_model("lstm", length, config.hidden_size,
+                                      keras.optimizers.Adam(config.learning_rate,
+                                                            clipnorm=config.clipnorm), jit)
+        seconds = time_numpy_fit(model, x, y, batch, examples // batch)
+        out[name] = rate(examples // batch * batch, seconds, length)
+    return out
+
+
+def time_series_lstm(steps: int) -> dict:
+    """time_series: the script's windows (tf.data, batch 256, XLA) vs the Keras utility."""
+    import keras
+
+    import time_series as ts
+
+    config = ts.Config()
+    frame = ts.add_changes(ts.add_time_features(ts.load_jena()))
+    train = ts.prepare_series(frame).splits["train"]
+    width, features = config.input_hours, train.shape[1]
+    out = {}
+    for name, jit, batch in (("project", config.jit_compile, config.batch_size),
+                             ("keras_defaults", "auto", 128)):
+        if name == "project":
+            data = ts.make_windows(train, train[:, 0], width, 1, batch, shuffle=True).repeat()
+        else:  # window i: rows i..i+23, label: T of row i+24
+            data = keras.utils.timeseries_dataset_from_array(
+                train[:-1], train[width:, 0], width, shuffle=True, seed=0).repeat()
+        keras.utils.set_random_seed(0)
+        model = ts.build_model("lstm", width, features, 1, config.units,
+                               config.next_hour_dropout, config.residual,
+                               config.learning_rate, config.clipnorm, 1000, jit, config.loss)
+        count = steps * 256 // batch  # the same number of windows for both
+        seconds = time_dataset_fit(model, data, count)
+        out[name] = rate(count * batch, seconds, width)
+    return out
+
+
+def pos_tagger(steps: int) -> dict:
+    """lstm_sequence: length buckets vs padding every sentence to the longest one."""
+    import keras
+    import numpy as np
+
+    import lstm_sequence as ls
+
+    config = ls.Config()
+    treebank = ls.load_treebank(config)
+    vocab = ls.build_vocabularies(treebank["train"], config.min_word_count)
+    sentences = treebank["train"][: steps * config.batch_size]
+    encoded = ls.encode_treebank(sentences, vocab, config.max_word_length)
+    tokens = sum(len(words) for words in encoded["words"])
+    longest = max(len(words) for words in encoded["words"])
+    padded = {key: np.zeros((len(sentences), longest) + encoded[key][0].shape[1:], "int32")
+              for key in ("words", "chars", "tags")}
+    for key, rows in padded.items():
+        for i, values in enumerate(encoded[key]):
+            rows[i, : len(values)] = values
+    weights = (padded["words"] != ls.PAD).astype("float32")
+    out = {}
+    for name in ("project", "keras_defaults"):
+        keras.utils.set_random_seed(0)
+        model = ls.build_tagger(config, len(vocab["words"]), len(vocab["chars"]),
+                                len(vocab["tags"]), config.bidirectional)
+        if name == "project":
+            data = ls.for_fit(ls.tagging_dataset(encoded, config, shuffle=True))
+            batches = int(data.cardinality())  # one whole pass: every sentence once
+            seconds = time_dataset_fit(model, data, batches)
+        else:
+            model.compile(optimizer=keras.optimizers.Adam(), loss=model.loss,
+                          weighted_metrics=["accuracy"])  # jit_compile="auto"
+            inputs = {"words": padded["words"], "chars": padded["chars"]}
+            for first in (96, len(sentences)):  # a warm-up that traces the step, then timed
+                start = time.perf_counter()
+                model.fit({k: v[:first] for k, v in inputs.items()}, padded["tags"][:first],
+                          sample_weight=weights[:first], batch_size=32, epochs=1, verbose=0)
+                seconds = time.perf_counter() - start
+        out[name] = rate(len(sentences), seconds, tokens / len(sentences))
+    out["longest_sentence"] = longest
+    return out
+
+
+def main() -> dict:
+    common.set_seed(0)
+    results = {"rnn_basics_adding_lstm": adding_lstm(steps=600),
+               "time_series_lstm": time_series_lstm(steps=250),
+               "lstm_sequence_pos_tagger": pos_tagger(steps=150)}
+    print(f"\n{'model':26s} {'project ex/s':>13s} {'defaults ex/s':>14s} {'ratio':>7s}")
+    metrics = {}  # flat, for benchmarks/run.py
+    for name, row in results.items():
+        project, defaults = (row[k]["examples_per_s"] for k in ("project", "keras_defaults"))
+        print(f"{name:26s} {project:13,.0f} {defaults:14,.0f} {project / defaults:6.2f}x")
+        metrics.update({f"{name}_speedup": project / defaults,
+                        f"{name}_project_examples_per_s": project,
+                        f"{name}_defaults_examples_per_s": defaults})
+    metrics["lstm_sequence_longest_sentence"] = results["lstm_sequence_pos_tagger"][
+        "longest_sentence"]
+    print(json.dumps(metrics, default=float))
+    return metrics
+
+
+if __name__ == "__main__":
+    main()
