@@ -77,6 +77,15 @@ def test_build_utterance_places_each_recording_at_its_segment():
     assert np.abs(waveform).max() == pytest.approx(0.9)
 
 
+def test_speech_rms_is_that_of_the_joined_recordings():
+    rng = np.random.default_rng(2)
+    recordings = [rng.integers(-32768, 32767, size=n).astype("int16") for n in (300, 1, 411)]
+    joined = np.concatenate(recordings).astype("float64") / 32768
+    assert sr.speech_rms(recordings) == pytest.approx(np.sqrt(np.mean(joined**2)), rel=1e-12)
+    assert sr.speech_rms([np.full(10, -32768, "int16")]) == pytest.approx(1.0)  # no overflow
+    assert sr.speech_rms([]) == 0.0
+
+
 def test_made_utterances_say_their_labels():
     # Digit d's only "recording" is 80 + 7d samples of the constant level 1000 (d + 1), so
     # the digits can be read back from the lengths of the waveform's non-silent runs.
