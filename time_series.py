@@ -68,8 +68,8 @@ noise, the last hour fed straight to the output layer, predicting 6 or 24 hours 
 task, learning rate 1e-3, 5e-3 or 1e-2 (each within +-1 % on validation, or worse; three
 seeds of each LSTM setting differ by +-0.4 %). Averaging three LSTMs trained from different
 seeds reached 0.554-0.556 (validation -0.7 %): still short of 0.55 for three times the
-training, so it is not the default. With 6 of the 14
-Jena columns at one row an hour, about 0.56 looks like what the next hour allows here.
+training, so it is not the default. With 6 of the 14 Jena columns at one row an hour,
+about 0.56 looks like what the next hour allows here.
 Full quality (FULL_QUALITY: 128 units, batch 128, up to 30 epochs, patience 5; `python
 benchmarks/run.py --jobs time_series:full`, idle CPU): 402 s; next hour 0.562, next 24 h
 0.448 (LSTM+GRU both): wider models gain nothing (at 24 h they overfit), so the default
@@ -722,7 +722,7 @@ def run_weather(config: Config, out: Path) -> dict:
                       "clipnorm", "changes")
             settings = {key: value for key, value in common.settings_of(config).items()
                         if key in shared or (kind != "reference" and key in (
-                            "units", "dropout", "residual", "loss", "patience", "batch_size",
+                            "units", "residual", "loss", "patience", "batch_size",
                             "learning_rate"))}
             settings.update(task=task, model=kind, epochs=epochs, **recipe)
             if kind != "reference":

@@ -91,7 +91,8 @@ def default_models() -> list[tuple[str, str, object, int, int]]:
                    lstm_sequence.build_tagger(ls, 10000, 100, 17, ls.bidirectional),
                    ls.batch_size, 24))
     ts = time_series.Config()
-    features = 6 + 4 + (6 if ts.changes else 0)  # measured columns, day/year sin+cos, changes
+    frame = time_series.add_time_features(time_series.load_jena())  # the script's features
+    features = (time_series.add_changes(frame) if ts.changes else frame).shape[1]
     for kind in ("lstm", "gru", "reference"):
         model = time_series.build_model(kind, ts.input_hours, features, 1, ts.units,
                                         ts.next_hour_dropout, ts.residual, ts.learning_rate,

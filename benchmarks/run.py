@@ -402,6 +402,7 @@ def main() -> int:
     names = args.jobs or [n for n, job in JOBS.items() if args.mode in ("all", job[1])]
     log_dir = ROOT / "outputs" / "benchmarks" / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
+    machine = machine_info()  # once: it starts a Python that imports TensorFlow
     failed = 0
     for name in names:
         run = run_job(name, log_dir)
@@ -411,7 +412,7 @@ def main() -> int:
         with open(RUNS_JSON.with_suffix(".lock"), "w") as lock:  # jobs run side by side merge
             fcntl.flock(lock, fcntl.LOCK_EX)  # into the file as it is now, not as it was
             results = json.loads(RUNS_JSON.read_text()) if RUNS_JSON.is_file() else {}
-            results["machine"] = machine_info()
+            results["machine"] = machine
             results.setdefault("runs", {})[name] = run
             RUNS_JSON.write_text(json.dumps(results, indent=2, default=float) + "\n")
             RESULTS_JSON.write_text(json.dumps(collect(results), indent=2, default=float) + "\n")

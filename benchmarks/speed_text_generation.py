@@ -34,12 +34,19 @@ import text_generation as tg  # noqa: E402
 TRAIN_TOKENS = 600_000  # tokens timed per training variant (after a warm-up of a few steps)
 
 
-def time_numpy_fit(model, x, y, batch_size: int, steps: int) -> float:
-    """Seconds for `steps` steps of `fit(x, y)` (a first, untimed call traces the step)."""
-    model.fit(x[: 3 * batch_size], y[: 3 * batch_size], batch_size=batch_size, verbose=0)
+def time_numpy_fit(model, x, y, batch_size: int, steps: int, sample_weight=None) -> float:
+    """Seconds for `steps` steps of `fit(x, y)` (a first, untimed call traces the step).
+    `x` may be a dict of arrays (a model with named inputs)."""
+
+    def fit_first(count: int) -> None:
+        inputs = ({name: values[:count] for name, values in x.items()} if isinstance(x, dict)
+                  else x[:count])
+        weights = None if sample_weight is None else sample_weight[:count]
+        model.fit(inputs, y[:count], sample_weight=weights, batch_size=batch_size, verbose=0)
+
+    fit_first(3 * batch_size)
     start = time.perf_counter()
-    model.fit(x[: steps * batch_size], y[: steps * batch_size], batch_size=batch_size,
-              verbose=0)
+    fit_first(steps * batch_size)
     return time.perf_counter() - start
 
 
