@@ -1,13 +1,18 @@
 """Plumbing shared by the scripts; no RNN lesson lives here.
 
-- `RunConfig` and `parse_config`: a dataclass `Config` becomes a command line, one
-  `--field-name` per field, with the field's trailing comment as its help text.
-- `set_seed`, `prepare_output_dir` (with a lock so two runs cannot share a folder).
-- `data_file` / `download_or_bundled`: bundled data, verified against `data/manifest.json`;
-  downloads through `keras.utils.get_file`, falling back to the bundled copy when offline.
-- `TrainingRun`: best-model checkpoint that a worse or failed run never overwrites,
-  resume after an interruption (`BackupAndRestore`), early stopping, CSV log, NaN guard.
-- `distribution_strategy`, `pyplot`/`save_figure`/`plot_history`, `write_json`, `run_cli`.
+- `RunConfig`, `parse_config`, `run_cli`: a dataclass `Config` becomes a command line, one
+  `--field-name` per field, the field's trailing comment as its help text. Bounds are
+  declared on the field (`epochs: Annotated[int, at_least(1)] = 12`) and checked for every
+  value; `NO_RETRAIN` marks the fields that never change a trained model (decoding,
+  inference, plotting), which keeps them out of the resume fingerprint (`settings_of`).
+  `Config.PRESETS` holds named configurations (`--preset quick`).
+- `Run`: one run's context: seed, output folder, lock, timing, the metrics file.
+- `TrainingRun`: the callbacks that keep one model's files: the best model (never replaced
+  by a worse or diverged run, written atomically with its side files), resume after an
+  interruption (`BackupAndRestore`), early stopping, CSV history, NaN guard; `load_best`
+  reads a saved best model back with its side files.
+- `distribution_strategy`, `compute_policy`, `pyplot`/`save_figure`/`plot_history`,
+  `write_json`/`read_json`, the error classes.
 """
 
 from __future__ import annotations
@@ -22,7 +27,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
 import dataclasses  # noqa: E402
-import hashlib  # noqa: E402
 import io  # noqa: E402
 import inspect  # noqa: E402
 import json  # noqa: E402
@@ -30,18 +34,21 @@ import math  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
 import textwrap  # noqa: E402
+import time  # noqa: E402
 import tokenize  # noqa: E402
+import traceback  # noqa: E402
 import types  # noqa: E402
 import typing  # noqa: E402
 import warnings  # noqa: E402
-from pathlib import Path  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
-from typing import Any, Literal  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Annotated, Any, ClassVar, Literal  # noqa: E402
 
 
 @contextlib.contextmanager
-def _stderr_silenced() -> Iterator[None]:
-    """Point file descriptor 2 at /dev/null (C++ libraries write there directly)."""
+def stderr_silenced() -> Iterator[None]:
+    """Point file descriptor 2 at /dev/null: C libraries (TensorFlow's start-up, libsndfile's
+    mp3 decoder) write there directly, past Python's sys.stderr."""
     sys.stderr.flush()
     saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
@@ -60,13 +67,17 @@ def _import_tensorflow_quietly() -> None:
     Set TF_CPP_MIN_LOG_LEVEL=0 to see them."""
     if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0" or "tensorflow" in sys.modules:
         return
-    with _stderr_silenced():
+    with stderr_silenced():
         import tensorflow as tf
 
         tf.config.list_physical_devices()  # the CUDA probe logs here, once
 
 
 _import_tensorflow_quietly()
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
 # Keras 3 warns that fit's default shuffle=True is ignored for a tf.data.Dataset; the scripts
 # shuffle inside their pipelines (training windows only), so the warning is only noise.
 warnings.filterwarnings("ignore", message=r"`shuffle=True` was passed", category=UserWarning)
@@ -79,6 +90,7 @@ except ImportError:  # pragma: no cover - Windows
 ROOT = Path(__file__).resolve().parent
 DATA_DIR = ROOT / "data"
 OUTPUTS_DIR = ROOT / "outputs"
+TRACEBACK_VARIABLE = "RNN_TRACEBACK"  # set to 1 to see the traceback of an unexpected error
 
 
 # ----------------------------------------------------------------------------- errors
@@ -87,7 +99,7 @@ class UserError(Exception):
 
 
 class ConfigError(UserError, ValueError):
-    """An invalid Config value (raised from `__post_init__`)."""
+    """An invalid Config value (raised while the Config is made, before any work)."""
 
 
 class DataError(UserError):
@@ -103,7 +115,7 @@ class TrainingDiverged(UserError):
 
 
 def check(condition: bool, message: str) -> None:
-    """Raise `ConfigError(message)` unless `condition` holds (used by `__post_init__`)."""
+    """Raise `ConfigError(message)` unless `condition` holds (cross-field rules)."""
     if not condition:
         raise ConfigError(message)
 
@@ -123,43 +135,168 @@ def one_line(error: BaseException, limit: int = 200) -> str:
     return text if not limit or len(text) <= limit else text[: limit - 3] + "..."
 
 
-# ----------------------------------------------------------------------------- config / CLI
-@dataclasses.dataclass
-class RunConfig:
-    """Settings every script shares; a script's `Config` inherits them."""
+# ----------------------------------------------------------------------------- field marks
+@dataclasses.dataclass(frozen=True)
+class Bound:
+    """A range a numeric Config field (or every item of a tuple field) must lie in; declare it
+    on the field: `epochs: Annotated[int, at_least(1)] = 12`."""
 
-    seed: int = 42  # Random seed for data splits, weight initialisation and sampling.
-    output_dir: str = ""  # Folder for checkpoints, logs, plots, metrics; "" = outputs/<script>/.
-    restart: bool = False  # Discard an interrupted or finished run in the output folder.
-    deterministic: bool = False  # TF op determinism: same seed, same numbers (a bit slower).
-    strategy: Literal["default", "mirrored", "multiworker"] = "default"  # tf.distribute.
-    tensorboard: bool = False  # Also write TensorBoard logs to <output_dir>/<model>/tensorboard.
-    show: bool = False  # Open plot windows as well as saving the PNG files.
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # True: the value must be > low, not >= low
+    high_open: bool = False  # True: the value must be < high, not <= high
 
-    def __post_init__(self) -> None:
-        hints = typing.get_type_hints(type(self))
-        for field in dataclasses.fields(self):
-            value, kind = getattr(self, field.name), hints[field.name]
-            if typing.get_origin(kind) is Literal:
-                check(
-                    value in typing.get_args(kind),
-                    f"--{_flag(field.name)} must be one of "
-                    f"{', '.join(map(str, typing.get_args(kind)))} (got {value!r})",
-                )
-            elif kind in (int, float) and (
-                isinstance(value, bool) or not isinstance(value, (int, float))
-            ):
-                raise ConfigError(f"--{_flag(field.name)} must be a number (got {value!r})")
-            elif kind in (int, float) and not math.isfinite(value):
-                raise ConfigError(f"--{_flag(field.name)} must be finite (got {value!r})")
-            elif kind is int and value != int(value):
-                raise ConfigError(f"--{_flag(field.name)} must be a whole number (got {value!r})")
+    def holds(self, value: float) -> bool:
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        if self.high is not None and (value >= self.high if self.high_open else value > self.high):
+            return False
+        return True
+
+    def describe(self) -> str:
+        low, high = _number(self.low), _number(self.high)
+        if self.high is None:
+            return f"> {low}" if self.low_open else f">= {low}"
+        if self.low is None:
+            return f"< {high}" if self.high_open else f"<= {high}"
+        if not self.low_open and not self.high_open:
+            return f"between {low} and {high}"
+        return f"in {'(' if self.low_open else '['}{low}, {high}{')' if self.high_open else ']'}"
+
+
+def at_least(low: float) -> Bound:
+    return Bound(low)
+
+
+def above(low: float) -> Bound:
+    return Bound(low, low_open=True)
+
+
+def between(low: float, high: float, low_open: bool = False, high_open: bool = False) -> Bound:
+    return Bound(low, high, low_open, high_open)
+
+
+def _number(value: float | None) -> str:
+    return str(value) if isinstance(value, (int, type(None))) else f"{value:g}"
+
+
+class _Mark:
+    def __init__(self, name: str):
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+# Changing a field marked NO_RETRAIN never changes a trained model (decoding, inference,
+# plotting, which of several models to run): it stays out of the resume fingerprint, so a
+# rerun with another value reuses the trained weights.
+NO_RETRAIN = _Mark("NO_RETRAIN")
+
+
+def _split_hint(hint: Any) -> tuple[Any, tuple]:
+    """`Annotated[X, marks...]` -> (X, marks); `Optional[X]` -> X; anything else unchanged."""
+    marks: tuple = ()
+    if typing.get_origin(hint) is Annotated:
+        hint, *extra = typing.get_args(hint)
+        marks = tuple(extra)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        inner = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        if len(inner) == 1:
+            hint = inner[0]
+    return hint, marks
+
+
+def _hints(config_cls: type) -> dict[str, tuple[Any, tuple]]:
+    hints = typing.get_type_hints(config_cls, include_extras=True)
+    return {field.name: _split_hint(hints[field.name]) for field in dataclasses.fields(config_cls)}
 
 
 def _flag(name: str) -> str:
     return name.replace("_", "-")
 
 
+# ----------------------------------------------------------------------------- config
+Strategy = Literal["default", "mirrored", "multiworker"]
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """Settings every script shares; a script's `Config` inherits them."""
+
+    seed: Annotated[int, between(0, 2**32 - 1)] = 42  # Random seed for splits, weights, sampling.
+    output_dir: Annotated[str, NO_RETRAIN] = ""  # Output folder; "" = outputs/<script>[-<preset>]/.
+    restart: Annotated[bool, NO_RETRAIN] = False  # Discard earlier runs in the output folder.
+    deterministic: bool = False  # TF op determinism: same seed, same numbers (a bit slower).
+    strategy: Annotated[Strategy, NO_RETRAIN] = "default"  # tf.distribute strategy to train with.
+    tensorboard: Annotated[bool, NO_RETRAIN] = False  # Also write TensorBoard logs per model.
+    show: Annotated[bool, NO_RETRAIN] = False  # Open plot windows as well as saving the PNGs.
+    preset: Annotated[str, NO_RETRAIN] = "default"  # Start from a named preset (see PRESETS).
+
+    # Named configurations, {"quick": {field: value}, "full": {...}}; "default" is the fields'
+    # own defaults. A script's Config overrides this.
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    def __post_init__(self) -> None:
+        """Check every field against its type, choices and bounds (cross-field rules live in
+        the script's own `__post_init__`, after `super().__post_init__()`)."""
+        for name, (kind, marks) in _hints(type(self)).items():
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if typing.get_origin(kind) is tuple:
+                check(isinstance(value, tuple) and len(value) >= 1,
+                      f"--{_flag(name)} needs at least one value (got {value!r})")
+                check(len(set(value)) == len(value),
+                      f"--{_flag(name)} must not repeat a value (got {' '.join(map(str, value))})")
+                item_kind = typing.get_args(kind)[0]
+                for item in value:
+                    _check_value(name, item, item_kind, marks)
+            else:
+                _check_value(name, value, kind, marks)
+        names = ("default", *self.PRESETS)
+        check(self.preset in names, f"--preset must be one of {', '.join(names)} "
+                                    f"(got {self.preset!r})")
+
+    @classmethod
+    def from_preset(cls, preset: str = "default", **overrides: Any):
+        """The Config of a named preset, with some fields changed: what `--preset NAME --field
+        VALUE` gives on the command line."""
+        if preset != "default" and preset not in cls.PRESETS:
+            raise ConfigError(f"--preset must be one of {', '.join(('default', *cls.PRESETS))} "
+                              f"(got {preset!r})")
+        return cls(**{**cls.PRESETS.get(preset, {}), "preset": preset, **overrides})
+
+
+def _check_value(name: str, value: Any, kind: Any, marks: tuple) -> None:
+    flag = f"--{_flag(name)}"
+    if typing.get_origin(kind) is Literal:
+        choices = typing.get_args(kind)
+        check(value in choices,
+              f"{flag} must be one of {', '.join(map(str, choices))} (got {value!r})")
+    elif kind in (int, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{flag} must be a number (got {value!r})")
+        check(math.isfinite(value), f"{flag} must be finite (got {value!r})")
+        check(kind is float or value == int(value),
+              f"{flag} must be a whole number (got {value!r})")
+        for bound in marks:
+            if isinstance(bound, Bound) and not bound.holds(value):
+                raise ConfigError(f"{flag} must be {bound.describe()} (got {value!r})")
+    elif kind is bool:
+        check(isinstance(value, bool), f"{flag} must be true or false (got {value!r})")
+    elif kind is str:
+        check(isinstance(value, str), f"{flag} must be text (got {value!r})")
+
+
+def settings_of(config: RunConfig) -> dict:
+    """What identifies a trained model: every field not marked NO_RETRAIN (a resume
+    fingerprint; a finished run with the same settings is reused, not retrained)."""
+    return {name: getattr(config, name) for name, (_, marks) in _hints(type(config)).items()
+            if NO_RETRAIN not in marks}
+
+
+# ----------------------------------------------------------------------------- CLI
 def field_comments(config_cls: type) -> dict[str, str]:
     """Map each dataclass field to the comment that ends its line in the class source."""
     comments: dict[str, str] = {}
@@ -186,56 +323,79 @@ def field_comments(config_cls: type) -> dict[str, str]:
     return comments
 
 
-def _scalar_type(kind: Any) -> Any:
-    """`Optional[X]` / `X | None` -> X; anything else unchanged."""
-    if typing.get_origin(kind) in (typing.Union, types.UnionType):
-        inner = [arg for arg in typing.get_args(kind) if arg is not type(None)]
-        if len(inner) == 1:
-            return inner[0]
-    return kind
-
-
 class _OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> typing.NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def build_parser(config_cls: type, description: str | None = None) -> argparse.ArgumentParser:
-    """An argparse parser with one `--field-name` per field of the dataclass `config_cls`."""
+def _remember(parser, namespace, dest: str, option: str) -> None:
+    """Refuse a setting given twice (`--epochs 3 --epochs 5`): argparse would keep the last."""
+    given = namespace.__dict__.setdefault("_given", {})
+    if dest in given:
+        earlier = given[dest]
+        what = "given twice" if earlier == option else f"given after {earlier}"
+        parser.error(f"{option} {what}; give each setting once")
+    given[dest] = option
+
+
+class _StoreOnce(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None):
+        _remember(parser, namespace, self.dest, option_string)
+        setattr(namespace, self.dest, values)
+
+
+class _BooleanOnce(argparse.BooleanOptionalAction):
+    def __call__(self, parser, namespace, values, option_string=None):
+        _remember(parser, namespace, self.dest, option_string)
+        super().__call__(parser, namespace, values, option_string)
+
+
+def build_parser(config_cls: type, description: str | None = None,
+                 defaults: dict | None = None) -> argparse.ArgumentParser:
+    """An argparse parser with one `--field-name` per field of the dataclass `config_cls`;
+    `defaults` (a preset's values) replaces the fields' own defaults."""
     summary = (description or "").strip().split("\n\n")[0]
-    parser = _OneLineParser(
-        description=summary,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    hints = typing.get_type_hints(config_cls)
+    parser = _OneLineParser(description=summary, allow_abbrev=False,
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     comments = field_comments(config_cls)
+    defaults = defaults or {}
     for field in dataclasses.fields(config_cls):
-        kind = _scalar_type(hints[field.name])
-        default = (
-            field.default if field.default is not dataclasses.MISSING else field.default_factory()
-        )
-        options: dict[str, Any] = {"default": default, "help": comments.get(field.name, " ")}
+        kind, _ = _hints(config_cls)[field.name]
+        default = defaults.get(field.name, field.default)
+        # argparse formats help with %: a literal "90%" in a comment must become "90%%"
+        options: dict[str, Any] = {"default": default,
+                                   "help": comments.get(field.name, " ").replace("%", "%%")}
         if kind is bool:
-            options["action"] = argparse.BooleanOptionalAction
-        elif typing.get_origin(kind) is Literal:
-            choices = typing.get_args(kind)
-            options.update(type=type(choices[0]), choices=choices)
-        elif typing.get_origin(kind) is tuple:
-            options.update(type=typing.get_args(kind)[0], nargs="+")
+            options["action"] = _BooleanOnce
         else:
-            options["type"] = kind
+            options["action"] = _StoreOnce
+            item = typing.get_args(kind)[0] if typing.get_origin(kind) is tuple else kind
+            if typing.get_origin(kind) is tuple:
+                options["nargs"] = "+"
+            if typing.get_origin(item) is Literal:
+                choices = typing.get_args(item)
+                options.update(type=type(choices[0]), choices=choices)
+            else:
+                options["type"] = item
+        if field.name == "preset" and config_cls.PRESETS:
+            options["choices"] = ("default", *config_cls.PRESETS)
         parser.add_argument(f"--{_flag(field.name)}", dest=field.name, **options)
     return parser
 
 
 def parse_config(config_cls: type, argv: list[str] | None = None, description: str = ""):
-    """Parse the command line into `config_cls`; invalid values exit 2 with a one-line error."""
-    parser = build_parser(config_cls, description)
+    """Parse the command line into `config_cls` (a preset's values first, then the flags);
+    invalid values exit 2 with a one-line error, before any work starts."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    first = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    first.add_argument("--preset", default="default")
+    preset = first.parse_known_args(argv)[0].preset
+    parser = build_parser(config_cls, description, config_cls.PRESETS.get(preset, {}))
     values = vars(parser.parse_args(argv))
-    hints = typing.get_type_hints(config_cls)
-    for name, value in values.items():
-        if typing.get_origin(_scalar_type(hints[name])) is tuple and value is not None:
-            values[name] = tuple(value)
+    values.pop("_given", None)
+    for name, (kind, _) in _hints(config_cls).items():
+        if typing.get_origin(kind) is tuple and isinstance(values[name], list):
+            values[name] = tuple(values[name])
     try:
         return config_cls(**values)
     except ConfigError as error:
@@ -243,7 +403,10 @@ def parse_config(config_cls: type, argv: list[str] | None = None, description: s
 
 
 def run_cli(main: Callable[[Any], dict], config_cls: type, description: str = "") -> int:
-    """Parse argv, run `main(config)`; user errors become one line on stderr, not a traceback."""
+    """Parse argv and run `main(config)`. Whatever goes wrong ends as one line on stderr and
+    an exit code, never a traceback: 1 for a problem the user can fix (bad data, a broken
+    file, divergence), 130 for Ctrl-C, 3 for an error nobody foresaw (set RNN_TRACEBACK=1 to
+    see where it happened)."""
     config = parse_config(config_cls, None, description)
     try:
         main(config)
@@ -251,35 +414,49 @@ def run_cli(main: Callable[[Any], dict], config_cls: type, description: str = ""
         print(f"error: {one_line(error, limit=0)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(
-            "interrupted: rerun the same command to resume from the last finished epoch",
-            file=sys.stderr,
-        )
+        print("interrupted: rerun the same command to resume from the last finished epoch",
+              file=sys.stderr)
         return 130
+    except OSError as error:  # disk full, permission denied, a folder where a file should be
+        where = f" {shown(error.filename)}" if error.filename else ""
+        print(f"error: cannot use{where}: {error.strerror or one_line(error)}; check that path "
+              "(free space, permissions) or pass another --output-dir", file=sys.stderr)
+        return 1
+    except Exception as error:  # the last line of defence: one line, and how to see more
+        if os.environ.get(TRACEBACK_VARIABLE) == "1":
+            traceback.print_exc()
+        print(f"error: unexpected {type(error).__name__}: {one_line(error)} (a bug, or an input "
+              f"this script does not foresee; rerun with {TRACEBACK_VARIABLE}=1 to see where)",
+              file=sys.stderr)
+        return 3
     return 0
 
 
-def settings_of(config: Any, ignore: tuple[str, ...] = ()) -> dict:
-    """The fields that change what a run computes (for fingerprints); display-only ones left out."""
-    skip = {"output_dir", "restart", "show", "tensorboard", "strategy", *ignore}
-    return {k: v for k, v in dataclasses.asdict(config).items() if k not in skip}
-
-
-# ----------------------------------------------------------------------------- seeds / outputs
+# ----------------------------------------------------------------------------- run context
 def set_seed(seed: int, deterministic: bool = False) -> None:
     """Seed Python, NumPy and TensorFlow; optionally make TF ops deterministic."""
-    import keras
-    import tensorflow as tf
-
     keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
 
 
-def prepare_output_dir(config: RunConfig, script: str) -> Path:
-    """`config.output_dir` or `outputs/<script>/`, created."""
-    path = Path(config.output_dir) if config.output_dir else OUTPUTS_DIR / script
-    path.mkdir(parents=True, exist_ok=True)
+def output_folder(config: RunConfig, script: str) -> Path:
+    """`--output-dir`, or outputs/<script>/ (outputs/<script>-<preset>/ for a preset), created;
+    a path that is a file or cannot be written is refused in one line."""
+    if config.output_dir:
+        path = Path(config.output_dir)
+    else:
+        path = OUTPUTS_DIR / (script if config.preset == "default" else f"{script}-{config.preset}")
+    if path.exists() and not path.is_dir():
+        raise UserError(f"--output-dir {shown(path)} is a file, not a folder; pass a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot create the output folder {shown(path)} "
+                        f"({error.strerror or one_line(error)}); pass --output-dir DIR") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write to the output folder {shown(path)} (permission denied); "
+                        "pass --output-dir DIR")
     return path
 
 
@@ -312,6 +489,37 @@ def output_lock(directory: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+class Run:
+    """One run of a script: `with common.Run(config, "time_series") as run:` seeds every
+    generator, creates and locks the output folder `run.out`, and starts the clock;
+    `run.save(results)` adds the run's seconds and writes them atomically to metrics.json
+    (an inference mode writes `run.save(results, "inference.json")`, never metrics.json)."""
+
+    def __init__(self, config: RunConfig, script: str):
+        self.config, self.script = config, script
+
+    def __enter__(self) -> Run:
+        self.started = time.perf_counter()
+        set_seed(self.config.seed, self.config.deterministic)
+        self.out = output_folder(self.config, self.script)
+        self._lock = output_lock(self.out)
+        self._lock.__enter__()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._lock.__exit__(*exc_info)
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.started
+
+    def save(self, results: dict, name: str = "metrics.json") -> dict:
+        results["run_seconds"] = self.seconds
+        write_json(self.out / name, results)
+        print(f"saved {shown(self.out / name)} (the run took {results['run_seconds']:.0f} s)")
+        return results
+
+
 def write_json(path: Path, data: Any) -> None:
     """Write JSON atomically (a kill mid-write leaves the old file), NumPy values converted."""
 
@@ -336,80 +544,197 @@ def read_json(path: Path) -> Any | None:
         return None
 
 
-# ----------------------------------------------------------------------------- data files
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def verify_file(path: Path, sha256: str | None = None, size: int | None = None) -> Path:
-    """Check that `path` exists and matches its size and sha256; DataError says what to do."""
-    path = Path(path)
-    restore = "restore it with `git checkout -- data/` or pass --download"
-    if not path.is_file():
-        raise DataError(f"data file {shown(path)} is missing; {restore}")
-    actual_size = path.stat().st_size
-    if size is not None and actual_size != size:
-        raise DataError(
-            f"data file {shown(path)} is corrupt: {actual_size} bytes, expected {size} "
-            f"(truncated or edited); {restore}"
-        )
-    if sha256 is not None and _sha256(path) != sha256:
-        raise DataError(f"data file {shown(path)} is corrupt: sha256 mismatch; {restore}")
-    return path
-
-
-def data_file(relative: str, data_dir: Path | None = None) -> Path:
-    """A bundled file under `data/`, verified against `data/manifest.json`."""
-    data_dir = Path(data_dir) if data_dir else DATA_DIR
-    manifest = read_json(data_dir / "manifest.json") or {}
-    entry = manifest.get("files", {}).get(relative, {})
-    return verify_file(data_dir / relative, entry.get("sha256"), entry.get("bytes"))
-
-
-def download_or_bundled(
-    url: str,
-    bundled: str,
-    fname: str | None = None,
-    cache_dir: Path | None = None,
-    extract: bool = False,
-) -> Path:
-    """Fetch `url` through `keras.utils.get_file` (cached); when that fails, say why on
-    stderr and return the verified bundled copy `data/<bundled>` instead."""
-    import keras
-
-    fname = fname or url.rsplit("/", 1)[-1]
+def is_finite(value: Any) -> bool:
+    """True for a finite number (a NaN or infinite score, or None, is not one)."""
     try:
-        path = keras.utils.get_file(
-            fname,
-            origin=url,
-            cache_dir=str(cache_dir or OUTPUTS_DIR / "downloads"),
-            cache_subdir="",
-            extract=extract,
-        )
-        return Path(path)
-    except Exception as error:  # get_file wraps URLError/HTTPError/OSError in Exception
-        print(
-            f"warning: could not download {url} ({one_line(error)}); "
-            f"using the bundled copy data/{bundled}",
-            file=sys.stderr,
-        )
-        return data_file(bundled)
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
 
 
-# ----------------------------------------------------------------------------- models
+# ----------------------------------------------------------------------------- training runs
+class BestModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """`ModelCheckpoint(save_best_only=True)` that never keeps a non-finite score and never
+    leaves a broken or mismatched best model behind: the model goes to a temporary file, its
+    record (score, settings, side files) to best.json.partial, then both are renamed into
+    place; `TrainingRun` completes or discards a commit that a kill interrupted."""
+
+    def __init__(self, run: TrainingRun, **kwargs: Any):
+        self.run = run
+        super().__init__(str(run.partial_model), save_best_only=True, **kwargs)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if not is_finite((logs or {}).get(self.monitor)):
+            return  # a NaN or infinite score is never the best: keep what is there
+        best_before = self.best
+        super().on_epoch_end(epoch, logs)
+        if self.best != best_before and self.run.partial_model.is_file():
+            self.run.commit_best(float(self.best), epoch + 1)
+
+
+class TrainingRun:
+    """The files of one model's training in `directory`, and the callbacks that keep them.
+
+    - `best.keras` + `best.json`: the best model any run here reached on `monitor`, with its
+      settings and side files (`assets`, e.g. the vocabulary it needs). A new run replaces it
+      only with a finite, better score; a worse or diverged run never destroys it.
+    - `backup/`: `BackupAndRestore` state; rerunning after Ctrl-C or a kill resumes after the
+      last finished epoch (discarded, with a message, when the settings changed).
+    - `history.csv`: one row per epoch trained (resumed runs included, no duplicates).
+    - `final.weights.h5` + `finished.json`: the weights at the end of a finished run; rerunning
+      the same command loads them instead of training again (`--restart` retrains).
+    """
+
+    def __init__(self, directory: Path, settings: dict, monitor: str = "val_loss",
+                 mode: Literal["min", "max"] = "min", patience: int = 5, restart: bool = False,
+                 tensorboard: bool = False, assets: dict | None = None):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.settings = json.loads(json.dumps(settings, default=str))
+        self.assets = assets or {}
+        self.monitor, self.mode, self.patience = monitor, mode, patience
+        self.tensorboard = tensorboard
+        self.best_path = self.directory / "best.keras"
+        self.best_record = self.directory / "best.json"
+        self.partial_model = self.directory / "saving.partial.keras"
+        self.partial_record = self.directory / "best.json.partial"
+        self.backup_dir = self.directory / "backup"
+        self.history_path = self.directory / "history.csv"
+        self.final_weights = self.directory / "final.weights.h5"
+        self.finished_record = self.directory / "finished.json"
+        self.history: dict[str, list[float]] = {}
+        self._recover_interrupted_save()
+        if restart:
+            self._discard_run_state()
+        elif self.backup_dir.exists() and read_json(self.backup_dir / "settings.json") != \
+                self.settings:
+            print(f"note: discarding the interrupted run in {shown(self.backup_dir)}: "
+                  "its settings differ from this run's")
+            self._discard_run_state()
+
+    def _recover_interrupted_save(self) -> None:
+        """A kill during a save leaves partial files: finish a best-model commit whose model was
+        already in place, discard every other partial file."""
+        if self.partial_record.is_file() and not self.partial_model.is_file():
+            os.replace(self.partial_record, self.best_record)  # the model was renamed already
+        for stale in self.directory.glob("*.partial*"):
+            stale.unlink(missing_ok=True)
+
+    def _discard_run_state(self) -> None:
+        shutil.rmtree(self.backup_dir, ignore_errors=True)
+        for path in (self.finished_record, self.final_weights, self.history_path):
+            path.unlink(missing_ok=True)
+
+    @property
+    def resuming(self) -> bool:
+        """True when an interrupted run's backup will be restored by `fit`."""
+        return (self.backup_dir / "training_metadata.json").is_file()
+
+    def finished(self, model) -> bool:
+        """True (and `model` holds the weights) when this exact run already finished here."""
+        record = read_json(self.finished_record)
+        if not record or record.get("settings") != self.settings:
+            return False
+        if model.optimizer is not None and not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)  # its slots load without warnings
+        try:
+            model.load_weights(self.final_weights)
+        except Exception as error:
+            raise CheckpointError(
+                f"{shown(self.final_weights)} is unreadable ({one_line(error, 120)}); "
+                "rerun with --restart to train again"
+            ) from None
+        self.history = record["history"]
+        print(f"{shown(self.directory)}: already trained with these settings; loaded its "
+              "weights (pass --restart to train again)")
+        return True
+
+    def previous_best(self) -> float | None:
+        """The best finite `monitor` value a run in this folder reached, if its model is there
+        (a NaN left by an older version never blocks a better model)."""
+        record = read_json(self.best_record)
+        if (isinstance(record, dict) and record.get("monitor") == self.monitor
+                and self.best_path.is_file() and is_finite(record.get("value"))):
+            return float(record["value"])
+        return None
+
+    def commit_best(self, value: float, epoch: int) -> None:
+        """Put the model just saved to `partial_model` in place as best.keras, with its record."""
+        write_json(self.partial_record, {"monitor": self.monitor, "value": value, "epoch": epoch,
+                                         "settings": self.settings, "assets": self.assets})
+        os.replace(self.partial_model, self.best_path)
+        os.replace(self.partial_record, self.best_record)
+
+    def _align_history(self) -> int:
+        """Epochs the backup has finished; history.csv is cut to that many rows (a kill after
+        the row was written but before the backup would otherwise repeat an epoch)."""
+        metadata = read_json(self.backup_dir / "training_metadata.json") or {}
+        done = int(metadata.get("epoch", 0))
+        if self.history_path.is_file():
+            lines = self.history_path.read_text().splitlines(keepends=True)
+            if len(lines) > done + 1:
+                self.history_path.write_text("".join(lines[: done + 1]))
+        return done
+
+    def callbacks(self) -> list:
+        """History, NaN guard, resume, best checkpoint, early stopping (+ TensorBoard)."""
+        resuming = self.resuming
+        if resuming:
+            done = self._align_history()
+            print(f"{shown(self.directory)}: resuming the interrupted run after epoch {done}")
+        else:
+            self.history_path.unlink(missing_ok=True)
+        self.backup_dir.mkdir(parents=True, exist_ok=True)
+        write_json(self.backup_dir / "settings.json", self.settings)
+        callbacks = [
+            # First: an epoch's row is on disk before its backup, so a resumed run never
+            # loses a row (and _align_history drops a row whose backup never happened).
+            keras.callbacks.CSVLogger(str(self.history_path), append=resuming),
+            keras.callbacks.TerminateOnNaN(),
+            keras.callbacks.BackupAndRestore(str(self.backup_dir), double_checkpoint=True),
+            BestModelCheckpoint(self, monitor=self.monitor, mode=self.mode,
+                                initial_value_threshold=self.previous_best()),
+            keras.callbacks.EarlyStopping(monitor=self.monitor, mode=self.mode,
+                                          patience=self.patience, restore_best_weights=True),
+        ]
+        if self.tensorboard:
+            callbacks.append(keras.callbacks.TensorBoard(str(self.directory / "tensorboard")))
+        return callbacks
+
+    def finish(self, model) -> dict[str, list[float]]:
+        """After `fit`: refuse a diverged run, save the final weights, return the full history
+        (all epochs, resumed ones included, read from `history.csv`)."""
+        import pandas as pd
+
+        frame = pd.read_csv(self.history_path) if self.history_path.is_file() else None
+        history = {} if frame is None else {c: frame[c].tolist() for c in frame if c != "epoch"}
+        losses = history.get("loss", [])
+        weights_finite = all(np.isfinite(w).all() for w in model.get_weights() if w.size)
+        if (losses and not math.isfinite(losses[-1])) or not weights_finite:
+            shutil.rmtree(self.backup_dir, ignore_errors=True)  # never resume from NaN weights
+            kept = (f"the best model so far is kept in {shown(self.best_path)}"
+                    if self.best_path.is_file() else "no model was saved")
+            raise TrainingDiverged(
+                f"training diverged in {shown(self.directory)}: the loss became NaN or infinite "
+                f"after {len(losses)} epoch(s); lower --learning-rate; {kept}"
+            )
+        temporary = self.directory / "saving.partial.weights.h5"
+        model.save_weights(temporary)
+        os.replace(temporary, self.final_weights)
+        self.history = history
+        write_json(self.finished_record, {"settings": self.settings, "history": history})
+        return history
+
+
 def load_saved_model(path: Path, what: str = "python <script>.py", **kwargs: Any):
     """`keras.saving.load_model` with one-line errors for a missing or broken file."""
-    import keras
-
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no saved model at {shown(path)}; train one first with `{what}`")
     try:
-        return keras.saving.load_model(path, **kwargs)
+        with warnings.catch_warnings():  # "skipping variable loading for optimizer": unused
+            warnings.simplefilter("ignore", UserWarning)
+            return keras.saving.load_model(path, **kwargs)
     except Exception as error:  # zipfile.BadZipFile, OSError, ValueError, KeyError, ...
         raise CheckpointError(
             f"saved model {shown(path)} is unreadable ({one_line(error, 120)}); delete it "
@@ -417,10 +742,21 @@ def load_saved_model(path: Path, what: str = "python <script>.py", **kwargs: Any
         ) from None
 
 
+def load_best(directory: Path, what: str) -> tuple[Any, dict]:
+    """The best model saved in `directory` (for inference: no optimizer) and its record:
+    {"settings": the Config fields it was trained with, "assets": its side files, ...}."""
+    record = read_json(Path(directory) / "best.json")
+    model = load_saved_model(Path(directory) / "best.keras", what, compile=False)
+    if not isinstance(record, dict) or not isinstance(record.get("settings"), dict):
+        raise CheckpointError(f"{shown(Path(directory) / 'best.json')} is missing or unreadable; "
+                              f"retrain with `{what} --restart`")
+    record.setdefault("assets", {})
+    return model, record
+
+
+# ----------------------------------------------------------------------------- devices
 def distribution_strategy(name: str):
     """The `tf.distribute` strategy to build and compile the model under."""
-    import tensorflow as tf
-
     if name == "mirrored":  # all local GPUs (or the CPU), gradients all-reduced
         return tf.distribute.MirroredStrategy()
     if name == "multiworker":  # several machines, described by the TF_CONFIG variable
@@ -445,183 +781,10 @@ def compute_policy(precision: str) -> str:
     float32 cuDNN kernels stay in use)."""
     if precision == "bfloat16":
         return "mixed_bfloat16"
-    if precision == "auto" and cpu_has_native_bf16():
-        import tensorflow as tf
-
-        if not tf.config.list_physical_devices("GPU"):
-            return "mixed_bfloat16"
+    if precision == "auto" and cpu_has_native_bf16() and not tf.config.list_physical_devices(
+            "GPU"):
+        return "mixed_bfloat16"
     return "float32"
-
-
-def _best_checkpoint_class():
-    import keras
-
-    class AtomicBestCheckpoint(keras.callbacks.ModelCheckpoint):
-        """`ModelCheckpoint(save_best_only=True)` that writes to a temporary file first, so a
-        kill mid-save never leaves a broken best model, and records the score beside it."""
-
-        def __init__(self, path: Path, record_path: Path, settings: dict, **kwargs: Any):
-            self.final_path = Path(path)
-            self.record_path = record_path
-            self.settings = settings
-            super().__init__(str(path.with_name("saving.partial.keras")), **kwargs)
-
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            best_before = self.best
-            super().on_epoch_end(epoch, logs)
-            if self.best != best_before and Path(self.filepath).is_file():
-                os.replace(self.filepath, self.final_path)
-                write_json(
-                    self.record_path,
-                    {
-                        "monitor": self.monitor,
-                        "value": float(self.best),
-                        "epoch": epoch + 1,
-                        "settings": self.settings,
-                    },
-                )
-
-    return AtomicBestCheckpoint
-
-
-class TrainingRun:
-    """The files of one model's training in `directory`, and the callbacks that keep them.
-
-    - `best.keras` (+ `best.json`): the best model any run here reached on `monitor`. A new
-      run only replaces it when it does better, so a worse or diverged run never destroys it.
-    - `backup/`: `BackupAndRestore` state; rerunning after Ctrl-C or a kill resumes from the
-      last finished epoch (discarded, with a message, when the settings changed).
-    - `history.csv`: every epoch's metrics (appended across resumes).
-    - `final.weights.h5` + `finished.json`: the weights at the end of a finished run; rerunning
-      the same command loads them instead of training again (`--restart` retrains).
-    """
-
-    def __init__(
-        self,
-        directory: Path,
-        settings: dict,
-        monitor: str = "val_loss",
-        mode: Literal["min", "max"] = "min",
-        patience: int = 5,
-        restart: bool = False,
-        tensorboard: bool = False,
-    ):
-        self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.settings = json.loads(json.dumps(settings, default=str))
-        self.monitor, self.mode, self.patience = monitor, mode, patience
-        self.tensorboard = tensorboard
-        self.best_path = self.directory / "best.keras"
-        self.best_record = self.directory / "best.json"
-        self.backup_dir = self.directory / "backup"
-        self.history_path = self.directory / "history.csv"
-        self.final_weights = self.directory / "final.weights.h5"
-        self.finished_record = self.directory / "finished.json"
-        self.history: dict[str, list[float]] = {}
-        stamp = self.backup_dir / "settings.json"
-        if restart:
-            self._discard_run_state()
-        elif self.backup_dir.exists() and read_json(stamp) != self.settings:
-            print(f"note: discarding the interrupted run in {shown(self.backup_dir)}: "
-                  "its settings differ from this run's")
-            self._discard_run_state()
-
-    def _discard_run_state(self) -> None:
-        shutil.rmtree(self.backup_dir, ignore_errors=True)
-        for path in (self.finished_record, self.final_weights, self.history_path):
-            path.unlink(missing_ok=True)
-
-    @property
-    def resuming(self) -> bool:
-        """True when an interrupted run's backup will be restored by `fit`."""
-        return (self.backup_dir / "training_metadata.json").is_file()
-
-    def finished(self, model) -> bool:
-        """True (and `model` holds the weights) when this exact run already finished here."""
-        record = read_json(self.finished_record)
-        if not record or record.get("settings") != self.settings:
-            return False
-        try:
-            model.load_weights(self.final_weights)
-        except Exception as error:
-            raise CheckpointError(
-                f"{shown(self.final_weights)} is unreadable ({one_line(error, 120)}); "
-                "rerun with --restart to train again"
-            ) from None
-        self.history = record["history"]
-        print(f"{shown(self.directory)}: already trained with these settings; loaded its "
-              "weights (pass --restart to train again)")
-        return True
-
-    def previous_best(self) -> float | None:
-        """The best `monitor` value a run in this folder reached, if its model is there."""
-        record = read_json(self.best_record)
-        if record and record.get("monitor") == self.monitor and self.best_path.is_file():
-            return float(record["value"])
-        return None
-
-    def callbacks(self) -> list:
-        """Resume, best checkpoint, early stopping, CSV log, NaN guard (+ TensorBoard)."""
-        import keras
-
-        if self.resuming:
-            done = (read_json(self.backup_dir / "training_metadata.json") or {}).get("epoch", 0)
-            print(f"{shown(self.directory)}: resuming the interrupted run after epoch {done}")
-        self.backup_dir.mkdir(parents=True, exist_ok=True)
-        append = self.resuming and self.history_path.is_file()
-        write_json(self.backup_dir / "settings.json", self.settings)
-        callbacks = [
-            keras.callbacks.TerminateOnNaN(),
-            keras.callbacks.BackupAndRestore(str(self.backup_dir), double_checkpoint=True),
-            _best_checkpoint_class()(
-                self.best_path,
-                self.best_record,
-                self.settings,
-                monitor=self.monitor,
-                mode=self.mode,
-                save_best_only=True,
-                initial_value_threshold=self.previous_best(),
-            ),
-            keras.callbacks.EarlyStopping(
-                monitor=self.monitor,
-                mode=self.mode,
-                patience=self.patience,
-                restore_best_weights=True,
-            ),
-            keras.callbacks.CSVLogger(str(self.history_path), append=append),
-        ]
-        if self.tensorboard:
-            callbacks.append(keras.callbacks.TensorBoard(str(self.directory / "tensorboard")))
-        return callbacks
-
-    def finish(self, model) -> dict[str, list[float]]:
-        """After `fit`: refuse a diverged run, save the final weights, return the full history
-        (all epochs, resumed ones included, read from `history.csv`)."""
-        import pandas as pd
-
-        frame = pd.read_csv(self.history_path) if self.history_path.is_file() else None
-        history = {} if frame is None else {c: frame[c].tolist() for c in frame if c != "epoch"}
-        losses = history.get("loss", [])
-        weights_finite = all(
-            math.isfinite(float(abs(w).max())) for w in model.get_weights() if w.size
-        )
-        if (losses and not math.isfinite(losses[-1])) or not weights_finite:
-            shutil.rmtree(self.backup_dir, ignore_errors=True)  # never resume from NaN weights
-            kept = (
-                f"the best model so far is kept in {shown(self.best_path)}"
-                if self.best_path.is_file()
-                else "no model was saved"
-            )
-            raise TrainingDiverged(
-                f"training diverged in {shown(self.directory)}: the loss became NaN or infinite "
-                f"after {len(losses)} epoch(s); lower --learning-rate; {kept}"
-            )
-        temporary = self.directory / "saving.partial.weights.h5"
-        model.save_weights(temporary)
-        os.replace(temporary, self.final_weights)
-        self.history = history
-        write_json(self.finished_record, {"settings": self.settings, "history": history})
-        return history
 
 
 # ----------------------------------------------------------------------------- plots

@@ -52,16 +52,17 @@ suite shared the CPU).
 from __future__ import annotations
 
 import collections
-import gzip
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 
 import common
+import readers
+from common import NO_RETRAIN, above, at_least, between
 
 # ----------------------------------------------------------------------------- config
 UPOS_TAGS = (
@@ -69,71 +70,60 @@ UPOS_TAGS = (
     "PART", "PRON", "PROPN", "PUNCT", "SCONJ", "SYM", "VERB", "X",
 )  # the 17 universal part-of-speech tags
 PAD, UNK = 0, 1  # index 0 is padding (masked), index 1 an unknown word or character
+Fraction = Annotated[float, between(0, 1, high_open=True)]
 
 
 @dataclass
 class Config(common.RunConfig):
-    task: Literal["both", "sentiment", "pos"] = "both"  # Which task(s) to train and evaluate.
-    tag: str | None = None  # Tag this space-separated sentence with the saved POS model; stop.
-    classify: str | None = None  # Classify this sentence with the saved sentiment model; stop.
+    task: Annotated[Literal["both", "sentiment", "pos"], NO_RETRAIN] = "both"  # Task(s) to run.
+    tag: Annotated[str | None, NO_RETRAIN] = None  # Tag this sentence with the saved tagger; stop.
+    classify: Annotated[str | None, NO_RETRAIN] = None  # Classify this sentence (saved model).
     bidirectional: bool = True  # Wrap each LSTM in Bidirectional (reads right context too).
     masking: bool = True  # Mask padding in the LSTMs, the loss and the metrics.
-    dropout: float = 0.3  # Dropout on embeddings and between stacked LSTMs.
-    learning_rate: float = 2e-3  # Adam step size.
-    clipnorm: float = 1.0  # Clip each gradient to this norm (guards against explosions).
-    batch_size: int = 32  # Sentences per batch.
-    patience: int = 3  # Early stopping: epochs without a better val_loss before stopping.
-    jit_compile: bool = False  # XLA-compile the train step (measured 8x slower here, see top).
+    dropout: Fraction = 0.3  # Dropout on embeddings and between stacked LSTMs.
+    learning_rate: Annotated[float, above(0)] = 2e-3  # Adam step size.
+    clipnorm: Annotated[float, above(0)] = 1.0  # Clip each gradient to this global norm.
+    batch_size: Annotated[int, at_least(1)] = 32  # Sentences per batch.
+    patience: Annotated[int, at_least(0)] = 3  # Early stopping: epochs without improvement.
+    jit_compile: bool = False  # XLA-compile the train step.
     # Sentiment (many-to-one).
-    sentiment_epochs: int = 15  # Sentiment training epochs (early stopping usually ends ~6).
-    sentiment_vocab_size: int = 5000  # TextVectorization vocabulary size (incl. pad and OOV).
-    sentiment_embedding_dim: int = 64  # Word vector size for the sentiment model.
-    sentiment_units: int = 32  # LSTM units (per direction) for the sentiment model.
-    sentiment_layers: int = 1  # Stacked LSTM layers for sentiment (tiny data: keep it 1).
-    examples_shown: int = 5  # Misclassified test sentences to print.
+    sentiment_epochs: Annotated[int, at_least(1)] = 15  # Sentiment epochs (early stopping).
+    sentiment_vocab_size: Annotated[int, at_least(3)] = 5000  # TextVectorization vocabulary.
+    sentiment_embedding_dim: Annotated[int, at_least(1)] = 64  # Sentiment word vector size.
+    sentiment_units: Annotated[int, at_least(1)] = 32  # Sentiment LSTM units per direction.
+    sentiment_layers: Annotated[int, at_least(1)] = 1  # Stacked LSTM layers for sentiment.
+    examples_shown: Annotated[int, at_least(0), NO_RETRAIN] = 5  # Misclassified sentences shown.
     # Part-of-speech tagging (aligned many-to-many).
-    epochs: int = 4  # POS epochs of the main model (4 reach 0.941 test UPOS; 12 full run).
-    uni_epochs: int = 4  # Epochs of the unidirectional twin (0 = do not train it).
-    pos_layers: int = 2  # Stacked LSTM layers in the tagger.
-    pos_units: int = 96  # LSTM units per direction in the tagger.
-    word_embedding_dim: int = 64  # Word vector size for the tagger.
-    min_word_count: int = 2  # Rarer training words map to <unk> so the model learns it.
+    epochs: Annotated[int, at_least(1)] = 4  # Epochs of the main POS tagger.
+    uni_epochs: Annotated[int, at_least(0)] = 4  # Epochs of the unidirectional twin; 0 = none.
+    pos_layers: Annotated[int, at_least(1)] = 2  # Stacked LSTM layers in the tagger.
+    pos_units: Annotated[int, at_least(1)] = 96  # LSTM units per direction in the tagger.
+    word_embedding_dim: Annotated[int, at_least(1)] = 64  # Word vector size for the tagger.
+    min_word_count: Annotated[int, at_least(1)] = 2  # Rarer training words map to <unk>.
     char_model: Literal["cnn", "none"] = "cnn"  # Character CNN per word, or words only.
-    char_embedding_dim: int = 24  # Character vector size.
-    char_filters: int = 64  # Character CNN filters (width 3) = size of the char word vector.
-    max_word_length: int = 16  # Characters kept per word (longer: first and last halves).
-    max_sentences: int = 0  # At most this many random sentences per split, both tasks (0 = all).
+    char_embedding_dim: Annotated[int, at_least(1)] = 24  # Character vector size.
+    char_filters: Annotated[int, at_least(1)] = 64  # Character CNN filters (width 3).
+    max_word_length: Annotated[int, at_least(2)] = 16  # Characters kept per word.
+    max_sentences: Annotated[int, at_least(0)] = 0  # At most this many sentences per split.
     ud_dir: str = ""  # Folder with en_ewt-ud-{train,dev,test}.conllu[.gz]; "" = bundled.
+
+    PRESETS: ClassVar[dict] = {
+        # about 20 s: the tagger alone, one small layer, a few hundred sentences
+        "quick": {"task": "pos", "max_sentences": 200, "epochs": 3, "uni_epochs": 0,
+                  "pos_units": 16, "pos_layers": 1, "word_embedding_dim": 16, "char_filters": 8,
+                  "patience": 5},
+        # up to 12 POS epochs (early stopping, patience 3) with a wider tagger
+        "full": {"epochs": 12, "uni_epochs": 12, "pos_units": 128},
+    }
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        common.check(0 <= self.dropout < 1, f"--dropout must be in [0, 1) (got {self.dropout})")
-        common.check(self.learning_rate > 0, "--learning-rate must be > 0")
-        common.check(self.clipnorm > 0, f"--clipnorm must be > 0 (got {self.clipnorm})")
-        for name in ("batch_size", "sentiment_epochs", "epochs", "sentiment_embedding_dim",
-                     "sentiment_units", "sentiment_layers", "pos_layers", "pos_units",
-                     "word_embedding_dim", "char_embedding_dim", "char_filters"):
-            value = getattr(self, name)
-            common.check(value >= 1, f"--{name.replace('_', '-')} must be >= 1 (got {value})")
-        for name in ("patience", "examples_shown", "uni_epochs", "max_sentences"):
-            value = getattr(self, name)
-            common.check(value >= 0, f"--{name.replace('_', '-')} must be >= 0 (got {value})")
-        common.check(self.sentiment_vocab_size >= 3,
-                     f"--sentiment-vocab-size must be >= 3 (got {self.sentiment_vocab_size})")
-        common.check(self.min_word_count >= 1,
-                     f"--min-word-count must be >= 1 (got {self.min_word_count})")
-        common.check(self.max_word_length >= 2,
-                     f"--max-word-length must be >= 2 (got {self.max_word_length})")
         common.check(self.tag is None or bool(self.tag.strip()),
                      'the sentence to tag is empty; pass words separated by spaces, e.g. '
                      '--tag "The old man the boats ."')
         common.check(self.classify is None or bool(self.classify.strip()),
                      'the sentence to classify is empty; e.g. --classify "great phone"')
 
-
-# Full-quality run (benchmarks/run.py uses main(Config(**FULL_QUALITY))): up to 12 POS epochs
-# (early stopping, patience 3) with a wider tagger; the default's 4 epochs already reach 0.941.
-FULL_QUALITY: dict = {"epochs": 12, "uni_epochs": 12, "pos_units": 128}
 
 SENTIMENT_FILES = (
     "sentiment/amazon_cells_labelled.txt",
@@ -145,30 +135,6 @@ SCRIPT = "python lstm_sequence.py"
 
 
 # ----------------------------------------------------------------------------- data: sentiment
-def read_sentiment_file(path: Path) -> tuple[list[str], list[int]]:
-    """`sentence<TAB>label` lines -> sentences and 0/1 labels. Split on '\\n' only: the IMDB
-    file holds U+0085 (NEXT LINE) inside sentences, which `str.splitlines` would break on."""
-    path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise common.DataError(f"cannot read {common.shown(path)} ({error})") from None
-    sentences, labels = [], []
-    for number, line in enumerate(text.split("\n"), start=1):
-        line = line.rstrip("\r")
-        if not line.strip():
-            continue
-        sentence, tab, label = line.rpartition("\t")
-        if not tab or label.strip() not in ("0", "1") or not sentence.strip():
-            raise common.DataError(
-                f"{common.shown(path)} line {number}: expected 'sentence<TAB>0|1', got "
-                f"{line[:60]!r}; restore the file with `git checkout -- data/`"
-            )
-        sentences.append(sentence.strip(" "))  # not .split(): that splits on U+0085 too
-        labels.append(int(label))
-    return sentences, labels
-
-
 def load_sentiment(seed: int, max_sentences: int = 0) -> dict[str, tuple[list[str], np.ndarray]]:
     """The 3,000 sentences split 70/15/15 into train/val/test, stratified by source and label
     so every split has the same mix of Amazon/IMDB/Yelp and positive/negative; with
@@ -177,7 +143,7 @@ def load_sentiment(seed: int, max_sentences: int = 0) -> dict[str, tuple[list[st
 
     sentences, labels, strata = [], [], []
     for relative in SENTIMENT_FILES:
-        texts, marks = read_sentiment_file(common.data_file(relative))
+        texts, marks = readers.read_sentiment_file(readers.data_file(relative))
         sentences += texts
         labels += marks
         strata += [f"{relative}:{mark}" for mark in marks]
@@ -196,62 +162,11 @@ def load_sentiment(seed: int, max_sentences: int = 0) -> dict[str, tuple[list[st
 
 
 # ----------------------------------------------------------------------------- data: POS
-def read_conllu(path: Path) -> list[list[tuple[str, str]]]:
-    """Sentences of (word form, UPOS tag) from a CoNLL-U file (gzip or plain text).
-
-    Comment lines start with '#'; a blank line ends a sentence; multiword-token lines
-    (ID '3-4') and empty nodes (ID '8.1') are skipped, since their words are tagged on the
-    lines that follow. A line that is not 10 tab-separated columns, an ID that is not an
-    integer or a tag that is not a UPOS tag is a DataError naming the file and line.
-    """
-    path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-
-    def corrupt(number: int, problem: str) -> common.DataError:
-        return common.DataError(f"{common.shown(path)} line {number}: {problem}; fix the line "
-                                "or restore the file")
-
-    sentences: list[list[tuple[str, str]]] = []
-    current: list[tuple[str, str]] = []
-    try:
-        with opener(path, "rt", encoding="utf-8", newline="\n") as handle:
-            for number, line in enumerate(handle, start=1):
-                line = line.rstrip("\n").rstrip("\r")
-                if not line.strip():
-                    if current:
-                        sentences.append(current)
-                    current = []
-                    continue
-                if line.startswith("#"):
-                    continue
-                columns = line.split("\t")
-                if len(columns) != 10:
-                    raise corrupt(number, f"expected 10 tab-separated CoNLL-U columns, got "
-                                          f"{len(columns)} ({line[:50]!r})")
-                token_id, form, upos = columns[0], columns[1], columns[3]
-                if "-" in token_id or "." in token_id:
-                    continue  # multiword token or empty node: not a word of the sentence
-                if not token_id.isdigit():
-                    raise corrupt(number, f"token ID {token_id!r} is not an integer")
-                if upos not in UPOS_TAGS:
-                    raise corrupt(number, f"{upos!r} is not a universal POS tag")
-                current.append((form, upos))
-    except (OSError, EOFError, UnicodeDecodeError) as error:  # missing, bad gzip, not UTF-8
-        raise common.DataError(
-            f"cannot read {common.shown(path)} ({common.one_line(error, 100)})"
-        ) from None
-    if current:
-        sentences.append(current)
-    if not sentences:
-        raise common.DataError(f"{common.shown(path)} holds no sentences")
-    return sentences
-
-
 def ud_path(config: Config, split: str) -> Path:
     """The CoNLL-U file of `split`: from --ud-dir when given, else the verified bundled one."""
     name = f"en_ewt-ud-{split}.conllu"
     if not config.ud_dir:
-        return common.data_file(f"ud-english-ewt/{name}.gz")
+        return readers.data_file(f"ud-english-ewt/{name}.gz")
     for candidate in (Path(config.ud_dir) / f"{name}.gz", Path(config.ud_dir) / name):
         if candidate.is_file():
             return candidate
@@ -264,7 +179,7 @@ def load_treebank(config: Config) -> dict[str, list[list[tuple[str, str]]]]:
     rng = np.random.default_rng(config.seed)
     splits = {}
     for split in UD_SPLITS:
-        sentences = read_conllu(ud_path(config, split))
+        sentences = readers.read_conllu(ud_path(config, split), UPOS_TAGS)
         if config.max_sentences and len(sentences) > config.max_sentences:
             keep = rng.choice(len(sentences), config.max_sentences, replace=False)
             sentences = [sentences[i] for i in sorted(keep)]
@@ -598,22 +513,6 @@ def plot_direction_comparison(histories: dict[str, dict], path: Path, show: bool
 
 
 # ----------------------------------------------------------------------------- training
-def model_settings(config: Config, fields: tuple[str, ...], **extra) -> dict:
-    """The settings that identify one model's training run (for resume / reuse)."""
-    settings = {name: getattr(config, name) for name in ("seed", "deterministic", *fields)}
-    return {**settings, **extra}
-
-
-SENTIMENT_FIELDS = ("bidirectional", "masking", "dropout", "learning_rate", "clipnorm",
-                    "batch_size", "patience", "sentiment_epochs", "sentiment_vocab_size",
-                    "sentiment_embedding_dim", "sentiment_units", "sentiment_layers",
-                    "max_sentences")
-POS_FIELDS = ("masking", "dropout", "learning_rate", "clipnorm", "batch_size", "patience",
-              "pos_layers", "pos_units", "word_embedding_dim", "min_word_count", "char_model",
-              "char_embedding_dim", "char_filters", "max_word_length", "max_sentences",
-              "ud_dir")
-
-
 def train(model, run: common.TrainingRun, train_data, val_data, epochs: int) -> dict:
     """Fit with the shared guards (resume, best checkpoint, early stopping, NaN) unless this
     exact run already finished in the folder; return the full history."""
@@ -624,13 +523,6 @@ def train(model, run: common.TrainingRun, train_data, val_data, epochs: int) -> 
         run.finish(model)
         print(f"{model.name}: trained in {time.perf_counter() - started:.0f} s")
     return run.history
-
-
-def save_inference_model(model, vocabulary: dict, directory: Path, stem: str) -> None:
-    """Save the trained model and, beside it, the vocabulary needed to encode new input."""
-    model.save(directory / f"{stem}.keras")
-    common.write_json(directory / f"{stem}.vocab.json", vocabulary)
-    print(f"saved {common.shown(directory / f'{stem}.keras')} (+ {stem}.vocab.json)")
 
 
 def run_sentiment(config: Config, out: Path, strategy) -> dict:
@@ -661,16 +553,15 @@ def run_sentiment(config: Config, out: Path, strategy) -> dict:
         model = build_sentiment_model(config, len(vocabulary))
     model.summary(line_length=90)
     run = common.TrainingRun(
-        out / "sentiment_lstm",
-        model_settings(config, SENTIMENT_FIELDS, model="sentiment_lstm"),
+        out / "sentiment_lstm", {**common.settings_of(config), "model": "sentiment_lstm"},
         patience=config.patience, restart=config.restart, tensorboard=config.tensorboard,
+        assets={"vocabulary": vocabulary},  # saved with the best model, for --classify
     )
     history = train(model, run, dataset("train", True), dataset("val", False),
                     config.sentiment_epochs)
     common.plot_history(history, out / "sentiment_history.png",
                         "Sentiment LSTM: training and validation loss",
                         metrics=("loss",), ylabel="binary cross-entropy (nats)", show=config.show)
-    save_inference_model(model, {"vocabulary": vocabulary}, out, "sentiment_model")
 
     texts, labels = splits["test"]
     probabilities = model.predict(dataset("test", False), verbose=0)[:, 0]
@@ -729,6 +620,8 @@ def run_pos(config: Config, out: Path, strategy) -> dict:
                  config.bidirectional, config.epochs)]
     if config.bidirectional and config.uni_epochs:
         variants.append(("unidirectional", False, config.uni_epochs))
+    saved = {key: vocab[key] for key in ("words", "chars", "tags")}
+    saved.update(char_model=config.char_model, max_word_length=config.max_word_length)
     results, histories = {}, {}
     for label, bidirectional, epochs in variants:
         print(f"\n--- {label} tagger ({epochs} epochs) ---")
@@ -739,8 +632,10 @@ def run_pos(config: Config, out: Path, strategy) -> dict:
             model.summary(line_length=100)
         name = "pos_bilstm" if bidirectional else "pos_lstm"
         run = common.TrainingRun(
-            out / name, model_settings(config, POS_FIELDS, model=name, epochs=epochs),
+            out / name, {**common.settings_of(config), "model": name,
+                         "bidirectional": bidirectional, "epochs": epochs},
             patience=config.patience, restart=config.restart, tensorboard=config.tensorboard,
+            assets=saved,  # the vocabularies --tag needs, saved with the best model
         )
         histories[label] = train(model, run, for_fit(data["train"]), for_fit(data["dev"]),
                                  epochs)
@@ -750,10 +645,6 @@ def run_pos(config: Config, out: Path, strategy) -> dict:
         started = time.perf_counter()
         results[label] = predict_tags(model, data["test"])
         print(f"tagged the test set in {time.perf_counter() - started:.1f} s")
-        if label == variants[0][0]:
-            saved = {key: vocab[key] for key in ("words", "chars", "tags")}
-            saved.update(char_model=config.char_model, max_word_length=config.max_word_length)
-            save_inference_model(model, saved, out, "pos_tagger")
     if len(histories) > 1:
         plot_direction_comparison(histories, out / "pos_directions.png", config.show)
 
@@ -792,17 +683,12 @@ def run_pos(config: Config, out: Path, strategy) -> dict:
 
 
 # ----------------------------------------------------------------------------- inference
-def load_for_inference(out: Path, stem: str, task: str):
-    """The saved model and its vocabulary; CheckpointError says how to create them."""
-    what = f"{SCRIPT} --task {task}"
-    model = common.load_saved_model(out / f"{stem}.keras", what)
-    vocabulary = common.read_json(out / f"{stem}.vocab.json")
-    if not isinstance(vocabulary, dict):
-        raise common.CheckpointError(
-            f"{common.shown(out / f'{stem}.vocab.json')} is missing or unreadable; retrain "
-            f"with `{what}`"
-        )
-    return model, vocabulary
+def load_for_inference(config: Config, out: Path, task: str) -> tuple:
+    """The best saved model of `task` and the vocabulary saved with it."""
+    folder = {"pos": "pos_bilstm" if config.bidirectional else "pos_lstm",
+              "sentiment": "sentiment_lstm"}[task]
+    model, record = common.load_best(out / folder, f"{SCRIPT} --task {task}")
+    return model, record["assets"]
 
 
 def tag_sentence(model, vocab: dict, sentence: str) -> list[tuple[str, str]]:
@@ -833,43 +719,50 @@ def classify_sentence(model, vocab: dict, sentence: str) -> float:
     if not token_ids.any():
         raise common.UserError(f"{sentence!r} has no words after lower-casing and removing "
                                "punctuation; give a sentence with words")
+    words = token_ids[token_ids > 0]
+    unknown = int(np.sum(words == UNK))
+    if unknown:
+        share = "every word" if unknown == len(words) else f"{unknown} of {len(words)} words"
+        print(f"note: {share} of the sentence never appeared in training ([UNK]); the answer "
+              "rests on " + ("nothing the model learned: a guess" if unknown == len(words)
+                             else "the known words only"))
     return float(np.asarray(model(token_ids, training=False))[0, 0])
 
 
 # ----------------------------------------------------------------------------- main
+def use_saved_models(config: Config, out: Path) -> dict:
+    """`--tag` and/or `--classify` with the saved best models: no training."""
+    results: dict = {}
+    if config.tag is not None:
+        model, vocab = load_for_inference(config, out, "pos")
+        tagged = tag_sentence(model, vocab, config.tag)
+        print(" ".join(f"{word}/{tag}" for word, tag in tagged))
+        results["tags"] = [tag for _, tag in tagged]
+    if config.classify is not None:
+        model, vocab = load_for_inference(config, out, "sentiment")
+        probability = classify_sentence(model, vocab, config.classify)
+        label = "positive" if probability >= 0.5 else "negative"
+        print(f"{label} (P(positive) = {probability:.3f}): {config.classify}")
+        results["sentiment_probability"] = probability
+    return results
+
+
 def main(config: Config) -> dict:
     """Train and evaluate the chosen task(s) (or tag / classify with the saved models);
     return the measured metrics (also written to metrics.json)."""
-    started = time.perf_counter()
-    out = common.prepare_output_dir(config, "lstm_sequence")
-    metrics: dict = {}
-    if config.tag is not None or config.classify is not None:  # inference with saved models
-        if config.tag is not None:
-            model, vocab = load_for_inference(out, "pos_tagger", "pos")
-            tagged = tag_sentence(model, vocab, config.tag)
-            print(" ".join(f"{word}/{tag}" for word, tag in tagged))
-            metrics["tags"] = [tag for _, tag in tagged]
-        if config.classify is not None:
-            model, vocab = load_for_inference(out, "sentiment_model", "sentiment")
-            probability = classify_sentence(model, vocab, config.classify)
-            label = "positive" if probability >= 0.5 else "negative"
-            print(f"{label} (P(positive) = {probability:.3f}): {config.classify}")
-            metrics["sentiment_probability"] = probability
-        return metrics
-
-    common.set_seed(config.seed, config.deterministic)
-    strategy = common.distribution_strategy(config.strategy)
-    with common.output_lock(out):
+    with common.Run(config, "lstm_sequence") as run:
+        if config.tag is not None or config.classify is not None:
+            return run.save(use_saved_models(config, run.out), "inference.json")
+        strategy = common.distribution_strategy(config.strategy)
+        metrics: dict = {}
         if config.task in ("sentiment", "both"):
-            metrics.update(run_sentiment(config, out, strategy))
+            metrics.update(run_sentiment(config, run.out, strategy))
         if config.task in ("pos", "both"):
-            metrics.update(run_pos(config, out, strategy))
-        metrics["run_seconds"] = round(time.perf_counter() - started, 1)
-        common.write_json(out / "metrics.json", metrics)
-    print(f"\nmetrics ({common.shown(out / 'metrics.json')}):")
-    for key, value in metrics.items():
-        print(f"  {key}: {value:.4f}" if isinstance(value, float) else f"  {key}: {value}")
-    return metrics
+            metrics.update(run_pos(config, run.out, strategy))
+        print("\nmetrics:")
+        for key, value in metrics.items():
+            print(f"  {key}: {value:.4f}" if isinstance(value, float) else f"  {key}: {value}")
+        return run.save(metrics)
 
 
 if __name__ == "__main__":

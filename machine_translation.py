@@ -63,19 +63,19 @@ default size above (+14.7).
 
 from __future__ import annotations
 
-import gzip
 import re
 import sys
 import time
 import unicodedata
-import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import common  # first: it quiets TensorFlow's start-up logs before Keras loads TensorFlow
+import readers
+from common import NO_RETRAIN, above, at_least, between
 
 import keras
 import numpy as np
@@ -86,79 +86,51 @@ PAD, UNK, START, END = "", "[UNK]", "[start]", "[end]"  # ids 0, 1, 2, 3 in ever
 SCRIPT = "python machine_translation.py"
 
 
+Fraction = Annotated[float, between(0, 0.5, True, True)]
+
+
 @dataclass
 class Config(common.RunConfig):
     data_path: str = ""  # English<TAB>French file (.txt or .gz); "" = bundled Tatoeba pairs.
-    max_words: int = 10  # Keep pairs whose two sides have at most this many tokens.
-    max_pairs: int = 25000  # Sentence pairs used (whole English groups); 0 = all (~131k).
-    val_fraction: float = 0.05  # Share of distinct English sentences held out for validation.
-    test_fraction: float = 0.05  # Share of distinct English sentences held out for the test.
-    test_sentences: int = 1000  # Test sentences decoded for BLEU/chrF; 0 = the whole test split.
-    source_vocab_size: int = 6000  # Largest English vocabulary (incl. padding and [UNK]).
-    target_vocab_size: int = 4000  # Largest French vocabulary; its softmax dominates the time.
-    min_count: int = 2  # Words seen fewer times in training become [UNK].
+    max_words: Annotated[int, at_least(1)] = 10  # Keep pairs with at most this many tokens a side.
+    max_pairs: Annotated[int, at_least(0)] = 25000  # Sentence pairs used; 0 = all (~131k).
+    val_fraction: Fraction = 0.05  # Share of distinct English sentences held out for validation.
+    test_fraction: Fraction = 0.05  # Share of distinct English sentences held out for the test.
+    test_sentences: Annotated[int, at_least(0), NO_RETRAIN] = 1000  # Decoded for BLEU; 0 = all.
+    source_vocab_size: Annotated[int, at_least(8)] = 6000  # Largest English vocabulary.
+    target_vocab_size: Annotated[int, at_least(8)] = 4000  # Largest French vocabulary.
+    min_count: Annotated[int, at_least(1)] = 2  # Words seen fewer times in training become [UNK].
     cell: Literal["gru", "lstm"] = "gru"  # Recurrent cell of the encoder and decoder.
     attention: Literal["bahdanau", "luong", "none"] = "bahdanau"  # How the decoder looks back.
-    compare_no_attention: bool = False  # Also train --attention none (doubles the time).
-    embedding_dim: int = 128  # Size of the word vectors (both languages).
-    units: int = 128  # Encoder units per direction; the decoder has 2*units.
-    dropout: float = 0.1  # Dropout on embeddings and before the output layer.
-    epochs: int = 8  # Upper bound on passes over the data (early stopping usually ends sooner).
-    batch_size: int = 64  # Sentence pairs per step (128: no more pairs/s on 2 cores).
-    learning_rate: float = 2e-3  # Adam step size.
-    clipnorm: float = 1.0  # Clip each gradient to this global norm (keeps RNN training stable).
-    patience: int = 2  # Stop after this many epochs without a better validation loss.
-    beam_width: int = 5  # Hypotheses kept per sentence by beam search (1 = greedy).
-    length_alpha: float = 1.0  # Beam score = log p / length**alpha (0 = favour short outputs).
-    decode_batch_size: int = 128  # Sentences decoded together.
-    heatmaps: int = 3  # Test sentences whose attention weights are drawn as PNG heatmaps.
-    translate: str | None = None  # Translate this sentence with the saved model, then stop.
-    top_k: int = 3  # Beams printed by --translate.
+    compare_no_attention: Annotated[bool, NO_RETRAIN] = False  # Also train --attention none.
+    embedding_dim: Annotated[int, at_least(1)] = 128  # Size of the word vectors (both languages).
+    units: Annotated[int, at_least(1)] = 128  # Encoder units per direction; the decoder has 2x.
+    dropout: Annotated[float, between(0, 1, high_open=True)] = 0.1  # On embeddings and outputs.
+    epochs: Annotated[int, at_least(1)] = 8  # Upper bound on passes over the data.
+    batch_size: Annotated[int, at_least(1)] = 64  # Sentence pairs per step.
+    learning_rate: Annotated[float, above(0)] = 2e-3  # Adam step size.
+    clipnorm: Annotated[float, above(0)] = 1.0  # Clip each gradient to this global norm.
+    patience: Annotated[int, at_least(1)] = 2  # Stop after this many epochs without progress.
+    beam_width: Annotated[int, at_least(1), NO_RETRAIN] = 5  # Hypotheses kept by beam search.
+    length_alpha: Annotated[float, at_least(0), NO_RETRAIN] = 1.0  # Score = log p / length**alpha.
+    decode_batch_size: Annotated[int, at_least(1), NO_RETRAIN] = 128  # Sentences decoded at once.
+    heatmaps: Annotated[int, at_least(0), NO_RETRAIN] = 3  # Attention heatmaps drawn as PNG.
+    translate: Annotated[str | None, NO_RETRAIN] = None  # Translate this with the saved model.
+    top_k: Annotated[int, at_least(1), NO_RETRAIN] = 3  # Beams printed by --translate.
+
+    PRESETS: ClassVar[dict] = {
+        # about 20 s: 2,000 pairs, a small model, 3 epochs, 40 test sentences
+        "quick": {"max_pairs": 2000, "epochs": 3, "units": 16, "embedding_dim": 16,
+                  "test_sentences": 40, "heatmaps": 1, "patience": 5},
+        # all ~131k pairs, twice the vocabularies, up to 12 epochs, every test sentence
+        "full": {"max_pairs": 0, "epochs": 12, "source_vocab_size": 10000,
+                 "target_vocab_size": 8000, "patience": 2, "test_sentences": 0},
+    }
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check = common.check
-        check(self.max_words >= 1, f"--max-words must be >= 1 (got {self.max_words})")
-        check(self.max_pairs >= 0, f"--max-pairs must be >= 0 (got {self.max_pairs})")
-        for name in ("val_fraction", "test_fraction"):
-            value = getattr(self, name)
-            check(0 < value < 0.5, f"--{name.replace('_', '-')} must be in (0, 0.5) (got {value})")
-        for name in ("source_vocab_size", "target_vocab_size"):
-            value = getattr(self, name)
-            check(value >= 8, f"--{name.replace('_', '-')} must be >= 8 (got {value})")
-        for name in ("min_count", "embedding_dim", "units", "epochs", "batch_size", "patience",
-                     "beam_width", "decode_batch_size", "top_k"):
-            value = getattr(self, name)
-            check(value >= 1, f"--{name.replace('_', '-')} must be >= 1 (got {value})")
-        check(self.test_sentences >= 0,
-              f"--test-sentences must be >= 0 (got {self.test_sentences})")
-        check(self.heatmaps >= 0, f"--heatmaps must be >= 0 (got {self.heatmaps})")
-        check(0 <= self.dropout < 1, f"--dropout must be in [0, 1) (got {self.dropout})")
-        check(self.learning_rate > 0, f"--learning-rate must be > 0 (got {self.learning_rate})")
-        check(self.clipnorm > 0, f"--clipnorm must be > 0 (got {self.clipnorm})")
-        check(self.length_alpha >= 0, f"--length-alpha must be >= 0 (got {self.length_alpha})")
-        check(self.top_k <= self.beam_width,
-              f"--top-k must be <= --beam-width (got {self.top_k} > {self.beam_width})")
-
-
-# The documented full-quality run (benchmarks: `main(Config(**FULL_QUALITY))`): all ~131k pairs
-# of at most 10 tokens (5x the default's), twice the vocabularies, up to 12 epochs, every test
-# sentence decoded; the default model size, so that it fits in well under an hour on 2 CPU
-# cores. Aim: test BLEU (beam 5) >= 35 and beam >= greedy (attention against none is measured
-# at the default size: `--compare-no-attention`).
-FULL_QUALITY: dict = {
-    "max_pairs": 0,
-    "epochs": 12,
-    "source_vocab_size": 10000,
-    "target_vocab_size": 8000,
-    "patience": 2,
-    "test_sentences": 0,
-    "output_dir": str(common.OUTPUTS_DIR / "machine_translation_full"),
-}
-
-# Config fields that only change decoding or reporting, not the trained model.
-DECODING_FIELDS = ("compare_no_attention", "test_sentences", "beam_width", "length_alpha",
-                   "decode_batch_size", "heatmaps", "translate", "top_k")
+        common.check(self.top_k <= self.beam_width,
+                     f"--top-k must be <= --beam-width (got {self.top_k} > {self.beam_width})")
 
 
 # ----------------------------------------------------------------------------- Data
@@ -189,32 +161,6 @@ def detokenize(tokens: str) -> str:
     """Undo the elision split ("j' ai" → "j'ai") and attach "." and "," to the word before,
     so BLEU's own (13a) tokeniser sees ordinary text."""
     return re.sub(r" ([.,])", r"\1", re.sub(r"(\w)' (?=\w)", r"\1'", tokens))
-
-
-def load_pairs(path: Path) -> list[tuple[str, str]]:
-    """(English, French) raw strings from a tab-separated file (gzip or plain text)."""
-    opener = gzip.open if str(path).endswith(".gz") else open
-    pairs = []
-    try:
-        with opener(path, "rt", encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                fields = line.rstrip("\n").split("\t")
-                if len(fields) < 2 or not fields[0].strip() or not fields[1].strip():
-                    raise common.DataError(
-                        f"{common.shown(path)} line {number} is not 'English<TAB>French' "
-                        f"(got {line.strip()[:60]!r}); fix the line or pass another --data-path"
-                    )
-                pairs.append((fields[0], fields[1]))  # newer releases add an attribution column
-    except FileNotFoundError:
-        raise common.DataError(f"no data file at {common.shown(path)}; check --data-path") from None
-    except (OSError, EOFError, UnicodeDecodeError) as error:
-        raise common.DataError(
-            f"cannot read {common.shown(path)} ({type(error).__name__}: {error}); "
-            "pass a UTF-8 English<TAB>French file"
-        ) from None
-    return pairs
 
 
 def split_by_source(
@@ -274,6 +220,11 @@ def build_vocabulary(sentences: Sequence[str], max_size: int, min_count: int,
     """["", "[UNK]", *specials, words by frequency] with at most `max_size` entries."""
     counts = Counter(word for sentence in sentences for word in sentence.split())
     words = [w for w, c in counts.most_common() if c >= min_count and w not in specials]
+    if not words:
+        raise common.DataError(
+            f"the {len(sentences)} training sentences hold no word seen at least --min-count "
+            f"({min_count}) times: too little data; use more pairs (--max-pairs, --data-path) "
+            "or a lower --min-count")
     return [PAD, UNK, *specials, *words][:max_size]
 
 
@@ -672,9 +623,7 @@ def model_directory(out: Path, config: Config, attention: str) -> Path:
 
 def model_settings(config: Config, attention: str) -> dict:
     """The fields that define a trained model (decoding-only ones left out)."""
-    settings = common.settings_of(config, ignore=DECODING_FIELDS)
-    settings["attention"] = attention
-    return settings
+    return {**common.settings_of(config), "attention": attention}
 
 
 def train_variant(config: Config, attention: str, data: dict, vocabularies: dict,
@@ -692,7 +641,8 @@ def train_variant(config: Config, attention: str, data: dict, vocabularies: dict
     print(f"\n== model {model.name}: {model.count_params():,} parameters ==")
     run = common.TrainingRun(directory, settings=settings, monitor="val_loss",
                              patience=config.patience, restart=config.restart,
-                             tensorboard=config.tensorboard)
+                             tensorboard=config.tensorboard,
+                             assets=vocabularies)  # saved with the best model, for --translate
     if not run.finished(model):
         train_ds = (tf.data.Dataset.from_tensor_slices((train_x, train_y))
                     .shuffle(len(train_y), seed=config.seed).batch(config.batch_size)
@@ -701,10 +651,6 @@ def train_variant(config: Config, attention: str, data: dict, vocabularies: dict
         model.fit(train_ds, validation_data=val_ds, epochs=config.epochs,
                   callbacks=run.callbacks(), shuffle=False, verbose=2)
         run.finish(model)
-    record = common.read_json(run.best_record) or {}
-    if record.get("settings") == run.settings:  # best.keras was trained on this vocabulary
-        common.write_json(directory / "vocabulary.json",
-                          {"settings": run.settings, **vocabularies})
     common.plot_history(run.history, directory / "history.png",
                         f"English→French seq2seq ({config.cell}, attention: {attention})",
                         metrics=("loss", "masked_accuracy"),
@@ -757,27 +703,16 @@ def evaluate_variant(config: Config, model: keras.Model, vocabularies: dict, dat
 # ----------------------------------------------------------------------------- Inference
 def load_translator(config: Config, out: Path) -> Translator:
     """The saved best model of `--cell/--attention` in `out`, with its vocabularies."""
-    directory = model_directory(out, config, config.attention)
     train_command = f"{SCRIPT} --cell {config.cell} --attention {config.attention}"
     if config.output_dir:
         train_command += f" --output-dir {config.output_dir}"
-    with warnings.catch_warnings():  # "skipping optimizer variables": not needed to translate
-        warnings.simplefilter("ignore", UserWarning)
-        model = common.load_saved_model(directory / "best.keras", train_command, compile=False)
-    vocabulary_path = directory / "vocabulary.json"
-    saved = common.read_json(vocabulary_path)
-    if not saved or not {"source", "target", "settings"} <= set(saved):
-        raise common.CheckpointError(
-            f"{common.shown(vocabulary_path)} is missing or unreadable; retrain with "
-            f"`{train_command} --restart`"
-        )
-    best = common.read_json(directory / "best.json") or {}
-    if best.get("settings") != saved["settings"]:
-        raise common.CheckpointError(
-            f"{common.shown(directory / 'best.keras')} and its vocabulary.json come from runs "
-            f"with different settings; retrain with `{train_command} --restart`"
-        )
-    return Translator(model, saved["source"], saved["target"])
+    model, record = common.load_best(model_directory(out, config, config.attention),
+                                     train_command)
+    vocabularies = record["assets"]
+    if not {"source", "target"} <= set(vocabularies):
+        raise common.CheckpointError(f"the saved model's vocabularies are missing; retrain with "
+                                     f"`{train_command} --restart`")
+    return Translator(model, vocabularies["source"], vocabularies["target"])
 
 
 def translate_sentence(config: Config, out: Path) -> dict:
@@ -794,7 +729,11 @@ def translate_sentence(config: Config, out: Path) -> dict:
     print(f"English (normalised): {shown_source}")
     if unknown:
         print(f"note: {len(unknown)} word(s) never seen in training are read as [UNK] "
-              f"(the model cannot translate them): {', '.join(unknown)}")
+              f"(the model cannot translate them): {', '.join(unknown[:20])}")
+    if len(sentence.split()) > config.max_words:
+        print(f"note: the sentence has {len(sentence.split())} tokens; the model was trained on "
+              f"sentences of at most {config.max_words}, so expect a poor translation of a part "
+              "of it (split it into shorter sentences)")
     max_length = 2 * config.max_words + 1  # room for a slightly longer French sentence
     greedy = translator.translate([sentence], max_length, beam_width=1)[0][0]
     print(f"greedy : {detokenize(greedy[0])}   (log p = {greedy[2]:.3f})")
@@ -815,16 +754,14 @@ def translate_sentence(config: Config, out: Path) -> dict:
 # ----------------------------------------------------------------------------- main
 def main(config: Config) -> dict:
     """Prepare the data, train the attention model (and the no-attention one), evaluate."""
-    began = time.perf_counter()
-    common.set_seed(config.seed, config.deterministic)
-    out = common.prepare_output_dir(config, "machine_translation")
-    with common.output_lock(out):
+    with common.Run(config, "machine_translation") as run:
+        out = run.out
         if config.translate is not None:
-            return translate_sentence(config, out)
+            return run.save(translate_sentence(config, out), "inference.json")
 
         # Data: normalise, filter by length, split by distinct English sentence.
-        path = Path(config.data_path) if config.data_path else common.data_file(DATA_FILE)
-        splits = split_by_source(load_pairs(path), config.max_words, config.max_pairs,
+        path = Path(config.data_path) if config.data_path else readers.data_file(DATA_FILE)
+        splits = split_by_source(readers.read_pairs(path), config.max_words, config.max_pairs,
                                  config.val_fraction, config.test_fraction, config.seed)
         for name, group in splits.items():
             print(f"{name:5s}: {len(group):6,} English sentences, "
@@ -876,10 +813,7 @@ def main(config: Config) -> dict:
                                test_loss_no_attention=evaluation["test_loss"])
             keras.backend.clear_session()
 
-        metrics.update(
-            train_pairs=int(len(target_out)), test_sentence_count=len(test),
-            run_seconds=time.perf_counter() - began,
-        )
+        metrics.update(train_pairs=int(len(target_out)), test_sentence_count=len(test))
         print("\n== held-out test set (lower-cased, multi-reference) ==")
         rows = [("copy English (baseline)", metrics["bleu_copy_baseline"],
                  metrics["chrf_copy_baseline"])]
@@ -895,10 +829,8 @@ def main(config: Config) -> dict:
         for example in metrics["examples"][:4]:
             print(f"  {example['english']}  →  {detokenize(example['beam'])}"
                   f"   (ref: {detokenize(example['references'][0])})")
-        print(f"beam search: {metrics['beam_sentences_per_s']:.1f} sentences/s; "
-              f"run took {metrics['run_seconds']:.0f} s")
-        common.write_json(out / "metrics.json", metrics)
-    return metrics
+        print(f"beam search: {metrics['beam_sentences_per_s']:.1f} sentences/s")
+        return run.save(metrics)
 
 
 if __name__ == "__main__":

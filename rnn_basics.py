@@ -62,104 +62,85 @@ T=200): 502 s wall. Test MSE at T=50 / 100 / 200 (baseline 0.176 / 0.167 / 0.160
 from __future__ import annotations
 
 import contextlib
-import gzip
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 
 import common
+import readers
+from common import NO_RETRAIN, above, at_least
 
 # ----------------------------------------------------------------------------- config
+Cell = Literal["simplernn", "lstm", "gru"]
 CELLS = ("simplernn", "lstm", "gru")  # the three recurrent layers compared throughout
 CELL_NAMES = {"simplernn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
 TINY_SHAKESPEARE_CHARS = 1_115_394  # characters in the bundled text
+Count = Annotated[int, at_least(1)]
+Positive = Annotated[float, above(0)]
+# The NumPy char RNN, the gradient study and the clipping demo are rebuilt on every run and
+# never saved, so their fields never make a saved (adding-problem) model stale: NO_RETRAIN.
+Demo = Annotated[int, at_least(1), NO_RETRAIN]
+DemoRate = Annotated[float, above(0), NO_RETRAIN]
 
 
 @dataclass
 class Config(common.RunConfig):
     # Adding problem: the RNN vs LSTM vs GRU comparison.
-    lengths: tuple[int, ...] = (50, 100)  # Adding-problem sequence lengths (>= 2) to compare.
-    cells: tuple[str, ...] = CELLS  # Recurrent layers to train on the adding problem.
-    hidden_size: int = 32  # Units of every SimpleRNN / LSTM / GRU on the adding problem.
-    train_samples: int = 10240  # Training sequences per length (~10k: LSTM/GRU solve T=100).
-    val_samples: int = 1024  # Validation sequences per length (early stopping, best model).
-    test_samples: int = 2048  # Held-out test sequences per length (the reported MSE).
-    epochs: int = 15  # Max epochs per model (LSTM cracks T=100 after ~8; full: 40).
-    batch_size: int = 64  # Sequences per batch (a ragged last batch costs one more XLA compile).
-    learning_rate: float = 3e-3  # Adam step size (3e-3 cracks T=100 faster than 1e-3).
-    clipnorm: float = 1.0  # Clip each gradient tensor to this norm (0 = no clipping).
-    patience: int = 8  # Early stopping: epochs without a better val_loss (the plateau is long).
-    target_mse: float = 1e-3  # Stop a model once its validation MSE is below this (0 = never).
-    jit_compile: bool = True  # XLA-compile train steps: measured ~1 vs ~4 s/epoch on this CPU.
+    lengths: Annotated[tuple[int, ...], at_least(2), NO_RETRAIN] = (50, 100)  # Lengths compared.
+    cells: Annotated[tuple[Cell, ...], NO_RETRAIN] = CELLS  # Recurrent layers to compare.
+    hidden_size: Count = 32  # Units of every SimpleRNN / LSTM / GRU on the adding problem.
+    train_samples: Count = 10240  # Training sequences per length.
+    val_samples: Count = 1024  # Validation sequences per length (early stopping, best model).
+    test_samples: Annotated[int, at_least(1), NO_RETRAIN] = 2048  # Held-out test sequences.
+    epochs: Count = 15  # Most epochs per model.
+    batch_size: Count = 64  # Sequences per batch.
+    learning_rate: Positive = 3e-3  # Adam step size.
+    clipnorm: Annotated[float, at_least(0)] = 1.0  # Clip each gradient tensor's norm; 0 = off.
+    patience: Count = 8  # Early stopping: epochs without a better val_loss.
+    target_mse: Annotated[float, at_least(0)] = 1e-3  # Stop once validation MSE is below; 0: never.
+    jit_compile: bool = True  # XLA-compile the adding models' train steps.
     # From-scratch character RNN on Tiny Shakespeare.
-    text_chars: int = 200000  # Characters of Tiny Shakespeare used (90% train, 10% validation).
-    char_hidden: int = 128  # Hidden units of the NumPy RNN and its Keras twin.
-    char_seq_length: int = 64  # Characters per training window (BPTT length).
-    char_batch_size: int = 32  # Windows per training step.
-    char_steps: int = 300  # Training steps (Adam) for both char models (full: 2000).
-    char_learning_rate: float = 3e-3  # Adam step size for the char models.
-    sample_length: int = 300  # Characters to sample from the trained NumPy RNN.
-    temperature: float = 0.8  # Sampling temperature (< 1: safer, > 1: wilder).
+    text_chars: Annotated[int, at_least(1), NO_RETRAIN] = 200000  # Characters used (90/10 split).
+    char_hidden: Demo = 128  # Hidden units of the NumPy RNN and its Keras twin.
+    char_seq_length: Demo = 64  # Characters per training window (BPTT length).
+    char_batch_size: Demo = 32  # Windows per training step.
+    char_steps: Demo = 300  # Training steps (Adam) for both char models.
+    char_learning_rate: DemoRate = 3e-3  # Adam step size for the char models.
+    sample_length: Annotated[int, at_least(0), NO_RETRAIN] = 300  # Characters to sample.
+    temperature: DemoRate = 0.8  # Sampling temperature (< 1: safer, > 1: wilder).
     # Gradient study and clipping demo.
-    gradient_length: int = 100  # Sequence length T for the gradient-norm measurement.
-    small_scale: float = 0.5  # Recurrent-weight scale that makes gradients vanish faster.
-    large_scale: float = 2.0  # Recurrent-weight scale that makes gradients grow.
-    clip_demo_length: int = 50  # Sequence length of the clipping demo (SimpleRNN, adding).
-    clip_demo_steps: int = 300  # Training steps with and without clipping.
-    clip_demo_learning_rate: float = 0.05  # Plain SGD step size of the clipping demo.
-    clip_demo_scale: float = 2.0  # Recurrent-weight gain of the demo model (explodes).
+    gradient_length: Annotated[int, at_least(2), NO_RETRAIN] = 100  # Sequence length T studied.
+    small_scale: DemoRate = 0.5  # Recurrent-weight scale that makes gradients vanish faster.
+    large_scale: DemoRate = 2.0  # Recurrent-weight scale that makes gradients grow.
+    clip_demo_length: Annotated[int, at_least(2), NO_RETRAIN] = 50  # Clipping demo's length.
+    clip_demo_steps: Demo = 300  # Training steps with and without clipping.
+    clip_demo_learning_rate: DemoRate = 0.05  # Plain SGD step size of the clipping demo.
+    clip_demo_scale: DemoRate = 2.0  # Recurrent-weight gain of the demo model (explodes).
+
+    PRESETS: ClassVar[dict] = {
+        # about 15 s: one short length, the LSTM alone, tiny demos
+        "quick": {"cells": ("lstm",), "lengths": (8,), "hidden_size": 4, "train_samples": 256,
+                  "val_samples": 64, "test_samples": 64, "epochs": 3, "patience": 5,
+                  "target_mse": 0.0, "char_steps": 5, "char_hidden": 16, "text_chars": 20000,
+                  "gradient_length": 12, "clip_demo_steps": 5, "clip_demo_length": 8,
+                  "sample_length": 20, "jit_compile": False},
+        # adds T=200, twice the sequences, up to 40 epochs; the char RNN trains longer
+        "full": {"lengths": (50, 100, 200), "train_samples": 20480, "epochs": 40,
+                 "patience": 10, "target_mse": 0.0, "char_steps": 2000},
+    }
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check = common.check
-        check(len(self.lengths) >= 1, "--lengths needs at least one sequence length")
-        check(
-            all(length >= 2 for length in self.lengths),
-            f"--lengths must all be >= 2 (two marked positions; got {list(self.lengths)})",
-        )
-        check(len(set(self.lengths)) == len(self.lengths),
-              f"--lengths must not repeat (got {list(self.lengths)})")
-        check(
-            len(self.cells) >= 1 and set(self.cells) <= set(CELLS)
-            and len(set(self.cells)) == len(self.cells),
-            f"--cells must be distinct names from {', '.join(CELLS)} (got {list(self.cells)})",
-        )
-        for name in ("hidden_size", "train_samples", "val_samples", "test_samples", "epochs",
-                     "batch_size", "patience", "char_hidden", "char_seq_length",
-                     "char_batch_size", "char_steps", "clip_demo_steps"):
-            value = getattr(self, name)
-            check(value >= 1, f"--{name.replace('_', '-')} must be >= 1 (got {value})")
-        for name in ("learning_rate", "char_learning_rate", "clip_demo_learning_rate",
-                     "temperature", "small_scale", "large_scale", "clip_demo_scale"):
-            value = getattr(self, name)
-            check(value > 0, f"--{name.replace('_', '-')} must be > 0 (got {value})")
-        check(self.clipnorm >= 0, f"--clipnorm must be >= 0, 0 = off (got {self.clipnorm})")
-        check(self.target_mse >= 0, f"--target-mse must be >= 0, 0 = off (got {self.target_mse})")
-        check(self.sample_length >= 0, f"--sample-length must be >= 0 (got {self.sample_length})")
-        check(self.gradient_length >= 2,
-              f"--gradient-length must be >= 2 (got {self.gradient_length})")
-        check(self.clip_demo_length >= 2,
-              f"--clip-demo-length must be >= 2 (got {self.clip_demo_length})")
         minimum = 20 * (self.char_seq_length + 1)
-        check(
+        common.check(
             minimum <= self.text_chars <= TINY_SHAKESPEARE_CHARS,
             f"--text-chars must be between {minimum} (20 windows of --char-seq-length + 1) and "
             f"{TINY_SHAKESPEARE_CHARS} (the whole text) (got {self.text_chars})",
         )
-
-
-# The documented full-quality run (`main(Config(**FULL_QUALITY))`): adds T=200.
-FULL_QUALITY: dict = {
-    "lengths": (50, 100, 200),
-    "train_samples": 20480,
-    "epochs": 40,
-    "patience": 10,
-    "target_mse": 0.0,
-    "char_steps": 2000,
-}
 
 
 def single_threaded_blas():
@@ -175,15 +156,8 @@ def single_threaded_blas():
 # ----------------------------------------------------------------------------- data
 def load_shakespeare(path: Path | None = None) -> str:
     """The whole Tiny Shakespeare text (verified bundled copy unless `path` is given)."""
-    path = Path(path) if path else common.data_file("tinyshakespeare/input.txt.gz")
-    try:
-        with gzip.open(path, "rt", encoding="utf-8") as handle:
-            text = handle.read()
-    except (OSError, EOFError, UnicodeDecodeError) as error:
-        raise common.DataError(
-            f"{common.shown(path)} is not a readable gzip UTF-8 text ({error}); restore it with "
-            "`git checkout -- data/`"
-        ) from None
+    path = Path(path) if path else readers.data_file("tinyshakespeare/input.txt.gz")
+    text = readers.read_text(path, "text file")
     if len(text) < 1000:
         raise common.DataError(f"{common.shown(path)} holds only {len(text)} characters")
     return text
@@ -789,13 +763,6 @@ def make_epoch_timer(path: Path, earlier: list[float]):
     return EpochTimer()
 
 
-def adding_settings(config: Config, cell: str, length: int) -> dict:
-    """What determines one adding-problem model's training (its resume fingerprint)."""
-    keys = ("seed", "deterministic", "hidden_size", "train_samples", "val_samples", "epochs",
-            "batch_size", "learning_rate", "clipnorm", "patience", "target_mse")
-    return {**{key: getattr(config, key) for key in keys}, "cell": cell, "length": length}
-
-
 def train_adding_models(config: Config, out: Path) -> dict:
     """Train SimpleRNN, LSTM and GRU at every length; evaluate on the held-out test set."""
     import keras
@@ -827,7 +794,7 @@ def train_adding_models(config: Config, out: Path) -> dict:
                 model.optimizer.build(model.trainable_variables)  # saved slots load cleanly
             run = common.TrainingRun(
                 out / f"adding_{cell}_T{length}",
-                settings=adding_settings(config, cell, length),
+                settings={**common.settings_of(config), "cell": cell, "length": length},
                 monitor="val_loss",
                 patience=config.patience,
                 restart=config.restart,
@@ -957,10 +924,8 @@ def plot_adding_results(config: Config, results: dict, out: Path) -> Path:
 
 # ----------------------------------------------------------------------------- main
 def main(config: Config) -> dict:
-    started = time.perf_counter()
-    common.set_seed(config.seed, config.deterministic)
-    out = common.prepare_output_dir(config, "rnn_basics")
-    with common.output_lock(out):
+    with common.Run(config, "rnn_basics") as run:
+        out = run.out
         metrics: dict = {"jit_compile": config.jit_compile, "lengths": list(config.lengths)}
         section_started = time.perf_counter()
 
@@ -1029,11 +994,7 @@ def main(config: Config) -> dict:
             metrics[f"seconds_per_epoch_{cell}"] = row["seconds_per_epoch"]
             metrics[f"gradient_ratio_init_{cell}"] = vanishing[cell][0]
             metrics[f"gradient_ratio_trained_{cell}"] = vanishing[cell][2]
-        metrics["run_seconds"] = time.perf_counter() - started
-        common.write_json(out / "metrics.json", metrics)
-        print(f"saved {common.shown(out / 'metrics.json')}; run took "
-              f"{metrics['run_seconds']:.0f} s")
-    return metrics
+        return run.save(metrics)
 
 
 if __name__ == "__main__":

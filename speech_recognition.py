@@ -69,88 +69,88 @@ more variety of voices (or augmentation that imitates it) is what the unseen spe
 
 from __future__ import annotations
 
-import csv
-import io
 import math
-import re
 import sys
-import time
+import typing
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal
 
 import common  # first: it quiets TensorFlow's start-up logs before Keras loads TensorFlow
+import readers
+from common import NO_RETRAIN, above, at_least, between
 
 import keras
 import numpy as np
 from keras import layers, ops
 
-SAMPLE_RATE = 8000  # Hz, the sample rate of the Free Spoken Digit Dataset
+SAMPLE_RATE = readers.FSDD_RATE  # 8000 Hz, the sample rate of the Free Spoken Digit Dataset
 BLANK = 10  # CTC blank class; classes 0-9 are the digits themselves
 NUM_CLASSES = 11
 CONV_STRIDE = 2  # the Conv1D front-end halves the frame rate (fewer steps for the GRUs)
-BUNDLED_AUDIO = "fsdd/recordings.flac"  # all bundled recordings, one after the other
-BUNDLED_INDEX = "fsdd/recordings.csv"  # file name and sample count of each, in order
 DOWNLOAD_URL = (
     "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/heads/master.zip"
 )
-SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
+Speaker = Literal["george", "jackson", "lucas", "nicolas", "theo", "yweweler"]
+SPEAKERS = typing.get_args(Speaker)
 SCRIPT = "python speech_recognition.py"
-_NAME = re.compile(r"^(\d)_([a-z]+)_(\d+)\.wav$")
+SILENCE = 1e-3  # a recording whose peak stays below this (-60 dB of full scale) is silent
+Fraction = Annotated[float, between(0, 1, high_open=True)]
 
 
 @dataclass
 class Config(common.RunConfig):
     data_dir: str = ""  # Folder of FSDD WAVs named digit_speaker_take.wav; "" = bundled copy.
     download: bool = False  # Fetch all 3,000 recordings from GitHub (cached; bundled if offline).
-    test_speaker: str = "george"  # Held out entirely: his durations and levels are typical.
-    val_takes: int = 5  # Takes 0..N-1 of the other speakers: seen-speaker validation only.
-    train_utterances: int = 4000  # Digit strings built for training (new pauses and noise).
-    val_utterances: int = 400  # Seen-speaker validation strings (from the held-out takes).
-    test_utterances: int = 400  # Unseen-speaker test strings (all takes of --test-speaker).
-    min_digits: int = 1  # Shortest digit string.
-    max_digits: int = 7  # Longest digit string (a phone number).
-    max_pause: float = 0.25  # Longest random silence between (and around) digits, seconds.
+    test_speaker: Speaker = "george"  # Held out entirely: the unseen voice of the test.
+    val_takes: Annotated[int, at_least(1)] = 5  # Takes 0..N-1 of the others: seen-voice validation.
+    train_utterances: Annotated[int, at_least(1)] = 4000  # Digit strings built for training.
+    val_utterances: Annotated[int, at_least(1)] = 400  # Seen-speaker validation strings.
+    test_utterances: Annotated[int, at_least(1), NO_RETRAIN] = 400  # Unseen-speaker test strings.
+    min_digits: Annotated[int, at_least(1)] = 1  # Shortest digit string.
+    max_digits: Annotated[int, at_least(1)] = 7  # Longest digit string (a phone number).
+    max_pause: Annotated[float, at_least(0)] = 0.25  # Longest silence between digits (seconds).
     min_snr_db: float = 20.0  # Light white noise: signal-to-noise ratio drawn from [min, max].
     max_snr_db: float = 40.0  # Highest signal-to-noise ratio (dB).
-    speed_perturbation: float = 0.2  # Training recordings sped up/slowed by up to ±20%.
-    frame_length: int = 256  # STFT window in samples (32 ms at 8 kHz).
-    frame_step: int = 160  # Hop in samples: 20 ms, 50 frames/s (10 ms: 2x slower, no better).
-    fft_length: int = 256  # FFT size (>= frame_length): 129 frequency bins up to 4 kHz.
-    mel_bins: int = 40  # Triangular mel filters between 20 Hz and 4 kHz.
-    num_mfcc: int = 13  # MFCCs kept per frame: the classic 13 (higher ones carry pitch).
+    speed_perturbation: Annotated[float, between(0, 0.5, high_open=True)] = 0.2  # Up to +-20%.
+    frame_length: Annotated[int, at_least(1)] = 256  # STFT window in samples (32 ms at 8 kHz).
+    frame_step: Annotated[int, at_least(1)] = 160  # Hop in samples: 20 ms, 50 frames/s.
+    fft_length: Annotated[int, at_least(1)] = 256  # FFT size (>= frame_length): 129 bins.
+    mel_bins: Annotated[int, at_least(1)] = 40  # Triangular mel filters, 20 Hz to 4 kHz.
+    num_mfcc: Annotated[int, at_least(1)] = 13  # MFCCs kept per frame: the classic 13.
     cepstral_mean_norm: bool = True  # Subtract each utterance's mean MFCC (the microphone).
     cepstral_variance_norm: bool = False  # Also divide by each utterance's MFCC std.
-    conv_filters: int = 64  # Conv1D front-end (stride 2 halves the frames); 0 = none.
-    units: int = 96  # GRU units per direction.
-    num_layers: int = 2  # Stacked bidirectional GRU layers.
-    dropout: float = 0.3  # Dropout between the layers (not inside the GRU: cuDNN-compatible).
-    epochs: int = 10  # Passes over the training strings (the step size decays over them).
-    batch_size: int = 32  # Utterances per step.
-    learning_rate: float = 2e-3  # Adam step size at the start (cosine decay to 5% of it).
-    clipnorm: float = 1.0  # Clip each gradient to this global norm (keeps RNN training stable).
-    patience: int = 3  # Stop after this many epochs without a better validation loss.
-    beam_width: int = 8  # Prefixes kept by CTC beam search.
-    transcribe: str | None = None  # Print the digits heard in this WAV file (saved model).
+    conv_filters: Annotated[int, at_least(0)] = 64  # Conv1D front-end (stride 2); 0 = none.
+    units: Annotated[int, at_least(1)] = 96  # GRU units per direction.
+    num_layers: Annotated[int, at_least(1)] = 2  # Stacked bidirectional GRU layers.
+    dropout: Fraction = 0.3  # Dropout between the layers (not inside the GRU: cuDNN-compatible).
+    epochs: Annotated[int, at_least(1)] = 10  # Passes over the training strings.
+    batch_size: Annotated[int, at_least(1)] = 32  # Utterances per step.
+    learning_rate: Annotated[float, above(0)] = 2e-3  # Adam's first step (cosine decay to 5%).
+    clipnorm: Annotated[float, above(0)] = 1.0  # Clip each gradient to this global norm.
+    patience: Annotated[int, at_least(1)] = 3  # Stop after this many epochs without progress.
+    beam_width: Annotated[int, at_least(1), NO_RETRAIN] = 8  # Prefixes kept by CTC beam search.
+    transcribe: Annotated[str | None, NO_RETRAIN] = None  # Print the digits heard in this file.
+    max_seconds: Annotated[float, above(0), NO_RETRAIN] = 60.0  # Longest file --transcribe reads.
+
+    PRESETS: ClassVar[dict] = {
+        # about 20 s: a few dozen short strings, one small layer
+        "quick": {"train_utterances": 64, "val_utterances": 16, "test_utterances": 16,
+                  "epochs": 3, "units": 16, "conv_filters": 8, "num_layers": 1,
+                  "batch_size": 16, "max_digits": 3, "patience": 5},
+        # twice the training strings, a wider model, more epochs, 1,000 test strings
+        "full": {"train_utterances": 8000, "val_utterances": 600, "test_utterances": 1000,
+                 "units": 128, "conv_filters": 96, "epochs": 20, "patience": 4},
+    }
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check = common.check
-        for name in ("train_utterances", "val_utterances", "test_utterances", "min_digits",
-                     "frame_length", "frame_step", "fft_length", "mel_bins", "num_mfcc",
-                     "units", "num_layers", "epochs", "batch_size", "patience", "beam_width",
-                     "val_takes"):
-            value = getattr(self, name)
-            check(value >= 1, f"--{name.replace('_', '-')} must be >= 1 (got {value})")
-        check(self.conv_filters >= 0, f"--conv-filters must be >= 0 (got {self.conv_filters})")
         check(self.max_digits >= self.min_digits,
               f"--max-digits must be >= --min-digits (got {self.max_digits} < "
               f"{self.min_digits})")
-        check(0 <= self.speed_perturbation < 0.5,
-              f"--speed-perturbation must be in [0, 0.5) (got {self.speed_perturbation})")
-        check(self.max_pause >= 0, f"--max-pause must be >= 0 (got {self.max_pause})")
         check(self.max_snr_db >= self.min_snr_db,
               f"--max-snr-db must be >= --min-snr-db (got {self.max_snr_db})")
         check(self.fft_length >= self.frame_length,
@@ -158,88 +158,22 @@ class Config(common.RunConfig):
               f"{self.frame_length})")
         check(self.num_mfcc <= self.mel_bins,
               f"--num-mfcc must be <= --mel-bins (got {self.num_mfcc} > {self.mel_bins})")
-        check(0 <= self.dropout < 1, f"--dropout must be in [0, 1) (got {self.dropout})")
-        check(self.learning_rate > 0, f"--learning-rate must be > 0 (got {self.learning_rate})")
-        check(self.clipnorm > 0, f"--clipnorm must be > 0 (got {self.clipnorm})")
-        check(self.test_speaker in SPEAKERS,
-              f"--test-speaker must be one of {', '.join(SPEAKERS)} (got {self.test_speaker!r})")
-
-
-# The documented full-quality run (benchmarks: `main(Config(**FULL_QUALITY))`): twice the
-# training strings, a wider model, more epochs (early stopping ends it sooner), and 1,000
-# test strings per speaker group. Measured: 662 s; unseen speaker 19.8% (docstring).
-FULL_QUALITY: dict = {
-    "train_utterances": 8000,
-    "val_utterances": 600,
-    "test_utterances": 1000,
-    "units": 128,
-    "conv_filters": 96,
-    "epochs": 20,
-    "patience": 4,
-    "output_dir": str(common.OUTPUTS_DIR / "speech_recognition_full"),
-}
-
-# Config fields that only change evaluation or inference, not the trained model.
-EVALUATION_FIELDS = ("test_utterances", "beam_width", "transcribe")
 
 
 # ----------------------------------------------------------------------------- Data
 Recording = tuple[int, str, int]  # (digit, speaker, take)
 
 
-def parse_name(name: str) -> Recording | None:
-    """'7_theo_12.wav' → (7, 'theo', 12); None for any other file name."""
-    match = _NAME.match(name)
-    return (int(match[1]), match[2], int(match[3])) if match else None
-
-
-def load_bundled_recordings() -> dict[Recording, np.ndarray]:
-    """The bundled FLAC (all recordings back to back) cut into recordings by its index."""
-    import soundfile
-
-    audio_path = common.data_file(BUNDLED_AUDIO)
-    index_path = common.data_file(BUNDLED_INDEX)
-    audio, rate = soundfile.read(audio_path, dtype="int16")
-    rows = list(csv.DictReader(io.StringIO(index_path.read_text())))
-    counts = [int(row["samples"]) for row in rows]
-    if rate != SAMPLE_RATE or sum(counts) != len(audio):
-        raise common.DataError(f"{common.shown(audio_path)} does not match its index "
-                               f"{common.shown(index_path)}; restore both with "
-                               "`git checkout -- data/`")
-    starts = np.cumsum([0, *counts])
-    return {parse_name(row["file"]): audio[start:start + count]
-            for row, start, count in zip(rows, starts[:-1], counts, strict=True)}
-
-
-def load_wav_folder(folder: Path) -> dict[Recording, np.ndarray]:
-    """Every digit_speaker_take.wav in `folder` (searched recursively), as int16 samples."""
-    recordings = {}
-    for path in sorted(Path(folder).rglob("*.wav")):
-        key = parse_name(path.name)
-        if key is None:
-            continue
-        samples, rate = read_audio(path)
-        if rate != SAMPLE_RATE:
-            raise common.DataError(f"{common.shown(path)} is {rate} Hz; FSDD is {SAMPLE_RATE} Hz")
-        recordings[key] = np.round(samples * 32768).astype("int16")
-    if not recordings:
-        raise common.DataError(f"no FSDD recordings (digit_speaker_take.wav) under "
-                               f"{common.shown(folder)}; check --data-dir")
-    return recordings
-
-
 def load_recordings(config: Config) -> dict[Recording, np.ndarray]:
     """{(digit, speaker, take): int16 samples at 8 kHz} from the chosen source."""
     if config.data_dir:
-        if not Path(config.data_dir).is_dir():
-            raise common.DataError(f"--data-dir {config.data_dir} is not a folder")
-        return load_wav_folder(Path(config.data_dir))
+        return readers.load_fsdd_folder(Path(config.data_dir))
     if config.download:
-        path = common.download_or_bundled(DOWNLOAD_URL, BUNDLED_AUDIO,
-                                          fname="free-spoken-digit-dataset.zip", extract=True)
+        path = readers.download_or_bundled(DOWNLOAD_URL, readers.FSDD_AUDIO,
+                                           fname="free-spoken-digit-dataset.zip", extract=True)
         if path.is_dir():
-            return load_wav_folder(path)
-    return load_bundled_recordings()
+            return readers.load_fsdd_folder(path)
+    return readers.load_fsdd_bundle()
 
 
 def split_recordings(recordings: dict[Recording, np.ndarray], test_speaker: str,
@@ -609,48 +543,13 @@ def plot_posteriors(log_probs: np.ndarray, label: str, decoded: str, config: Con
 
 
 # ----------------------------------------------------------------------------- Inference
-def read_audio(path: Path) -> tuple[np.ndarray, int]:
-    """Samples (float32 in [-1, 1], channels mixed down to mono) and the sample rate."""
-    import soundfile
-
-    path = Path(path)
-    if not path.is_file():
-        raise common.DataError(f"no audio file at {common.shown(path)}")
-    try:
-        samples, rate = soundfile.read(path, dtype="float32", always_2d=True)
-    except Exception as error:  # soundfile.LibsndfileError, RuntimeError, ValueError
-        raise common.DataError(
-            f"cannot read {common.shown(path)} as audio ({common.one_line(error, 120)}); "
-            "pass a WAV file (PCM, mono or stereo)") from None
-    if len(samples) == 0:
-        raise common.DataError(f"{common.shown(path)} holds no audio samples")
-    return samples.mean(axis=1), int(rate)
-
-
-def to_model_rate(samples: np.ndarray, rate: int, path: Path) -> np.ndarray:
-    """Resample to 8 kHz (polyphase filter); rates below 8 kHz are refused."""
-    from math import gcd
-
-    from scipy.signal import resample_poly
-
-    if rate < SAMPLE_RATE:
-        raise common.DataError(f"{common.shown(path)} is sampled at {rate} Hz; the model needs "
-                               f"at least {SAMPLE_RATE} Hz")
-    if rate == SAMPLE_RATE:
-        return samples.astype("float32")
-    divisor = gcd(rate, SAMPLE_RATE)
-    return resample_poly(samples, SAMPLE_RATE // divisor, rate // divisor).astype("float32")
-
-
 def load_recognizer(out: Path, config: Config) -> tuple[keras.Model, Config]:
     """The saved best model and the Config it was trained with (for its feature settings)."""
     directory = out / "model"
     command = SCRIPT + (f" --output-dir {config.output_dir}" if config.output_dir else "")
-    model = common.load_saved_model(directory / "best.keras", command, compile=False)
-    record = common.read_json(directory / "best.json") or {}
-    settings = record.get("settings")
+    model, record = common.load_best(directory, command)
     try:
-        trained = Config(**{**settings, "output_dir": config.output_dir})
+        trained = Config(**{**record["settings"], "output_dir": config.output_dir})
     except Exception:  # no record, or one from an older version of the script
         raise common.CheckpointError(
             f"{common.shown(directory / 'best.json')} is missing or unreadable; retrain with "
@@ -661,15 +560,19 @@ def load_recognizer(out: Path, config: Config) -> tuple[keras.Model, Config]:
 def transcribe_file(config: Config, out: Path) -> dict:
     """`--transcribe FILE`: read, mix to mono, resample to 8 kHz, MFCC, decode."""
     path = Path(config.transcribe or "")
-    samples, rate = read_audio(path)
-    waveform = peak_normalize(to_model_rate(samples, rate, path))
+    samples, rate = readers.read_audio(path, config.max_seconds)
+    waveform = readers.to_sample_rate(samples, rate, SAMPLE_RATE, path)
     model, trained = load_recognizer(out, config)
     if num_frames(len(waveform), trained) < 2:
         raise common.DataError(f"{common.shown(path)} is too short "
                                f"({len(samples) / rate * 1000:.0f} ms) to hold a digit")
-    result = transcribe_all(model, featurize([waveform], trained), trained)
-    greedy, beam = result["greedy"][0], result["beam"][0]
     print(f"{common.shown(path)}: {rate} Hz, {len(samples) / rate:.2f} s")
+    if np.max(np.abs(waveform)) < SILENCE:  # normalising silence would only amplify noise
+        print("the recording is silent (its peak is below -60 dB of full scale)")
+        greedy = beam = ""
+    else:
+        result = transcribe_all(model, featurize([peak_normalize(waveform)], trained), trained)
+        greedy, beam = result["greedy"][0], result["beam"][0]
     print(f"digits heard: {beam or '(none)'}   (greedy: {greedy or '(none)'})")
     return {"file": str(path), "sample_rate": rate, "digits": beam, "greedy": greedy}
 
@@ -677,12 +580,10 @@ def transcribe_file(config: Config, out: Path) -> dict:
 # ----------------------------------------------------------------------------- main
 def main(config: Config) -> dict:
     """Build the digit strings, train the BiGRU-CTC model, evaluate seen and unseen speakers."""
-    began = time.perf_counter()
-    common.set_seed(config.seed, config.deterministic)
-    out = common.prepare_output_dir(config, "speech_recognition")
-    with common.output_lock(out):
+    with common.Run(config, "speech_recognition") as run:
+        out = run.out
         if config.transcribe is not None:
-            return transcribe_file(config, out)
+            return run.save(transcribe_file(config, out), "inference.json")
 
         # Data: recordings → speaker split → random digit strings (one seeded generator).
         recordings = load_recordings(config)
@@ -710,21 +611,21 @@ def main(config: Config) -> dict:
 
         # Model and training (resumable; the best validation loss is kept in best.keras).
         directory = out / "model"
-        settings = common.settings_of(config, ignore=EVALUATION_FIELDS)
+        settings = common.settings_of(config)
         steps = config.epochs * -(-config.train_utterances // config.batch_size)
         with common.distribution_strategy(config.strategy).scope():
             model = compile_model(build_model(config, mean, variance), config, steps)
         model.summary(line_length=96)
-        run = common.TrainingRun(directory, settings, monitor="val_loss",
-                                 patience=config.patience, restart=config.restart,
-                                 tensorboard=config.tensorboard)
-        if not run.finished(model):
+        training = common.TrainingRun(directory, settings, monitor="val_loss",
+                                      patience=config.patience, restart=config.restart,
+                                      tensorboard=config.tensorboard)
+        if not training.finished(model):
             train_ds = make_dataset(features["train"], labels["train"], config, shuffle=True)
             val_ds = make_dataset(features["val"], labels["val"], config, shuffle=False)
             model.fit(train_ds, validation_data=val_ds, epochs=config.epochs,
-                      callbacks=run.callbacks(), shuffle=False, verbose=2)
-            run.finish(model)
-        history = run.history
+                      callbacks=training.callbacks(), shuffle=False, verbose=2)
+            training.finish(model)
+        history = training.history
         common.plot_history(history, out / "history.png", "BiGRU + CTC on spoken digit strings",
                             ylabel="CTC loss (nats per utterance)", show=config.show)
 
@@ -753,7 +654,6 @@ def main(config: Config) -> dict:
             examples=[{"said": s, "greedy": g, "beam": b} for s, g, b in zip(
                 labels["test"][:8], decoded["test"]["greedy"], decoded["test"]["beam"],
                 strict=False)],
-            run_seconds=time.perf_counter() - began,
         )
         print(f"\n== digit error rate (DER) and whole-string accuracy; unseen speaker: "
               f"{config.test_speaker} ==")
@@ -769,9 +669,7 @@ def main(config: Config) -> dict:
                   f"{metrics[f'unseen_string_accuracy_{key}']:11.3f}")
         for example in metrics["examples"][:4]:
             print(f"  said {example['said']:>8s}   heard {example['beam']:>8s}")
-        print(f"run took {metrics['run_seconds']:.0f} s")
-        common.write_json(out / "metrics.json", metrics)
-    return metrics
+        return run.save(metrics)
 
 
 if __name__ == "__main__":

@@ -60,94 +60,74 @@ character-level Shakespeare: 1.47 on a GPU).
 
 from __future__ import annotations
 
-import gzip
 import math
 import sys
 import time
 from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 
 import common
-
-# The documented full-quality run (`main(Config(**FULL_QUALITY))`); see the docstring.
-FULL_QUALITY: dict = {
-    "epochs": 30,
-    "steps_per_epoch": 100,  # 3,000 steps of 64 x 128 characters: ~25M characters, 22 passes
-    "units": 384,  # 2.25x the default's compute per step
-    "dropout": 0.2,  # a wider LSTM overfits 1M characters sooner
-    "learning_rate": 3e-3,
-    "patience": 6,
-    "output_dir": str(common.OUTPUTS_DIR / "text_generation_full"),
-}
+import readers
+from common import NO_RETRAIN, above, at_least, between
 
 SHAKESPEARE_URL = "https://storage.googleapis.com/download.tensorflow.org/data/shakespeare.txt"
 NEWLINE_TOKEN = "_nl_"  # word level: a line break is a token of its own
 UNKNOWN = "[UNK]"  # index 1 at word level (TextVectorization); index 0 at character level
+SHAKESPEARE_PROMPTS = {"char": ("ROMEO:", "To be or not to"), "word": ("ROMEO:", "to be or not to")}
+Precision = Literal["auto", "float32", "bfloat16"]
 
 
 @dataclass
 class Config(common.RunConfig):
     text: str = ""  # UTF-8 text file to train on; "" = the bundled Tiny Shakespeare.
     download: bool = False  # Download Tiny Shakespeare (falls back to the bundled copy offline).
-    max_chars: int = 0  # Use only the first N characters of the text (quick runs); 0 = all.
+    max_chars: Annotated[int, at_least(0)] = 0  # Use only the first N characters; 0 = all.
     level: Literal["char", "word"] = "char"  # Tokens: characters, or words (TextVectorization).
-    max_vocab: int = 10000  # Word level: vocabulary cap; rarer words become [UNK].
-    validation_fraction: float = 0.1  # Last fraction of the text held out (contiguous split).
-    cell: Literal["lstm", "gru"] = "lstm"  # Recurrent cell (LSTM was faster with jit here).
-    num_layers: int = 2  # Stacked recurrent layers.
-    units: int = 256  # Units per recurrent layer.
-    embedding_dim: int = 64  # Size of each token's embedding vector.
-    dropout: float = 0.15  # Dropout after each recurrent layer (0.15 beat 0 and 0.3 here).
-    sequence_length: int = 128  # Tokens per training window (truncated backpropagation).
-    eval_sequence_length: int = 2048  # Tokens per validation window (less cold-start loss).
-    batch_size: int = 64  # Windows per step (more, smaller steps beat fewer large ones here).
-    learning_rate: float = 4e-3  # Peak Adam step size, reached after the warm-up.
-    warmup_steps: int = 100  # Linear warm-up steps, then cosine decay to 0 over the run.
-    clipnorm: float = 1.0  # Clip each gradient to this global norm (stops exploding steps).
-    epochs: int = 22  # Epochs; one epoch = --steps-per-epoch steps on random windows.
-    steps_per_epoch: int = 100  # Training steps per epoch (validation + checkpoint each epoch).
-    patience: int = 5  # Early stopping: epochs without validation improvement.
-    jit_compile: bool = False  # XLA-compile the train step (2-3x SLOWER here for this LSTM).
-    precision: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bf16 on bf16 CPUs.
-    generate: bool = False  # Load the saved model and vocabulary and generate; no training.
-    prompt: str = "ROMEO:"  # Text to prime the sampler with.
-    temperature: float = 0.8  # Sampling temperature for --generate (0 = always the argmax).
-    temperatures: tuple[float, ...] = (0.2, 0.5, 1.0)  # Temperatures shown after training.
-    top_k: int = 0  # Sample only from the k most likely tokens; 0 = no limit.
-    top_p: float = 1.0  # Nucleus sampling: smallest set of tokens with this much probability.
-    num_samples: int = 2  # Samples generated side by side (one batch) per temperature.
-    sample_length: int = 500  # Tokens per generated sample (one stream of it is timed too).
-    complete: str = ""  # Autocomplete: print the most likely next tokens after this text.
-    num_completions: int = 10  # How many next tokens --complete and the bar chart show.
+    max_vocab: Annotated[int, at_least(3)] = 10000  # Word level: vocabulary cap; rarer = [UNK].
+    validation_fraction: Annotated[float, between(0, 0.5, True, True)] = 0.1  # Held-out tail.
+    cell: Literal["lstm", "gru"] = "lstm"  # Recurrent cell.
+    num_layers: Annotated[int, at_least(1)] = 2  # Stacked recurrent layers.
+    units: Annotated[int, at_least(1)] = 256  # Units per recurrent layer.
+    embedding_dim: Annotated[int, at_least(1)] = 64  # Size of each token's embedding vector.
+    dropout: Annotated[float, between(0, 1, high_open=True)] = 0.15  # After each layer.
+    sequence_length: Annotated[int, at_least(1)] = 128  # Tokens per training window.
+    eval_sequence_length: Annotated[int, at_least(1)] = 2048  # Tokens per validation window.
+    batch_size: Annotated[int, at_least(1)] = 64  # Windows per training step.
+    learning_rate: Annotated[float, above(0)] = 4e-3  # Peak Adam step size, after the warm-up.
+    warmup_steps: Annotated[int, at_least(0)] = 100  # Linear warm-up steps, then cosine decay.
+    clipnorm: Annotated[float, above(0)] = 1.0  # Clip each gradient to this global norm.
+    epochs: Annotated[int, at_least(1)] = 22  # Epochs of --steps-per-epoch steps each.
+    steps_per_epoch: Annotated[int, at_least(1)] = 100  # Steps between validations/checkpoints.
+    patience: Annotated[int, at_least(1)] = 5  # Early stopping: epochs without improvement.
+    jit_compile: bool = False  # XLA-compile the train step.
+    precision: Precision = "auto"  # auto: mixed bfloat16 where the CPU multiplies bf16 natively.
+    generate: Annotated[bool, NO_RETRAIN] = False  # Generate with the saved model; no training.
+    prompt: Annotated[str, NO_RETRAIN] = ""  # Text to prime the sampler; "" = the text's opening.
+    temperature: Annotated[float, at_least(0), NO_RETRAIN] = 0.8  # --generate's temperature.
+    temperatures: Annotated[tuple[float, ...], at_least(0), NO_RETRAIN] = (0.2, 0.5, 1.0)  # Shown.
+    top_k: Annotated[int, at_least(0), NO_RETRAIN] = 0  # Sample from the k likeliest; 0 = all.
+    top_p: Annotated[float, between(0, 1, low_open=True), NO_RETRAIN] = 1.0  # Nucleus sampling.
+    num_samples: Annotated[int, at_least(1), NO_RETRAIN] = 2  # Samples side by side per setting.
+    sample_length: Annotated[int, at_least(1), NO_RETRAIN] = 500  # Tokens per generated sample.
+    complete: Annotated[str, NO_RETRAIN] = ""  # Autocomplete this text; "" = a default phrase.
+    num_completions: Annotated[int, at_least(1), NO_RETRAIN] = 10  # Next tokens --complete shows.
+
+    PRESETS: ClassVar[dict] = {
+        # about 20 s: a small one-layer model, a few short epochs on a slice of the text
+        "quick": {"epochs": 3, "steps_per_epoch": 10, "max_chars": 30000, "units": 48,
+                  "num_layers": 1, "batch_size": 32, "sequence_length": 32,
+                  "eval_sequence_length": 256, "sample_length": 50},
+        # a wider LSTM with more dropout and a longer schedule
+        "full": {"epochs": 30, "steps_per_epoch": 100, "units": 384, "dropout": 0.2,
+                 "learning_rate": 3e-3, "patience": 6},
+    }
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        common.check(self.max_chars >= 0, f"--max-chars must be >= 0 (got {self.max_chars})")
-        common.check(self.max_vocab >= 3, f"--max-vocab must be >= 3 (got {self.max_vocab})")
-        common.check(
-            0 < self.validation_fraction < 0.5,
-            f"--validation-fraction must be in (0, 0.5) (got {self.validation_fraction})",
-        )
-        for name in ("num_layers", "units", "embedding_dim", "sequence_length",
-                     "eval_sequence_length", "batch_size", "epochs", "steps_per_epoch",
-                     "patience", "num_samples", "sample_length", "num_completions"):
-            value = getattr(self, name)
-            common.check(value >= 1, f"--{name.replace('_', '-')} must be >= 1 (got {value})")
-        common.check(0 <= self.dropout < 1, f"--dropout must be in [0, 1) (got {self.dropout})")
-        common.check(
-            self.learning_rate > 0, f"--learning-rate must be > 0 (got {self.learning_rate})"
-        )
-        common.check(self.warmup_steps >= 0, f"--warmup-steps must be >= 0 "
-                     f"(got {self.warmup_steps})")
-        common.check(self.clipnorm > 0, f"--clipnorm must be > 0 (got {self.clipnorm})")
-        for temperature in (self.temperature, *self.temperatures):
-            common.check(temperature >= 0, f"temperatures must be >= 0 (got {temperature})")
-        common.check(len(self.temperatures) >= 1, "--temperatures needs at least one value")
-        common.check(self.top_k >= 0, f"--top-k must be >= 0 (got {self.top_k})")
-        common.check(0 < self.top_p <= 1, f"--top-p must be in (0, 1] (got {self.top_p})")
         if self.text:
             common.check(not self.download, "--text and --download exclude each other")
 
@@ -156,40 +136,48 @@ class Config(common.RunConfig):
 def load_text(config: Config) -> tuple[str, str]:
     """The text to model and a short name for it (used to name the model folder)."""
     if config.text:
-        path = Path(config.text)
-        if not path.is_file():
-            raise common.DataError(f"text file {common.shown(path)} does not exist")
-        try:
-            text = path.read_bytes().decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise common.DataError(
-                f"{common.shown(path)} is not UTF-8 text ({error.reason} at byte "
-                f"{error.start}); convert it, e.g. `iconv -t UTF-8`"
-            ) from None
-        name = path.stem
-    else:
-        if config.download:
-            path = common.download_or_bundled(
-                SHAKESPEARE_URL, "tinyshakespeare/input.txt.gz", fname="shakespeare.txt"
-            )
-        else:
-            path = common.data_file("tinyshakespeare/input.txt.gz")
-        raw = path.read_bytes()
-        try:
-            if raw[:2] == b"\x1f\x8b":  # the bundled copy is gzipped, the download is not
-                raw = gzip.decompress(raw)
-            text = raw.decode("utf-8")
-        except (OSError, EOFError, UnicodeDecodeError) as error:
-            raise common.DataError(
-                f"{common.shown(path)} is corrupt ({error}); restore it with "
-                "`git checkout -- data/`"
-            ) from None
+        path, name = Path(config.text), Path(config.text).stem
+    elif config.download:
+        path = readers.download_or_bundled(SHAKESPEARE_URL, "tinyshakespeare/input.txt.gz",
+                                           fname="shakespeare.txt")
         name = "tinyshakespeare"
+    else:
+        path, name = readers.data_file("tinyshakespeare/input.txt.gz"), "tinyshakespeare"
+    text = readers.read_text(path, "text file")
     if config.max_chars:
         text = text[: config.max_chars]
     if not text.strip():
         raise common.DataError(f"{common.shown(path)} holds no text")
     return text, name
+
+
+def choose_prompts(config: Config, vocabulary: Vocabulary, defaults: Sequence[str]
+                   ) -> tuple[str, str]:
+    """The prompt and the autocomplete phrase, checked against the vocabulary before any work:
+    --prompt / --complete as given (refused if they hold unseen tokens), else the first of
+    `defaults` the model can read."""
+
+    def first_readable(candidates: Sequence[str]) -> str:
+        for candidate in candidates:
+            try:
+                vocabulary.encode_prompt(candidate)
+                return candidate
+            except common.UserError:
+                continue
+        raise common.UserError("no default prompt fits this text's vocabulary; pass --prompt")
+
+    for flag, given in (("--prompt", config.prompt), ("--complete", config.complete)):
+        if given:
+            vocabulary.encode_prompt(given, flag)
+    prompt = config.prompt or first_readable(defaults)
+    return prompt, config.complete or first_readable([*defaults[1:], prompt])
+
+
+def default_prompts(text: str, name: str, level: str) -> list[str]:
+    """Default prompts to try, in order: Tiny Shakespeare's classics ("ROMEO:", "To be or not
+    to"), then the text's own first words, which the model has always seen."""
+    opening = " ".join(text.strip().split("\n")[0].split()[:4])[:40]
+    return [*SHAKESPEARE_PROMPTS[level], opening] if name == "tinyshakespeare" else [opening]
 
 
 def split_text(text: str, validation_fraction: float) -> tuple[str, str]:
@@ -255,16 +243,16 @@ class Vocabulary:
         padded = np.asarray(self.vectorizer(_lines(text)))  # (lines, longest line), 0-padded
         return padded[padded > 0].astype(np.int32)  # row by row: the text's order
 
-    def encode_prompt(self, prompt: str) -> np.ndarray:
+    def encode_prompt(self, prompt: str, flag: str = "--prompt") -> np.ndarray:
         """Token ids of a prompt; UserError naming the tokens the model never saw."""
-        if not prompt:
-            raise common.UserError("the prompt is empty; pass --prompt TEXT")
+        if not self.split(prompt):
+            raise common.UserError(f"{flag} is empty; pass {flag} TEXT")
         unseen = sorted({t for t in self.split(prompt) if t not in self.index or t == ""})
         if unseen:
             what = "characters" if self.level == "char" else "words"
             shown = ", ".join(repr(t) for t in unseen[:10])
             raise common.UserError(
-                f"the prompt holds {what} the model never saw in training: {shown}; "
+                f"{flag} holds {what} the model never saw in training: {shown}; "
                 f"use only {what} from its vocabulary"
             )
         if self.level == "char":
@@ -282,17 +270,15 @@ class Vocabulary:
         text = text.replace(NEWLINE_TOKEN, "\n")
         return re.sub(r" ([.,;:!?])", r"\1", text)
 
-    def save(self, path: Path) -> None:
-        common.write_json(path, {"level": self.level, "tokens": self.tokens})
+    def to_json(self) -> dict:
+        return {"level": self.level, "tokens": self.tokens}
 
     @classmethod
-    def load(cls, path: Path, what: str) -> Vocabulary:
-        data = common.read_json(path)
+    def from_json(cls, data: dict, what: str) -> Vocabulary:
         if not isinstance(data, dict) or not isinstance(data.get("tokens"), list):
             raise common.CheckpointError(
-                f"vocabulary {common.shown(path)} is missing or unreadable; train first with "
-                f"`{what}`"
-            )
+                f"the saved model's vocabulary is missing or unreadable; retrain with `{what} "
+                "--restart`")
         return cls(data.get("level", "char"), data["tokens"])
 
 
@@ -596,14 +582,14 @@ def plot_next_token_chart(table: list[tuple[str, float]], prompt: str, path: Pat
 
 
 # ----------------------------------------------------------------------------- main
-def print_samples(sampler: Sampler, vocabulary: Vocabulary, config: Config,
+def print_samples(sampler: Sampler, vocabulary: Vocabulary, config: Config, prompt: str,
                   temperatures: tuple[float, ...]) -> dict:
-    prompt_ids = vocabulary.encode_prompt(config.prompt)
+    prompt_ids = vocabulary.encode_prompt(prompt)
     samples = {}
     for i, temperature in enumerate(temperatures):
         ids = sampler.generate(prompt_ids, config.sample_length, config.num_samples,
                                temperature, config.top_k, config.top_p, config.seed + i)
-        texts = [config.prompt + vocabulary.decode(row) for row in ids]
+        texts = [prompt + vocabulary.decode(row) for row in ids]
         samples[str(temperature)] = texts
         for j, text in enumerate(texts):
             print(f"\n--- temperature {temperature}, top-k {config.top_k}, top-p {config.top_p}, "
@@ -612,7 +598,7 @@ def print_samples(sampler: Sampler, vocabulary: Vocabulary, config: Config,
 
 
 def generation_report(model, vocabulary: Vocabulary, config: Config, out: Path,
-                      temperatures: tuple[float, ...]) -> dict:
+                      prompts: tuple[str, str], temperatures: tuple[float, ...]) -> dict:
     """Samples, autocomplete table and chart, and the generation speed."""
     sampler = Sampler(model)
     if sampler.vocab_size != len(vocabulary):
@@ -620,24 +606,18 @@ def generation_report(model, vocabulary: Vocabulary, config: Config, out: Path,
             f"the saved model predicts {sampler.vocab_size} tokens but the vocabulary holds "
             f"{len(vocabulary)}; retrain with --restart"
         )
-    samples = print_samples(sampler, vocabulary, config, temperatures)
-    complete = config.complete or ("To be or not to" if vocabulary.level == "char"
-                                   else "to be or not to")
-    try:
-        table = next_token_table(sampler, vocabulary, complete, config.num_completions)
-    except common.UserError:
-        if config.complete:
-            raise
-        table = next_token_table(sampler, vocabulary, config.prompt, config.num_completions)
-        complete = config.prompt
+    prompt, complete = prompts
+    samples = print_samples(sampler, vocabulary, config, prompt, temperatures)
+    table = next_token_table(sampler, vocabulary, complete, config.num_completions)
     print(f"\nmost likely next tokens after {complete!r}:")
     for token, probability in table:
         print(f"  {show_token(token):>12}  {probability:7.2%}")
     plot_next_token_chart(table, complete, out / "next_token_probabilities.png", config.show)
-    speed = generation_speed(sampler, vocabulary.encode_prompt(config.prompt),
-                             config.sample_length, config.seed)
+    speed = generation_speed(sampler, vocabulary.encode_prompt(prompt), config.sample_length,
+                             config.seed)
     print(f"generation: {speed:,.0f} {config.level}s/s for one stream (stateful tf.function)")
     return {
+        "prompt": prompt,
         "samples": samples,
         "completions": [[token, probability] for token, probability in table],
         f"generation_{config.level}s_per_s": speed,
@@ -646,39 +626,34 @@ def generation_report(model, vocabulary: Vocabulary, config: Config, out: Path,
     }
 
 
+def model_folder(out: Path, config: Config) -> Path:
+    name = Path(config.text).stem if config.text else "tinyshakespeare"
+    return out / f"{name}_{config.level}_{config.cell}"
+
+
+def generate_from_saved_model(config: Config, out: Path) -> dict:
+    """`--generate`: the saved best model and its vocabulary, no training."""
+    what = "python text_generation.py" + (f" --text {config.text}" if config.text else "")
+    model, record = common.load_best(model_folder(out, config), what)
+    vocabulary = Vocabulary.from_json(record["assets"].get("vocabulary"), what)
+    prompts = choose_prompts(config, vocabulary, record["assets"].get("prompts", ["ROMEO:"]))
+    report = generation_report(model, vocabulary, config, out, prompts, (config.temperature,))
+    nats = record.get("value")
+    return {"val_loss_nats": nats, f"val_bits_per_{config.level}": bits(nats),
+            "val_perplexity": math.exp(nats), **report}
+
+
 def main(config: Config) -> dict:
-    started = time.perf_counter()
-    # read the text before importing TensorFlow: a bad file is reported at once
-    text, name = ("", "") if config.generate else load_text(config)
     import keras
     import tensorflow as tf
 
-    common.set_seed(config.seed, config.deterministic)
-    out = common.prepare_output_dir(config, "text_generation")
-    what = "python text_generation.py" + (f" --text {config.text}" if config.text else "")
-    with common.output_lock(out):
-        unit = config.level
+    with common.Run(config, "text_generation") as run:
+        out, unit = run.out, config.level
         if config.generate:
-            # ---- generate only: the saved best model and its vocabulary, no training
-            name = (Path(config.text).stem if config.text else "tinyshakespeare")
-            model_dir = out / f"{name}_{config.level}_{config.cell}"
-            vocabulary = Vocabulary.load(model_dir / "vocabulary.json", what)
-            model = common.load_saved_model(model_dir / "best.keras", what, compile=False)
-            report = generation_report(model, vocabulary, config, out, (config.temperature,))
-            record = common.read_json(model_dir / "best.json") or {}
-            nats = record.get("value")
-            metrics = {
-                "val_loss_nats": nats,
-                f"val_bits_per_{unit}": bits(nats) if nats is not None else None,
-                "val_perplexity": math.exp(nats) if nats is not None else None,
-                **report,
-                "train_tokens_per_s": None,
-                "run_seconds": time.perf_counter() - started,
-            }
-            common.write_json(out / "metrics.json", metrics)
-            return metrics
+            return run.save(generate_from_saved_model(config, out), "inference.json")
 
         # ---- data: text -> contiguous split -> vocabulary (train only) -> ids
+        text, name = load_text(config)
         train_text, val_text = split_text(text, config.validation_fraction)
         vocabulary = Vocabulary.build(config.level, train_text, config.max_vocab)
         train_ids, val_ids = vocabulary.encode(train_text), vocabulary.encode(val_text)
@@ -688,6 +663,8 @@ def main(config: Config) -> dict:
                 f"{unit}s, but one training window needs {config.sequence_length + 1}; use a "
                 "longer text or a smaller --sequence-length"
             )
+        defaults = default_prompts(train_text, name, config.level)
+        prompts = choose_prompts(config, vocabulary, defaults)  # before any training
         print(f"text: {len(text):,} characters; train {len(train_ids):,} / validation "
               f"{len(val_ids):,} {unit}s (contiguous {1 - config.validation_fraction:.0%}/"
               f"{config.validation_fraction:.0%} split); vocabulary {len(vocabulary):,} {unit}s")
@@ -702,7 +679,6 @@ def main(config: Config) -> dict:
               f"{config.steps_per_epoch} steps/epoch; validation windows {val_x.shape}")
 
         # ---- model
-        model_dir = out / f"{name}_{config.level}_{config.cell}"
         total_steps = config.epochs * config.steps_per_epoch
         with common.distribution_strategy(config.strategy).scope():
             model = build_model(config, len(vocabulary))
@@ -712,27 +688,25 @@ def main(config: Config) -> dict:
         print(f"arithmetic: {policy} (--precision {config.precision})")
 
         # ---- training (resume, best checkpoint, early stopping, NaN guard via TrainingRun)
-        settings = common.settings_of(config, ignore=(
-            "generate", "prompt", "temperature", "temperatures", "top_k", "top_p",
-            "num_samples", "sample_length", "complete", "num_completions"))
-        settings["precision"] = policy  # a checkpoint from other arithmetic is not resumed
-        run = common.TrainingRun(model_dir, settings=settings, monitor="val_loss",
-                                 patience=config.patience, restart=config.restart,
-                                 tensorboard=config.tensorboard)
-        vocabulary.save(model_dir / "vocabulary.json")
+        settings = {**common.settings_of(config), "precision": policy}  # the arithmetic used
+        model_dir = model_folder(out, config)
+        run_files = common.TrainingRun(
+            model_dir, settings=settings, monitor="val_loss", patience=config.patience,
+            restart=config.restart, tensorboard=config.tensorboard,
+            assets={"vocabulary": vocabulary.to_json(), "prompts": list(prompts)})
         timing_path = model_dir / "timing.json"
-        if not run.finished(model):
+        if not run_files.finished(model):
             report = language_model_report(unit)
             model.fit(train_data, validation_data=val_data, epochs=config.epochs,
                       steps_per_epoch=config.steps_per_epoch,
-                      callbacks=[report, *run.callbacks()], verbose=2)
-            run.finish(model)
+                      callbacks=[report, *run_files.callbacks()], verbose=2)
+            run_files.finish(model)
             trained = report.train_steps * config.batch_size * config.sequence_length
             common.write_json(timing_path, {
                 "train_tokens_per_s": trained / max(report.train_seconds, 1e-9),
                 "train_seconds": report.train_seconds})
         timing = common.read_json(timing_path) or {}
-        history = run.history
+        history = run_files.history
 
         # ---- evaluation on the held-out text (best weights are restored by early stopping)
         val_nats = float(model.evaluate(val_data, verbose=0))
@@ -744,7 +718,7 @@ def main(config: Config) -> dict:
                             ylabel=f"cross-entropy (nats/{unit})", show=config.show)
 
         # ---- generation
-        report = generation_report(model, vocabulary, config, out, config.temperatures)
+        report = generation_report(model, vocabulary, config, out, prompts, config.temperatures)
         metrics = {
             "val_loss_nats": val_nats,
             f"val_bits_per_{unit}": bits(val_nats),
@@ -757,13 +731,9 @@ def main(config: Config) -> dict:
             "train_tokens_per_s": timing.get("train_tokens_per_s"),
             "train_seconds": timing.get("train_seconds"),
             "parameters": model.count_params(),
-            "run_seconds": time.perf_counter() - started,
         }
-        common.write_json(out / "metrics.json", metrics)
-        print(f"\nwrote {common.shown(out / 'metrics.json')}; run took "
-              f"{metrics['run_seconds']:.0f} s")
         keras.backend.clear_session()
-        return metrics
+        return run.save(metrics)
 
 
 if __name__ == "__main__":

@@ -81,16 +81,16 @@ persistence $1.983 (ratio 1.004), RMSE $2.659 vs $2.652, direction right 49.7 % 
 
 from __future__ import annotations
 
-import logging
 import math
 import sys
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, ClassVar, Literal
 
 import common  # first: it quiets TensorFlow's start-up logs before Keras loads TensorFlow
+import readers
+from common import NO_RETRAIN, above, at_least, between
 
 import keras
 import numpy as np
@@ -98,11 +98,12 @@ import pandas as pd
 from keras import layers
 
 # ----------------------------------------------------------------------------- configuration
+Dataset = Literal["weather", "stock"]
+Task = Literal["single", "multi"]
+WeatherModel = Literal["linear", "lstm", "gru", "reference"]
 WEATHER_MODELS = ("linear", "lstm", "gru", "reference")
-STOCK_COLUMNS = ("Date", "Open", "High", "Low", "Close", "Volume")
 BUNDLED_TICKERS = ("AAPL", "MSFT", "SPY")
-JENA_FILE = "jena-climate/jena_climate_hourly_6vars.csv.gz"
-JENA_COLUMNS = ("T (degC)", "p (mbar)", "rh (%)", "VPmax (mbar)", "wv (m/s)", "Tdew (degC)")
+JENA_COLUMNS = readers.JENA_COLUMNS  # T, p, rh, VPmax, wv, Tdew
 TARGET = "T (degC)"  # the weather column we forecast (always the first feature)
 TASK_TITLES = {"single": "next hour", "multi": "next 24 hours"}  # the two weather tasks
 SPLIT = (0.7, 0.9)  # train ends at 70 % of the rows, validation at 90 %; test gets the rest
@@ -115,89 +116,53 @@ REFERENCE_RECIPE = {"units": 32, "learning_rate": 1e-3, "batch_size": 32, "patie
 
 @dataclass
 class Config(common.RunConfig):
-    dataset: Literal["weather", "stock"] = "weather"  # Jena temperature, or daily stock prices.
-    models: tuple[str, ...] = WEATHER_MODELS  # Weather models to train: linear lstm gru reference.
-    tasks: tuple[str, ...] = ("single", "multi")  # Weather tasks: single (1 h), multi (24 h).
-    input_hours: int = 24  # Hours of history each weather forecast sees (24 as in the tutorial).
-    horizon_hours: int = 24  # Hours the multi-step task forecasts at once (24 as in the tutorial).
-    units: int = 64  # Units per recurrent layer (the reference recipe keeps its 32).
-    dropout: float = 0.1  # Input dropout of the LSTM/GRU layers and before their output layer.
-    next_hour_dropout: float = 0.0  # The same for the next-hour models (0: about 1 % better).
+    dataset: Annotated[Dataset, NO_RETRAIN] = "weather"  # Jena weather, or daily stock prices.
+    models: Annotated[tuple[WeatherModel, ...], NO_RETRAIN] = WEATHER_MODELS  # Weather models.
+    tasks: Annotated[tuple[Task, ...], NO_RETRAIN] = ("single", "multi")  # Next hour, next 24 h.
+    input_hours: Annotated[int, at_least(24)] = 24  # Hours of history each weather forecast sees.
+    horizon_hours: Annotated[int, between(1, 24)] = 24  # Hours the multi-step task forecasts.
+    units: Annotated[int, at_least(1)] = 64  # Units per recurrent layer (the reference keeps 32).
+    dropout: Annotated[float, between(0, 1, high_open=True)] = 0.1  # Input and output dropout.
+    next_hour_dropout: Annotated[float, between(0, 1, high_open=True)] = 0.0  # Same, next hour.
     residual: bool = True  # Models predict the change from the last value, not the value.
     changes: bool = True  # Add each measured column's change over the last hour as an input.
     loss: Literal["mae", "mse", "huber"] = "mae"  # Training loss (the reference keeps MSE).
-    epochs: int = 12  # Maximum passes over the training windows (early stopping may end sooner).
-    reference_epochs: int = 20  # At most this many epochs for the reference (the recipe's 20).
-    patience: int = 3  # Early stopping: epochs without a better validation loss before stopping.
-    batch_size: int = 256  # Windows per batch; large batches keep 2 CPU cores busy.
-    learning_rate: float = 3e-3  # Adam's initial step size, cosine-decayed over the epochs.
-    clipnorm: float = 1.0  # Clip each gradient to this global norm (guards against blow-ups).
-    jit_compile: bool = True  # XLA-compile training steps (about 4x faster LSTMs on CPU here).
-    max_windows: int = 0  # Use at most this many windows per split (0 = all); for quick runs.
+    epochs: Annotated[int, at_least(1)] = 12  # Maximum passes over the training windows.
+    reference_epochs: Annotated[int, at_least(1)] = 20  # At most this many for the reference.
+    patience: Annotated[int, at_least(1)] = 3  # Early stopping: epochs without improvement.
+    batch_size: Annotated[int, at_least(1)] = 256  # Windows per training step.
+    learning_rate: Annotated[float, above(0)] = 3e-3  # Adam's initial step, cosine-decayed.
+    clipnorm: Annotated[float, above(0)] = 1.0  # Clip each gradient to this global norm.
+    jit_compile: bool = True  # XLA-compile the training steps.
+    max_windows: Annotated[int, at_least(0)] = 0  # At most this many windows per split; 0 = all.
     ticker: str = "AAPL"  # Stock symbol: bundled AAPL, MSFT, SPY; others need --download.
     csv: str = ""  # Read prices from this Yahoo-style CSV instead of the bundled file.
+    date_format: str = ""  # strftime format of the CSV's dates, e.g. %d/%m/%Y; "" = detect.
     download: bool = False  # Fetch the ticker's full history with yfinance (cached).
-    window_days: int = 30  # Trading days of history each stock forecast sees.
-    forecast_days: int = 5  # Trading days to forecast beyond the last date (0 = none).
+    window_days: Annotated[int, between(2, 250)] = 30  # Trading days each stock forecast sees.
+    forecast_days: Annotated[int, between(0, 250), NO_RETRAIN] = 5  # Days forecast past the end.
+
+    PRESETS: ClassVar[dict] = {
+        # about 15 s of training: one task, one small model, a few windows
+        "quick": {"tasks": ("single",), "models": ("gru",), "epochs": 3, "max_windows": 512,
+                  "units": 8, "patience": 5, "jit_compile": False},
+        # wider recurrent layers, smaller batches, more epochs and patience
+        "full": {"epochs": 30, "patience": 5, "units": 128, "batch_size": 128},
+    }
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.ticker = self.ticker.strip().upper()
-        common.check(
-            set(self.models) <= set(WEATHER_MODELS) and len(self.models) >= 1,
-            f"--models must be some of {' '.join(WEATHER_MODELS)} (got {' '.join(self.models)})",
-        )
-        common.check(
-            set(self.tasks) <= {"single", "multi"} and len(self.tasks) >= 1,
-            f"--tasks must be single and/or multi (got {' '.join(self.tasks)})",
-        )
-        common.check(
-            self.input_hours >= 24,
-            f"--input-hours must be >= 24 for the repeat baseline (got {self.input_hours})",
-        )
-        common.check(
-            1 <= self.horizon_hours <= 24,
-            f"--horizon-hours must be between 1 and 24 (got {self.horizon_hours})",
-        )
-        for name in ("units", "epochs", "reference_epochs", "patience", "batch_size"):
-            value = getattr(self, name)
-            common.check(value >= 1, f"--{name.replace('_', '-')} must be >= 1 (got {value})")
-        for name in ("dropout", "next_hour_dropout"):
-            value = getattr(self, name)
-            common.check(0 <= value < 1,
-                         f"--{name.replace('_', '-')} must be in [0, 1) (got {value})")
-        common.check(
-            self.learning_rate > 0, f"--learning-rate must be > 0 (got {self.learning_rate})"
-        )
-        common.check(self.clipnorm > 0, f"--clipnorm must be > 0 (got {self.clipnorm})")
-        common.check(
-            self.max_windows == 0 or self.max_windows >= 32,
-            f"--max-windows must be 0 (all) or >= 32 (got {self.max_windows})",
-        )
-        common.check(
-            2 <= self.window_days <= 250,
-            f"--window-days must be between 2 and 250 (got {self.window_days})",
-        )
-        common.check(
-            0 <= self.forecast_days <= 250,
-            f"--forecast-days must be between 0 and 250 (got {self.forecast_days})",
-        )
-        common.check(
-            bool(self.ticker) and all(c.isalnum() or c in ".-^=" for c in self.ticker),
-            f"--ticker must be a symbol like AAPL or BRK-B (got {self.ticker!r})",
-        )
+        common.check(self.max_windows == 0 or self.max_windows >= 32,
+                     f"--max-windows must be 0 (all) or >= 32 (got {self.max_windows})")
+        common.check(bool(self.ticker) and all(c.isalnum() or c in ".-^=" for c in self.ticker),
+                     f"--ticker must be a symbol like AAPL or BRK-B (got {self.ticker!r})")
         if self.dataset == "stock" and not self.csv and not self.download:
             common.check(
                 self.ticker in BUNDLED_TICKERS,
                 f"no bundled prices for {self.ticker} (bundled: {', '.join(BUNDLED_TICKERS)}); "
                 "pass --download (needs internet) or --csv PATH",
             )
-
-
-# Full-quality run (the benchmark uses `main(Config(**FULL_QUALITY))`): wider recurrent
-# layers, smaller batches, more epochs and patience (measured: 402 s, no better; see the docstring).
-FULL_QUALITY: dict = {"epochs": 30, "patience": 5, "units": 128, "batch_size": 128,
-                      "output_dir": str(common.OUTPUTS_DIR / "time_series_full")}
 
 
 # ----------------------------------------------------------------------------- data: windows
@@ -288,21 +253,6 @@ class SeriesData:
     dates: dict[str, pd.DatetimeIndex]  # timestamps of each split's rows
 
 
-def load_jena(path: Path | None = None) -> pd.DataFrame:
-    """The hourly Jena table with a DatetimeIndex and the 6 measured columns."""
-    path = Path(path) if path else common.data_file(JENA_FILE)
-    try:
-        frame = pd.read_csv(path)
-        dates = pd.to_datetime(frame.pop("Date Time"), format="%d.%m.%Y %H:%M:%S")
-    except (KeyError, ValueError, OSError) as error:
-        raise common.DataError(f"{common.shown(path)} is not the Jena CSV ({error})") from None
-    missing = [c for c in JENA_COLUMNS if c not in frame.columns]
-    if missing:
-        raise common.DataError(f"{common.shown(path)} lacks column(s) {', '.join(missing)}")
-    frame.index = pd.DatetimeIndex(dates, name="Date Time")
-    return frame[list(JENA_COLUMNS)].astype("float64")
-
-
 def add_time_features(frame: pd.DataFrame) -> pd.DataFrame:
     """Time of day and of year as sin/cos pairs: 23:00 sits next to 00:00, 31 Dec to 1 Jan."""
     seconds = (frame.index - pd.Timestamp("1970-01-01")).total_seconds().to_numpy()
@@ -330,6 +280,13 @@ def prepare_series(frame: pd.DataFrame) -> SeriesData:
     """Split rows 70/20/10 in time order; normalise every split with the training statistics."""
     values = frame.to_numpy(dtype="float64")
     bounds = split_bounds(len(values))
+    for name, rows in bounds.items():  # a target that never changes leaves nothing to forecast
+        target = values[rows, 0]
+        if len(target) and np.ptp(target) == 0:
+            raise common.DataError(
+                f"the target ({frame.columns[0]}) is constant in the {name} rows "
+                f"({frame.index[rows][0].date()}..{frame.index[rows][-1].date()}): there is "
+                "nothing to forecast; use a series whose values change")
     mean, std = fit_scaler(values[bounds["train"]])  # the scaler never sees val/test rows
     splits = {name: ((values[rows] - mean) / std).astype("float32")
               for name, rows in bounds.items()}
@@ -338,116 +295,10 @@ def prepare_series(frame: pd.DataFrame) -> SeriesData:
 
 
 # ----------------------------------------------------------------------------- data: stocks
-def load_prices(path: Path, min_rows: int = 2) -> pd.DataFrame:
-    """A Yahoo-style OHLCV CSV as a float table indexed by date; DataError naming any problem:
-    missing columns, non-numeric or non-positive values, bad/unsorted/duplicate dates, or
-    fewer than `min_rows` rows."""
-    path = Path(path)
-    if not path.is_file():
-        raise common.DataError(f"no CSV file at {common.shown(path)}")
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (ValueError, OSError, UnicodeDecodeError) as error:
-        raise common.DataError(
-            f"cannot read {common.shown(path)} as CSV ({common.one_line(error)})") from None
-    frame.columns = [str(c).strip() for c in frame.columns]
-    missing = [c for c in STOCK_COLUMNS if c not in frame.columns]
-    if missing:
-        raise common.DataError(
-            f"{common.shown(path)} is missing column(s) {', '.join(missing)}; a Yahoo-style CSV "
-            f"has the header {','.join(STOCK_COLUMNS[:5])},Adj Close,Volume"
-        )
-    dates = pd.to_datetime(frame["Date"].str.strip(), errors="coerce", format="mixed")
-    if dates.isna().any():
-        row = int(np.flatnonzero(dates.isna())[0])
-        raise common.DataError(
-            f"{common.shown(path)}: unreadable date {frame['Date'][row]!r} on line {row + 2}")
-    prices = pd.DataFrame(index=pd.DatetimeIndex(dates, name="Date"))
-    for column in STOCK_COLUMNS[1:]:
-        numbers = pd.to_numeric(frame[column].str.strip(), errors="coerce").to_numpy()
-        bad = ~np.isfinite(numbers)
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise common.DataError(
-                f"{common.shown(path)}: non-numeric value {frame[column][row]!r} in column "
-                f"{column} on line {row + 2} ({frame['Date'][row]}); remove or fill that row"
-            )
-        positive = numbers >= 0 if column == "Volume" else numbers > 0
-        if not positive.all():
-            row = int(np.flatnonzero(~positive)[0])
-            raise common.DataError(
-                f"{common.shown(path)}: {column} must be positive, got {numbers[row]} on "
-                f"line {row + 2} ({frame['Date'][row]})"
-            )
-        prices[column] = numbers
-    steps = np.diff(prices.index.to_numpy()).astype("int64")
-    if (steps == 0).any():
-        row = int(np.flatnonzero(steps == 0)[0]) + 1
-        raise common.DataError(
-            f"{common.shown(path)}: duplicate date {prices.index[row].date()} on lines "
-            f"{row + 1} and {row + 2}; keep one row per date"
-        )
-    if (steps < 0).any():
-        row = int(np.flatnonzero(steps < 0)[0]) + 1
-        raise common.DataError(
-            f"{common.shown(path)}: dates are not sorted: {prices.index[row].date()} on line "
-            f"{row + 2} comes after {prices.index[row - 1].date()}; sort the file by Date"
-        )
-    if len(prices) < min_rows:
-        raise common.DataError(
-            f"{common.shown(path)} has {len(prices)} rows: too few for one window; need at "
-            f"least {min_rows} (or lower --window-days)"
-        )
-    return prices
-
-
 def min_stock_rows(window_days: int) -> int:
     """Rows needed so that the smallest split (test, 10 %) holds one window and its target,
     plus the first row, which has no previous close to compute a return from."""
     return math.ceil((window_days + 1) / (1 - SPLIT[1])) + 2
-
-
-def download_prices(ticker: str, cache_dir: Path) -> Path:
-    """The ticker's full daily history via yfinance, cached as CSV in `cache_dir` (reused on
-    the same day). Offline, the bundled copy (with a warning); no bundled copy: UserError."""
-    cache = Path(cache_dir) / f"{ticker}.csv"
-    today = pd.Timestamp.now().normalize()
-    if cache.is_file() and pd.Timestamp(cache.stat().st_mtime, unit="s") >= today:
-        print(f"using today's cached download {common.shown(cache)}")
-        return cache
-    try:
-        import yfinance
-
-        logging.getLogger("yfinance").setLevel(logging.CRITICAL)  # we report failures below
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pandas deprecation notes from inside yfinance
-            frame = yfinance.download(ticker, period="max", auto_adjust=False,
-                                      progress=False, multi_level_index=False)
-        if frame is None or frame.empty:
-            raise RuntimeError("no rows returned (offline, or unknown ticker)")
-        frame = frame.reset_index()
-        frame["Date"] = pd.to_datetime(frame["Date"]).dt.strftime("%Y-%m-%d")
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(cache.with_suffix(".partial"), index=False)
-        cache.with_suffix(".partial").replace(cache)
-        print(f"downloaded {len(frame)} rows of {ticker} to {common.shown(cache)}")
-        return cache
-    except Exception as error:  # network errors, yfinance errors, empty answers
-        reason = common.one_line(error)
-        if cache.is_file():
-            print(f"warning: could not download {ticker} ({reason}); using the older cached "
-                  f"copy {common.shown(cache)}", file=sys.stderr)
-            return cache
-        if ticker in BUNDLED_TICKERS:
-            bundled = common.data_file(f"stocks/{ticker}.csv.gz")
-            print(f"warning: could not download {ticker} ({reason}); using the bundled copy "
-                  f"{common.shown(bundled)}", file=sys.stderr)
-            return bundled
-        raise common.UserError(
-            f"could not download {ticker} ({reason}) and there is no bundled copy (bundled: "
-            f"{', '.join(BUNDLED_TICKERS)}); check the symbol and your connection, or pass "
-            "--csv PATH"
-        ) from None
 
 
 def stock_features(prices: pd.DataFrame) -> pd.DataFrame:
@@ -653,7 +504,7 @@ def plot_example_forecasts(examples: list[dict], input_width: int, path: Path,
 # ----------------------------------------------------------------------------- weather run
 def run_weather(config: Config, out: Path) -> dict:
     """Both Jena tasks: baselines, the chosen models and the reference, side by side."""
-    frame = add_time_features(load_jena())
+    frame = add_time_features(readers.load_jena())
     tutorial_features = frame.shape[1]  # the reference recipe sees only the tutorial's features
     if config.changes:
         frame = add_changes(frame)
@@ -718,15 +569,7 @@ def run_weather(config: Config, out: Path) -> dict:
             print(f"\n{task}/{kind}: {model.count_params():,} parameters, batch {batch_size}, "
                   f"<= {epochs} epochs")
             # What identifies this training (a rerun with the same settings loads its weights).
-            shared = ("seed", "deterministic", "input_hours", "horizon_hours", "max_windows",
-                      "clipnorm", "changes")
-            settings = {key: value for key, value in common.settings_of(config).items()
-                        if key in shared or (kind != "reference" and key in (
-                            "units", "residual", "loss", "patience", "batch_size",
-                            "learning_rate"))}
-            settings.update(task=task, model=kind, epochs=epochs, **recipe)
-            if kind != "reference":
-                settings["dropout"] = dropout  # the one this task's models use
+            settings = {**common.settings_of(config), "task": task, "model": kind}
             started = time.time()
             histories[task, kind] = train_model(
                 model, windows["train"], windows["val"], out / f"{task}_{kind}", settings,
@@ -824,11 +667,12 @@ def run_stock(config: Config, out: Path) -> dict:
     if config.csv:
         path, source = Path(config.csv), config.csv
     elif config.download:
-        path = download_prices(config.ticker, common.OUTPUTS_DIR / "downloads" / "stocks")
+        path = readers.download_prices(config.ticker, common.OUTPUTS_DIR / "downloads" / "stocks",
+                                       BUNDLED_TICKERS)
         source = f"{config.ticker} (yfinance)"
     else:
-        path, source = common.data_file(f"stocks/{config.ticker}.csv.gz"), config.ticker
-    prices = load_prices(path, min_rows=min_stock_rows(config.window_days))
+        path, source = readers.data_file(f"stocks/{config.ticker}.csv.gz"), config.ticker
+    prices = readers.load_prices(path, min_stock_rows(config.window_days), config.date_format)
     name = Path(config.csv).stem if config.csv else config.ticker
     features = stock_features(prices)
     data = prepare_series(features)
@@ -856,9 +700,7 @@ def run_stock(config: Config, out: Path) -> dict:
                             False, config.learning_rate, config.clipnorm,
                             steps * config.epochs, config.jit_compile, loss="mse")
     print(f"stock/gru: {model.count_params():,} parameters, {train_windows} training windows")
-    settings = {**common.settings_of(config, ignore=(
-        "models", "tasks", "input_hours", "horizon_hours", "residual", "jit_compile", "loss",
-        "reference_epochs", "forecast_days")), "source": str(path)}
+    settings = {**common.settings_of(config), "source": str(path)}
     history = train_model(model, datasets["train"], datasets["val"], out / f"stock_{name}",
                           settings, config.epochs, config.patience, config)
 
@@ -971,19 +813,10 @@ def plot_forecast(close: pd.Series, forecast: pd.Series, name: str, path: Path,
 # ----------------------------------------------------------------------------- main
 def main(config: Config) -> dict:
     """Train and evaluate on the chosen dataset; return (and save) the measured metrics."""
-    started = time.time()
-    common.set_seed(config.seed, config.deterministic)
-    out = common.prepare_output_dir(config, "time_series")
-    with common.output_lock(out):
+    with common.Run(config, "time_series") as run:
         if config.dataset == "weather":
-            metrics = run_weather(config, out)
-        else:
-            metrics = run_stock(config, out)
-        metrics["run_seconds"] = time.time() - started
-        common.write_json(out / "metrics.json", metrics)
-    print(f"metrics saved to {common.shown(out / 'metrics.json')} "
-          f"({metrics['run_seconds']:.0f} s)")
-    return metrics
+            return run.save(run_weather(config, run.out))
+        return run.save(run_stock(config, run.out))
 
 
 if __name__ == "__main__":

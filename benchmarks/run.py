@@ -3,8 +3,8 @@ metrics each `main()` returns, and write `benchmarks/results.json` (per-script m
 `benchmarks/runs.json` (every job in full) and `benchmarks/RESULTS.md`.
 
 Each job runs in its own process (so wall time and peak memory are its own) as
-`main(Config(**overrides))`, writing to `outputs/benchmarks/<job>/` with `--restart`
-semantics, so a result always comes from a fresh training run.
+`main(Config.from_preset(preset, **overrides))`, writing to `outputs/benchmarks/<job>/`
+with `--restart` semantics, so a result always comes from a fresh training run.
 
     python benchmarks/run.py --list                       # the jobs
     python benchmarks/run.py                              # every default job
@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # job_command imports the scripts for their FULL_QUALITY
+if str(ROOT) not in sys.path:  # the tests import the scripts through this module
     sys.path.insert(0, str(ROOT))
 RESULTS_JSON = ROOT / "benchmarks" / "results.json"  # {"machine": {...}, "<script>": {...}}
 RUNS_JSON = ROOT / "benchmarks" / "runs.json"  # every job's full metrics, command, time
@@ -40,8 +40,8 @@ GPU_RESULTS = ROOT / "benchmarks" / "gpu_cudnn_results.json"  # benchmarks/gpu_c
 RESULTS_MD = ROOT / "benchmarks" / "RESULTS.md"
 
 # job name -> (script, mode, Config overrides, {main() key: results.json key}); overrides is a
-# dict, "FULL_QUALITY" (the script's documented full-quality config), or "SCRIPT" (run
-# benchmarks/<job>.py, which prints its metrics as the last line of JSON).
+# dict of Config fields ("preset": "full" starts from the script's full-quality preset), or
+# "SCRIPT" (run benchmarks/speed_<script>.py, which prints its metrics as a last JSON line).
 JOBS: dict[str, tuple[str, str, dict | str, dict[str, str | tuple[str, ...]]]] = {
     "rnn_basics:default": ("rnn_basics", "default", {}, {
         "adding_t100_mse_simplernn": "adding_t100_mse_simplernn",
@@ -49,7 +49,7 @@ JOBS: dict[str, tuple[str, str, dict | str, dict[str, str | tuple[str, ...]]]] =
         "adding_t100_mse_gru": "adding_t100_mse_gru",
         "run_seconds": "default_run_seconds",
     }),
-    "rnn_basics:full": ("rnn_basics", "full", "FULL_QUALITY", {
+    "rnn_basics:full": ("rnn_basics", "full", {"preset": "full"}, {
         "adding_t100_mse_simplernn": "full_adding_t100_mse_simplernn",
         "adding_t100_mse_lstm": "full_adding_t100_mse_lstm",
         "adding_t100_mse_gru": "full_adding_t100_mse_gru",
@@ -62,7 +62,7 @@ JOBS: dict[str, tuple[str, str, dict | str, dict[str, str | tuple[str, ...]]]] =
         "sentiment_baseline_accuracy": "sentiment_baseline_accuracy",
         "run_seconds": "default_run_seconds",
     }),
-    "lstm_sequence:full": ("lstm_sequence", "full", "FULL_QUALITY", {
+    "lstm_sequence:full": ("lstm_sequence", "full", {"preset": "full"}, {
         "pos_accuracy": "full_pos_accuracy",
         "sentiment_accuracy": "full_sentiment_accuracy",
     }),
@@ -75,7 +75,7 @@ JOBS: dict[str, tuple[str, str, dict | str, dict[str, str | tuple[str, ...]]]] =
         "stock_mae_ratio_vs_persistence": "stock_mae_ratio_vs_persistence",
         "stock_directional_accuracy": "stock_directional_accuracy",
     }),
-    "time_series:full": ("time_series", "full", "FULL_QUALITY", {
+    "time_series:full": ("time_series", "full", {"preset": "full"}, {
         "jena_single_mae_ratio": "full_jena_single_mae_ratio",
         "jena_multi_mae_ratio": "full_jena_multi_mae_ratio",
         "jena_single_mae_reference": "jena_single_mae_reference",
@@ -86,7 +86,7 @@ JOBS: dict[str, tuple[str, str, dict | str, dict[str, str | tuple[str, ...]]]] =
         "generation_chars_per_s": "generation_chars_per_s",
         "run_seconds": "default_run_seconds",
     }),
-    "text_generation:full": ("text_generation", "full", "FULL_QUALITY", {
+    "text_generation:full": ("text_generation", "full", {"preset": "full"}, {
         "val_loss_nats": "val_loss_nats_full",
     }),
     "text_generation:speed": ("text_generation", "default", "SCRIPT", {
@@ -111,7 +111,7 @@ JOBS: dict[str, tuple[str, str, dict | str, dict[str, str | tuple[str, ...]]]] =
         {"bleu_beam": ("default_bleu_no_attention", "bleu_no_attention"),
          "bleu_greedy": "default_bleu_greedy_no_attention"},
     ),
-    "machine_translation:full": ("machine_translation", "full", "FULL_QUALITY", {
+    "machine_translation:full": ("machine_translation", "full", {"preset": "full"}, {
         "bleu_beam": "bleu_beam",
         "bleu_greedy": "bleu_greedy",
         "chrf_beam": "chrf_beam",
@@ -126,7 +126,7 @@ JOBS: dict[str, tuple[str, str, dict | str, dict[str, str | tuple[str, ...]]]] =
         "unseen_der_baseline": "unseen_der_baseline",
         "run_seconds": "default_run_seconds",
     }),
-    "speech_recognition:full": ("speech_recognition", "full", "FULL_QUALITY", {
+    "speech_recognition:full": ("speech_recognition", "full", {"preset": "full"}, {
         "unseen_der_beam": "full_unseen_der_beam",
         "seen_der_beam": "full_seen_der_beam",
         "unseen_string_accuracy_beam": "full_unseen_string_accuracy_beam",
@@ -199,12 +199,8 @@ def job_command(name: str) -> str:
     script, _, overrides, _ = JOBS[name]
     if overrides == "SCRIPT":
         return f"python benchmarks/speed_{script}.py"
-    if overrides == "FULL_QUALITY":
-        merged = dict(__import__(script).FULL_QUALITY)
-    else:
-        merged = dict(overrides)
     flags = []
-    for key, value in merged.items():
+    for key, value in overrides.items():
         if key == "output_dir":  # the runner chooses the folder (outputs/benchmarks/<job>)
             continue
         flag = "--" + key.replace("_", "-")
@@ -221,12 +217,9 @@ _CHILD = """
 import json, sys, time
 sys.path.insert(0, {root!r})
 import {script} as module
-overrides = {overrides!r}
-if overrides == "FULL_QUALITY":
-    overrides = dict(module.FULL_QUALITY)
-overrides.update(output_dir={output_dir!r}, restart=True)
+overrides = dict({overrides!r}, output_dir={output_dir!r}, restart=True)
 start = time.perf_counter()
-metrics = module.main(module.Config(**overrides))
+metrics = module.main(module.Config.from_preset(overrides.pop("preset", "default"), **overrides))
 metrics["_wall_seconds_main"] = time.perf_counter() - start
 with open({result_path!r}, "w") as handle:
     json.dump(metrics, handle, default=float)

@@ -16,8 +16,8 @@ SCRIPT_JOBS = [name for name, job in bench.JOBS.items() if job[2] != "SCRIPT"]
 def _config_of(name):
     script, _, overrides, _ = bench.JOBS[name]
     module = importlib.import_module(script)
-    values = dict(module.FULL_QUALITY if overrides == "FULL_QUALITY" else overrides)
-    return module, module.Config(**values)
+    values = dict(overrides)
+    return module, module.Config.from_preset(values.pop("preset", "default"), **values)
 
 
 @pytest.mark.parametrize("name", SCRIPT_JOBS)

@@ -1,35 +1,40 @@
-"""Tests of the shared plumbing: CLI, data verification, downloads, training runs, lock."""
+"""Tests of the shared plumbing: the Config command line (bounds, marks, presets, refusals),
+the run context and output folder, training runs (best model, resume, NaN, partial saves),
+the lock, and the last-resort error handler."""
 
 import dataclasses
+import os
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, ClassVar, Literal
 
 import keras
 import numpy as np
 import pytest
 
 import common
+from common import NO_RETRAIN, above, at_least, between
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclasses.dataclass
 class DemoConfig(common.RunConfig):
-    epochs: int = 3  # Passes over the training data.
-    learning_rate: float = 1e-3  # Adam step size.
+    epochs: Annotated[int, at_least(1)] = 3  # Passes over the training data.
+    learning_rate: Annotated[float, above(0)] = 1e-3  # Adam step size, 90% of the time.
     cell: Literal["lstm", "gru"] = "lstm"  # Recurrent cell type.
-    lengths: tuple[int, ...] = (50, 100)  # Sequence lengths to try.
-    prompt: str = "ROMEO:"  # Text to prime the sampler with.
-    dropout: float = 0.0  # Dropout rate.
+    lengths: Annotated[tuple[int, ...], at_least(2)] = (50, 100)  # Sequence lengths to try.
+    prompt: Annotated[str, NO_RETRAIN] = "ROMEO:"  # Text to prime the sampler with.
+    dropout: Annotated[float, between(0, 1, high_open=True)] = 0.0  # Dropout rate.
+    temperatures: Annotated[tuple[float, ...], at_least(0), NO_RETRAIN] = (0.5,)  # Sampling.
+
+    PRESETS: ClassVar[dict] = {"quick": {"epochs": 1, "lengths": (8,)}}
 
     def __post_init__(self):
         super().__post_init__()
-        common.check(self.epochs >= 1, f"--epochs must be >= 1 (got {self.epochs})")
-        common.check(0 <= self.dropout < 1, f"--dropout must be in [0, 1) (got {self.dropout})")
+        common.check(self.epochs <= 100 or self.dropout > 0,
+                     "long runs need --dropout (cross-field rule)")
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -48,15 +53,17 @@ def test_cli_parses_every_field_with_its_type():
     assert common.parse_config(DemoConfig, []) == DemoConfig()
 
 
-def test_help_lists_fields_with_their_comments(capsys):
+def test_help_lists_fields_with_their_comments_even_with_a_percent_sign(capsys):
     with pytest.raises(SystemExit) as exit_info:
         common.parse_config(DemoConfig, ["--help"], "Demo script.\n\nMore text.")
     assert exit_info.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
-    for flag in ("--epochs", "--learning-rate", "--cell", "--lengths", "--seed", "--strategy"):
+    for flag in ("--epochs", "--learning-rate", "--cell", "--lengths", "--seed", "--strategy",
+                 "--preset"):
         assert flag in text
     assert "Passes over the training data." in text
-    assert "Random seed for data splits" in text  # inherited field keeps its help
+    assert "Adam step size, 90% of the time." in text  # a bare % reaches argparse safely
+    assert "Random seed for splits" in text  # inherited field keeps its help
     assert "(default: 3)" in text
 
 
@@ -65,10 +72,20 @@ def test_help_lists_fields_with_their_comments(capsys):
     [
         (["--epochs", "0"], "--epochs must be >= 1 (got 0)"),
         (["--epochs", "two"], "invalid int value"),
-        (["--dropout", "1.5"], "--dropout must be in [0, 1)"),
+        (["--dropout", "1.5"], "--dropout must be in [0, 1) (got 1.5)"),
+        (["--learning-rate", "0"], "--learning-rate must be > 0 (got 0.0)"),
         (["--cell", "rnn"], "invalid choice"),
         (["--strategy", "tpu"], "invalid choice"),
         (["--learning-rate", "nan"], "must be finite"),
+        (["--temperatures", "0.5", "inf"], "--temperatures must be finite (got inf)"),
+        (["--lengths", "10", "1"], "--lengths must be >= 2 (got 1)"),
+        (["--lengths", "10", "10"], "--lengths must not repeat a value"),
+        (["--seed", "-1"], "--seed must be between 0 and 4294967295 (got -1)"),
+        (["--seed", "1099511627776"], "--seed must be between 0 and 4294967295"),
+        (["--epochs", "2", "--epochs", "3"], "--epochs given twice; give each setting once"),
+        (["--show", "--no-show"], "--no-show given after --show"),
+        (["--epoch", "2"], "unrecognized arguments: --epoch"),  # no silent abbreviations
+        (["--epochs", "200"], "long runs need --dropout"),
         (["--no-such-flag"], "unrecognized arguments"),
     ],
 )
@@ -88,6 +105,36 @@ def test_config_validation_applies_without_the_cli():
         DemoConfig(cell="rnn")
     with pytest.raises(common.ConfigError, match="whole number"):
         DemoConfig(epochs=2.5)
+    with pytest.raises(common.ConfigError, match="--lengths needs at least one value"):
+        DemoConfig(lengths=())
+    with pytest.raises(common.ConfigError, match="must be a number"):
+        DemoConfig(epochs=True)
+
+
+def test_bounds_describe_themselves_and_hold_at_their_edges():
+    assert between(0, 1, high_open=True).describe() == "in [0, 1)"
+    assert between(1, 24).describe() == "between 1 and 24"
+    assert above(0).describe() == "> 0" and at_least(2).describe() == ">= 2"
+    assert between(0, 0.5, True, True).holds(0.25) and not between(0, 0.5, True, True).holds(0)
+    assert at_least(1).holds(1) and not above(0).holds(0.0)
+
+
+def test_presets_are_data_on_the_config_and_flags_override_them():
+    quick = common.parse_config(DemoConfig, ["--preset", "quick"])
+    assert quick == DemoConfig.from_preset("quick") and quick.epochs == 1
+    assert quick.lengths == (8,) and quick.preset == "quick"
+    mixed = common.parse_config(DemoConfig, ["--preset", "quick", "--epochs", "5"])
+    assert mixed == DemoConfig.from_preset("quick", epochs=5)
+    with pytest.raises(common.ConfigError, match="--preset must be one of default, quick"):
+        DemoConfig.from_preset("fast")
+
+
+def test_no_retrain_fields_stay_out_of_the_fingerprint():
+    settings = common.settings_of(DemoConfig())
+    assert {"epochs", "learning_rate", "cell", "lengths", "dropout", "seed"} <= set(settings)
+    assert not {"prompt", "temperatures", "output_dir", "restart", "show", "preset",
+                "tensorboard", "strategy"} & set(settings)
+    assert common.settings_of(DemoConfig(prompt="X", show=True)) == settings
 
 
 def test_field_comments_cover_every_field():
@@ -95,89 +142,52 @@ def test_field_comments_cover_every_field():
     assert set(comments) == {f.name for f in dataclasses.fields(DemoConfig)}
 
 
-# ----------------------------------------------------------------------------- data files
-def test_bundled_data_matches_manifest():
-    manifest = common.read_json(common.DATA_DIR / "manifest.json")
-    assert manifest["files"], "manifest lists no files"
-    for relative in manifest["files"]:
-        assert common.data_file(relative).is_file()
-    sizes = {name: entry["bytes"] for name, entry in manifest["files"].items()}
-    speech = sum(size for name, size in sizes.items() if name.startswith("fsdd/"))
-    assert sum(sizes.values()) - speech <= 15 * 1024 * 1024  # the five scripts' data
-    assert 0 < speech <= 10 * 1024 * 1024  # speech_recognition's recordings: at most ~10 MB
+# ----------------------------------------------------------------------------- run context
+def test_run_context_writes_metrics_and_refuses_unusable_folders(tmp_path, monkeypatch):
+    config = DemoConfig(output_dir=str(tmp_path / "out"))
+    with common.Run(config, "demo") as run:
+        assert run.out == tmp_path / "out" and (run.out / ".lock").is_file()
+        saved = run.save({"loss": np.float32(1.5)})
+        run.save({"answer": 42}, "inference.json")
+    assert common.read_json(tmp_path / "out" / "metrics.json")["loss"] == 1.5
+    assert saved["run_seconds"] >= 0
+    assert common.read_json(tmp_path / "out" / "inference.json")["answer"] == 42
+    assert common.output_folder(DemoConfig(preset="quick"), "demo").name == "demo-quick"
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(common.UserError, match="is a file, not a folder"):
+        common.output_folder(DemoConfig(output_dir=str(tmp_path / "file")), "demo")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)  # no write permission (root ignores it: then os.access says so)
+    real_access = os.access
+    if os.access(locked, os.W_OK):
+        monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != locked and
+                            real_access(path, mode))
+    with pytest.raises(common.UserError, match="cannot write to the output folder .*locked"):
+        common.output_folder(DemoConfig(output_dir=str(locked)), "demo")
+    locked.chmod(0o700)
 
 
-def test_data_readme_credits_every_file():
-    readme = (common.DATA_DIR / "README.md").read_text()
-    manifest = common.read_json(common.DATA_DIR / "manifest.json")
-    for relative, entry in manifest["files"].items():
-        assert relative in readme, f"{relative} not listed in data/README.md"
-        assert entry["sha256"] in readme, f"sha256 of {relative} not in data/README.md"
+def test_run_cli_turns_every_failure_into_one_line(monkeypatch, capsys):
+    def crash(kind):
+        def main(config):
+            raise kind
+        return main
 
-
-def _tiny_data_dir(tmp_path: Path, payload: bytes) -> Path:
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    (data_dir / "x.txt").write_bytes(payload)
-    import hashlib
-
-    common.write_json(
-        data_dir / "manifest.json",
-        {"files": {"x.txt": {"bytes": len(payload),
-                             "sha256": hashlib.sha256(payload).hexdigest()}}},
-    )
-    return data_dir
-
-
-def test_missing_data_file_says_which_and_what_to_do(tmp_path):
-    data_dir = _tiny_data_dir(tmp_path, b"hello world\n")
-    (data_dir / "x.txt").unlink()
-    with pytest.raises(common.DataError, match=r"x\.txt is missing; restore it"):
-        common.data_file("x.txt", data_dir)
-
-
-def test_truncated_data_file_is_refused(tmp_path):
-    data_dir = _tiny_data_dir(tmp_path, b"hello world\n")
-    (data_dir / "x.txt").write_bytes(b"hello")
-    with pytest.raises(common.DataError, match=r"corrupt: 5 bytes, expected 12"):
-        common.data_file("x.txt", data_dir)
-    (data_dir / "x.txt").write_bytes(b"HELLO WORLD\n")  # same size, other content
-    with pytest.raises(common.DataError, match="sha256 mismatch"):
-        common.data_file("x.txt", data_dir)
-    (data_dir / "x.txt").write_bytes(b"hello world\n")
-    assert common.data_file("x.txt", data_dir) == data_dir / "x.txt"
-
-
-def test_download_falls_back_to_bundled_copy_when_offline(tmp_path, monkeypatch, capsys):
-    calls = []
-
-    def offline(*args, **kwargs):
-        calls.append(args)
-        raise urllib.error.URLError("network is unreachable")
-
-    monkeypatch.setattr(urllib.request, "urlopen", offline)
-    monkeypatch.setattr(urllib.request, "urlretrieve", offline)
-    path = common.download_or_bundled(
-        "https://example.invalid/shakespeare.txt",
-        "tinyshakespeare/input.txt.gz",
-        cache_dir=tmp_path / "cache",
-    )
-    assert calls, "the download was not attempted"
-    assert path == common.DATA_DIR / "tinyshakespeare" / "input.txt.gz"
-    err = capsys.readouterr().err
-    assert "could not download https://example.invalid/shakespeare.txt" in err
-    assert "using the bundled copy data/tinyshakespeare/input.txt.gz" in err
-
-
-def test_download_uses_the_cache_when_present(tmp_path, monkeypatch):
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    (cache / "thing.txt").write_text("cached")
-    monkeypatch.setattr(
-        urllib.request, "urlopen", lambda *a, **k: pytest.fail("should not hit the network")
-    )
-    path = common.download_or_bundled("https://example.invalid/thing.txt", "x", cache_dir=cache)
-    assert path.read_text() == "cached"
+    monkeypatch.setattr(sys, "argv", ["demo.py"])
+    cases = [(common.DataError("the file is bad"), 1, "error: the file is bad"),
+             (PermissionError(13, "Permission denied", "/x/history.csv"), 1,
+              "error: cannot use /x/history.csv: Permission denied"),
+             (ValueError("Cannot set an\nempty vocabulary"), 3,
+              "error: unexpected ValueError: Cannot set an empty vocabulary"),
+             (KeyboardInterrupt(), 130, "interrupted: rerun the same command")]
+    for error, code, fragment in cases:
+        assert common.run_cli(crash(error), DemoConfig) == code
+        err = capsys.readouterr().err
+        assert fragment in err and len(err.strip().splitlines()) == 1, err
+    monkeypatch.setenv(common.TRACEBACK_VARIABLE, "1")
+    assert common.run_cli(crash(ValueError("boom")), DemoConfig) == 3
+    assert "Traceback" in capsys.readouterr().err  # asked for: the whole story
 
 
 # ----------------------------------------------------------------------------- training runs
@@ -277,6 +287,95 @@ def test_worse_or_diverged_run_never_overwrites_the_best_model(out_dir):
         diverged.finish(model)
     assert diverged.best_path.read_bytes() == best_bytes
     assert not diverged.backup_dir.exists()
+
+
+def test_a_non_finite_score_is_never_saved_and_never_blocks_a_better_model(out_dir):
+    x, y = _regression_data()
+    diverged = common.TrainingRun(out_dir / "m", {"lr": 1e30})
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.SGD(1e30), "mse")
+    model.fit(x, y * 1e3, validation_data=(x, y), epochs=2, verbose=0,
+              callbacks=diverged.callbacks())
+    assert not diverged.best_path.exists() and not diverged.best_record.exists()
+    with pytest.raises(common.TrainingDiverged, match="no model was saved"):
+        diverged.finish(model)
+
+    # a NaN record left by an older version: ignored, and replaced by the next good run
+    common.write_json(out_dir / "m" / "best.json", {"monitor": "val_loss", "value": float("nan"),
+                                                    "settings": {}, "epoch": 1})
+    _model().save(out_dir / "m" / "best.keras")
+    good = common.TrainingRun(out_dir / "m", {"lr": 0.05}, assets={"vocabulary": ["a", "b"]})
+    assert good.previous_best() is None
+    model = _model()
+    model.fit(x, y, validation_data=(x, y), epochs=3, verbose=0, callbacks=good.callbacks())
+    record = common.read_json(good.best_record)
+    assert np.isfinite(record["value"]) and record["settings"] == {"lr": 0.05}
+    loaded, saved = common.load_best(out_dir / "m", "python demo.py")
+    assert saved["assets"] == {"vocabulary": ["a", "b"]}
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0),
+                               rtol=1e-5)
+
+
+def test_a_kill_during_a_best_model_save_is_completed_or_discarded(out_dir):
+    x, y = _regression_data()
+    run = common.TrainingRun(out_dir / "m", {"lr": 0.05})
+    model = _model()
+    model.fit(x, y, validation_data=(x, y), epochs=2, verbose=0, callbacks=run.callbacks())
+    good_bytes, good_record = run.best_path.read_bytes(), common.read_json(run.best_record)
+
+    # killed while Keras wrote the new model: the partial file is discarded on the next start
+    run.partial_model.write_bytes(b"half a zip")
+    common.TrainingRun(out_dir / "m", {"lr": 0.05})
+    assert not run.partial_model.exists()
+    assert run.best_path.read_bytes() == good_bytes
+
+    # killed after the model was renamed into place, before its record: the commit completes
+    newer = dict(good_record, value=good_record["value"] / 2, epoch=7)
+    common.write_json(run.partial_record, newer)
+    common.TrainingRun(out_dir / "m", {"lr": 0.05})
+    assert common.read_json(run.best_record) == newer and not run.partial_record.exists()
+
+    # killed between writing the record and renaming the model: both are discarded
+    run.partial_model.write_bytes(b"a whole new model")
+    common.write_json(run.partial_record, dict(newer, epoch=8))
+    common.TrainingRun(out_dir / "m", {"lr": 0.05})
+    assert common.read_json(run.best_record) == newer
+    assert not run.partial_model.exists() and not run.partial_record.exists()
+
+
+def test_history_has_one_row_per_trained_epoch_after_a_resume(out_dir, capsys):
+    x, y = _regression_data()
+    run = common.TrainingRun(out_dir / "m", {"lr": 0.05}, patience=10)
+    with pytest.raises(KeyboardInterrupt):
+        _model().fit(x, y, validation_data=(x, y), epochs=5, verbose=0,
+                     callbacks=run.callbacks() + [_StopAfter(3)])
+    # as if killed after epoch 3's row was written but before its backup: a row too many
+    rows = run.history_path.read_text().splitlines()
+    assert len(rows) == 1 + 3
+    run.history_path.write_text("\n".join(rows + [rows[-1].replace("2,", "3,", 1)]) + "\n")
+    rerun = common.TrainingRun(out_dir / "m", {"lr": 0.05}, patience=10)
+    model = _model()
+    model.fit(x, y, validation_data=(x, y), epochs=5, verbose=0, callbacks=rerun.callbacks())
+    history = rerun.finish(model)
+    assert len(history["loss"]) == 5
+    epochs = [line.split(",")[0] for line in rerun.history_path.read_text().splitlines()[1:]]
+    assert epochs == ["0", "1", "2", "3", "4"]
+
+
+def test_rerunning_a_finished_run_loads_its_weights_without_optimizer_warnings(out_dir):
+    x, y = _regression_data()
+    run = common.TrainingRun(out_dir / "m", {"lr": 0.05})
+    model = _model()
+    model.fit(x, y, validation_data=(x, y), epochs=2, verbose=0, callbacks=run.callbacks())
+    run.finish(model)
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        again = _model()
+        assert common.TrainingRun(out_dir / "m", {"lr": 0.05}).finished(again)
+    assert not [w for w in caught if "Skipping variable loading" in str(w.message)]
+    np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
 def test_changed_settings_discard_the_interrupted_run(out_dir, capsys):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import common
+import readers
 import lstm_sequence as ls
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,7 +52,7 @@ def test_read_conllu_skips_comments_multiword_tokens_and_empty_nodes(tmp_path, c
             handle.write(CONLLU)
     else:
         path.write_text(CONLLU, encoding="utf-8")
-    sentences = ls.read_conllu(path)
+    sentences = readers.read_conllu(path, ls.UPOS_TAGS)
     assert sentences == [
         [("I", "PRON"), ("'m", "AUX"), ("here", "ADV"), (".", "PUNCT")],
         [("Run", "VERB"), ("!", "PUNCT")],
@@ -72,25 +73,25 @@ def test_corrupt_conllu_line_names_file_and_line(tmp_path, bad_line, fragment):
     path = tmp_path / "bad.conllu"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     with pytest.raises(common.DataError) as error:
-        ls.read_conllu(path)
+        readers.read_conllu(path, ls.UPOS_TAGS)
     assert "bad.conllu line 6" in str(error.value) and fragment in str(error.value)
 
 
 def test_truncated_gzip_is_a_data_error(tmp_path):
     path = tmp_path / "cut.conllu.gz"
     path.write_bytes(gzip.compress(CONLLU.encode())[:40])
-    with pytest.raises(common.DataError, match="cannot read"):
-        ls.read_conllu(path)
+    with pytest.raises(common.DataError, match="broken gzip file"):
+        readers.read_conllu(path, ls.UPOS_TAGS)
 
 
 def test_sentiment_reader_keeps_u0085_inside_a_sentence_and_refuses_bad_labels(tmp_path):
     path = tmp_path / "s.txt"
     path.write_text("Good \u0085 film.  \t1\nBad.\t0\n\n", encoding="utf-8")
-    sentences, labels = ls.read_sentiment_file(path)
+    sentences, labels = readers.read_sentiment_file(path)
     assert sentences == ["Good \u0085 film.", "Bad."] and labels == [1, 0]
     path.write_text("Good.\t1\nno label here\n", encoding="utf-8")
     with pytest.raises(common.DataError, match="s.txt line 2: expected 'sentence<TAB>0|1'"):
-        ls.read_sentiment_file(path)
+        readers.read_sentiment_file(path)
 
 
 def test_sentiment_split_is_disjoint_complete_and_stratified():
@@ -106,7 +107,8 @@ def test_sentiment_split_is_disjoint_complete_and_stratified():
 
 
 def test_bundled_treebank_sizes_match_the_data_readme():
-    sentences = ls.read_conllu(common.data_file("ud-english-ewt/en_ewt-ud-dev.conllu.gz"))
+    sentences = readers.read_conllu(readers.data_file("ud-english-ewt/en_ewt-ud-dev.conllu.gz"),
+                                   ls.UPOS_TAGS)
     assert len(sentences) == 2001
     assert {tag for sentence in sentences for _, tag in sentence} == set(ls.UPOS_TAGS)
 
@@ -278,8 +280,10 @@ def test_tiny_pos_run_trains_saves_and_tags(out_dir, capsys):
         assert np.isfinite(history["loss"]).all() and history["loss"][-1] < history["loss"][0]
         assert (out_dir / name / "best.keras").is_file()
     for name in ("pos_confusion.png", "pos_directions.png", "pos_bilstm_history.png",
-                 "pos_tagger.keras", "pos_tagger.vocab.json", "pos_per_tag.json"):
+                 "pos_per_tag.json"):
         assert (out_dir / name).stat().st_size > 0, name
+    assets = common.read_json(out_dir / "pos_bilstm" / "best.json")["assets"]  # for --tag
+    assert assets["tags"][1:] == list(ls.UPOS_TAGS) and assets["max_word_length"] == 16
     assert json.loads((out_dir / "metrics.json").read_text())["pos_accuracy"] == pytest.approx(
         metrics["pos_accuracy"])
     table = json.loads((out_dir / "pos_per_tag.json").read_text())
@@ -306,8 +310,14 @@ def test_tiny_sentiment_run_trains_saves_and_classifies(out_dir, capsys):
     assert (out_dir / "sentiment_history.png").is_file()
     assert "misclassified test sentences" in capsys.readouterr().out
 
+    capsys.readouterr()
     result = ls.main(tiny_config(out_dir, classify="A great phone, I love it."))
     assert 0 <= result["sentiment_probability"] <= 1
+    assert "note:" not in capsys.readouterr().out
+    unknown = ls.main(tiny_config(out_dir, classify="\U0001f600\U0001f600 zzxq"))
+    assert 0 <= unknown["sentiment_probability"] <= 1
+    assert "note: every word of the sentence never appeared in training" in (
+        capsys.readouterr().out)
     for empty in ("", " "):
         with pytest.raises(common.UserError, match="sentence to classify is empty"):
             ls.main(tiny_config(out_dir, classify=empty))

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import common
+import readers
 import machine_translation as mt
 
 # ----------------------------------------------------------------------------- data
@@ -28,7 +29,7 @@ def test_normalize_splits_punctuation_and_french_spaces():
 @pytest.fixture(scope="module")
 def sample_file(tmp_path_factory) -> Path:
     """3,000 random lines of the bundled Tatoeba file (a fast stand-in for the whole)."""
-    lines = gzip.open(common.data_file(mt.DATA_FILE), "rt", encoding="utf-8").read().splitlines()
+    lines = gzip.open(readers.data_file(mt.DATA_FILE), "rt", encoding="utf-8").read().splitlines()
     chosen = np.random.default_rng(0).choice(len(lines), 3000, replace=False)
     path = tmp_path_factory.mktemp("data") / "sample.txt"
     path.write_text("\n".join(lines[i] for i in sorted(chosen)) + "\n", encoding="utf-8")
@@ -59,7 +60,7 @@ def test_split_keeps_english_sentences_disjoint_with_all_references():
 
 
 def test_split_of_real_data_is_disjoint_and_budgeted(sample_file):
-    pairs = mt.load_pairs(sample_file)
+    pairs = readers.read_pairs(sample_file)
     splits = mt.split_by_source(pairs, 10, 1000, 0.1, 0.1, seed=0)
     sizes = [sum(map(len, group.values())) for group in splits.values()]
     assert 1000 <= sum(sizes) < 1000 + 20  # whole English groups until the budget is reached
@@ -315,10 +316,11 @@ def test_tiny_end_to_end_run_and_translate(out_dir, sample_file, capsys):
     assert metrics["final_epoch_loss"] < metrics["first_epoch_loss"]
     assert metrics["test_sentence_count"] > 0
     assert common.read_json(out_dir / "metrics.json")["bleu_beam"] == metrics["bleu_beam"]
-    for name in ("best.keras", "vocabulary.json", "history.png", "attention_1.png",
-                 "../gru_none/best.keras"):
+    for name in ("best.keras", "history.png", "attention_1.png", "../gru_none/best.keras"):
         name = f"gru_bahdanau/{name}"
         assert (out_dir / name).is_file(), name
+    assets = common.read_json(out_dir / "gru_bahdanau" / "best.json")["assets"]
+    assert assets["source"][:2] == ["", "[UNK]"] and "[start]" in assets["target"]
     assert not (out_dir / "gru_none/attention_1.png").exists()
 
     # --translate loads the saved model and vocabularies; unknown words are shown, not dropped.
@@ -347,12 +349,10 @@ def test_translate_refuses_a_broken_model_or_vocabulary(out_dir):
     with pytest.raises(common.CheckpointError, match="unreadable"):
         mt.main(mt.Config(translate="I am cold.", output_dir=str(out_dir)))
     tiny_model().save(directory / "best.keras")
-    with pytest.raises(common.CheckpointError, match="vocabulary.json is missing"):
+    with pytest.raises(common.CheckpointError, match="best.json is missing or unreadable"):
         mt.main(mt.Config(translate="I am cold.", output_dir=str(out_dir)))
-    common.write_json(directory / "vocabulary.json",
-                      {"settings": {"units": 8}, "source": [], "target": []})
-    common.write_json(directory / "best.json", {"settings": {"units": 16}})
-    with pytest.raises(common.CheckpointError, match="different settings"):
+    common.write_json(directory / "best.json", {"settings": {"units": 16}, "assets": {}})
+    with pytest.raises(common.CheckpointError, match="vocabularies are missing"):
         mt.main(mt.Config(translate="I am cold.", output_dir=str(out_dir)))
 
 
@@ -367,11 +367,14 @@ def test_bad_data_files_raise_data_errors(out_dir, tmp_path):
         mt.main(mt.Config(data_path=str(malformed), output_dir=str(out_dir)))
     binary = tmp_path / "binary.txt"
     binary.write_bytes(b"\xff\xfe\x00bad\tbytes\n")
-    with pytest.raises(common.DataError, match="cannot read"):
+    with pytest.raises(common.DataError, match="not UTF-8 text"):
         mt.main(mt.Config(data_path=str(binary), output_dir=str(out_dir)))
     tiny = tmp_path / "tiny.txt"
     tiny.write_text("Go.\tVa !\nHi.\tSalut !\n", encoding="utf-8")
     with pytest.raises(common.DataError, match="only 2 distinct English sentences"):
+        mt.main(mt.Config(data_path=str(tiny), output_dir=str(out_dir)))
+    tiny.write_text("Go.\tVa !\nHi.\tSalut !\nRun!\tCours !\n", encoding="utf-8")
+    with pytest.raises(common.DataError, match="no word seen at least --min-count"):
         mt.main(mt.Config(data_path=str(tiny), output_dir=str(out_dir)))
 
 
@@ -401,4 +404,4 @@ def test_help_lists_the_translation_flags(capsys):
     for flag in ("--attention", "--beam-width", "--length-alpha", "--translate", "--cell",
                  "--compare-no-attention", "--max-pairs"):
         assert flag in text
-    assert set(mt.FULL_QUALITY) <= set(mt.Config.__dataclass_fields__)
+    assert set(mt.Config.PRESETS["full"]) <= set(mt.Config.__dataclass_fields__)

@@ -44,10 +44,10 @@ def test_char_windows_are_shifted_by_one():
     np.testing.assert_array_equal(targets, inputs + 1)
 
 
-def test_load_shakespeare_refuses_a_file_that_is_not_gzip(tmp_path):
+def test_load_shakespeare_refuses_a_broken_or_short_file(tmp_path):
     broken = tmp_path / "input.txt.gz"
-    broken.write_text("not gzip at all")
-    with pytest.raises(common.DataError, match="not a readable gzip"):
+    broken.write_bytes(gzip.compress(b"x" * 5000)[:30])
+    with pytest.raises(common.DataError, match="broken gzip file"):
         rnn_basics.load_shakespeare(broken)
     tiny = tmp_path / "tiny.txt.gz"
     with gzip.open(tiny, "wt") as handle:
@@ -152,8 +152,8 @@ def test_sampling_is_seeded_and_stays_in_the_vocabulary():
 
 # ----------------------------------------------------------------------------- bad input
 BAD_CONFIGS = [
-    (dict(lengths=(0,)), "--lengths must all be >= 2"),
-    (dict(lengths=(50, 1)), "--lengths must all be >= 2"),
+    (dict(lengths=(0,)), "--lengths must be >= 2"),
+    (dict(lengths=(50, 1)), "--lengths must be >= 2"),
     (dict(lengths=()), "--lengths needs at least one"),
     (dict(lengths=(50, 50)), "--lengths must not repeat"),
     (dict(hidden_size=-3), "--hidden-size must be >= 1"),
@@ -165,8 +165,8 @@ BAD_CONFIGS = [
     (dict(text_chars=10), "--text-chars must be between"),
     (dict(text_chars=2_000_000), "--text-chars must be between"),
     (dict(gradient_length=1), "--gradient-length must be >= 2"),
-    (dict(cells=("rnn",)), "--cells must be distinct names from simplernn, lstm, gru"),
-    (dict(cells=("lstm", "lstm")), "--cells must be distinct"),
+    (dict(cells=("rnn",)), "--cells must be one of simplernn, lstm, gru"),
+    (dict(cells=("lstm", "lstm")), "--cells must not repeat"),
     (dict(hidden_size=2.5), "--hidden-size must be a whole number"),
 ]
 
@@ -181,7 +181,7 @@ def test_bad_flag_on_the_command_line_exits_with_one_line(capsys):
     with pytest.raises(SystemExit) as exit_info:
         common.parse_config(Config, ["--lengths", "100", "0"])
     assert exit_info.value.code == 2
-    assert "--lengths must all be >= 2" in capsys.readouterr().err
+    assert "--lengths must be >= 2 (got 0)" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- end to end

@@ -14,6 +14,7 @@ import pytest
 import soundfile
 
 import common
+import readers
 import speech_recognition as sr
 
 SAMPLE_RATE = sr.SAMPLE_RATE
@@ -104,7 +105,7 @@ def test_made_utterances_say_their_labels():
 
 
 def test_bundled_and_folder_recordings_load_alike(tmp_path):
-    bundled = sr.load_bundled_recordings()
+    bundled = readers.load_fsdd_bundle()
     assert len(bundled) == 2700  # 6 speakers x 10 digits x takes 0-44
     assert {speaker for _, speaker, _ in bundled} == set(sr.SPEAKERS)
     assert {take for _, _, take in bundled} == set(range(45))
@@ -113,12 +114,15 @@ def test_bundled_and_folder_recordings_load_alike(tmp_path):
         soundfile.write(tmp_path / f"{digit}_{speaker}_{take}.wav",
                         bundled[(digit, speaker, take)], SAMPLE_RATE, subtype="PCM_16")
     (tmp_path / "README.md").write_text("not a recording")
-    loaded = sr.load_wav_folder(tmp_path)
+    loaded = readers.load_fsdd_folder(tmp_path)
     assert sorted(loaded) == sorted(chosen)
     for key in chosen:
         np.testing.assert_array_equal(loaded[key], bundled[key])
+    with pytest.raises(common.DataError, match="is not a folder"):
+        readers.load_fsdd_folder(tmp_path / "nothing")
+    (tmp_path / "empty").mkdir()
     with pytest.raises(common.DataError, match="no FSDD recordings"):
-        sr.load_wav_folder(tmp_path / "nothing")
+        readers.load_fsdd_folder(tmp_path / "empty")
 
 
 def test_split_holds_the_test_speaker_out():
@@ -269,7 +273,7 @@ def write_digits(path: Path, rate: int, channels: int) -> None:
     """Three bundled recordings of the test speaker, resampled to `rate`, as 16-bit WAV."""
     from scipy.signal import resample_poly
 
-    recordings = sr.load_bundled_recordings()
+    recordings = readers.load_fsdd_bundle()
     speech = np.concatenate([np.zeros(800), *(recordings[(d, "george", 10)] / 32768.0
                                               for d in (4, 0, 7)), np.zeros(800)])
     if rate != SAMPLE_RATE:
@@ -287,11 +291,24 @@ def test_transcribe_accepts_stereo_16khz(tiny_run, tmp_path, capsys):
     assert "digits heard:" in capsys.readouterr().out
     reference = sr.main(sr.Config(**TINY, output_dir=str(out), transcribe=str(mono)))
     assert reference["sample_rate"] == SAMPLE_RATE
+    assert common.read_json(out / "inference.json")["file"] == str(mono)
+    assert common.read_json(out / "metrics.json")["test_speaker"] == "george"  # untouched
+
+
+def test_transcribe_hears_nothing_in_silence(tiny_run, tmp_path, capsys):
+    out, _ = tiny_run
+    quiet = tmp_path / "quiet.wav"
+    noise = np.random.default_rng(0).normal(0, 1e-5, 3 * SAMPLE_RATE)  # -100 dB: silence
+    soundfile.write(quiet, noise, SAMPLE_RATE, subtype="FLOAT")
+    heard = sr.main(sr.Config(**TINY, output_dir=str(out), transcribe=str(quiet)))
+    assert heard["digits"] == "" and heard["greedy"] == ""
+    printed = capsys.readouterr().out
+    assert "the recording is silent" in printed and "digits heard: (none)" in printed
 
 
 def test_resampling_keeps_length_in_seconds_and_pitch():
     samples = tone(1000.0, 0.5, rate=16000)
-    resampled = sr.to_model_rate(samples, 16000, Path("x.wav"))
+    resampled = readers.to_sample_rate(samples, 16000, SAMPLE_RATE, Path("x.wav"))
     assert len(resampled) == 4000
     spectrum = np.abs(np.fft.rfft(resampled))
     assert np.argmax(spectrum) * SAMPLE_RATE / len(resampled) == pytest.approx(1000, abs=2)
@@ -310,9 +327,18 @@ def bad_audio_files(tmp: Path) -> list[tuple[str, str]]:
     soundfile.write(slow, tone(440, 0.5, 4000), 4000)
     tiny = tmp / "tiny.wav"
     soundfile.write(tiny, tone(440, 0.01), SAMPLE_RATE)
+    broken = tmp / "nan.wav"
+    soundfile.write(broken, np.full(SAMPLE_RATE, np.nan, "float32"), SAMPLE_RATE,
+                    subtype="FLOAT")
+    long = tmp / "ten_minutes.wav"
+    soundfile.write(long, np.zeros(600 * SAMPLE_RATE, "int16"), SAMPLE_RATE)
+    fake_mp3 = tmp / "song.mp3"
+    fake_mp3.write_text("not an mp3 at all\n" * 50)
     return [(str(empty), "cannot read"), (str(text), "cannot read"),
             (str(silent), "holds no audio"), (str(slow), "4000 Hz"),
-            (str(tmp / "missing.wav"), "no audio file at"), (str(tiny), "too short")]
+            (str(tmp / "missing.wav"), "no audio file at"), (str(tiny), "too short"),
+            (str(broken), "NaN or infinite samples"), (str(long), "is 600 s long"),
+            (str(fake_mp3), "cannot read"), (str(tmp), "is a folder")]
 
 
 def test_bad_audio_gets_one_line_and_nonzero_exit(tiny_run, tmp_path, monkeypatch, capsys):

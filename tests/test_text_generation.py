@@ -178,12 +178,16 @@ def test_tiny_char_run_then_generate_from_the_checkpoint(out_dir, capsys):
     for name in ("loss.png", "next_token_probabilities.png", "metrics.json"):
         assert (out_dir / name).is_file()
     model_dir = out_dir / "tinyshakespeare_char_lstm"
-    assert (model_dir / "best.keras").is_file() and (model_dir / "vocabulary.json").is_file()
+    assert (model_dir / "best.keras").is_file()
+    assets = common.read_json(model_dir / "best.json")["assets"]  # saved with the best model
+    assert assets["vocabulary"]["tokens"][1:] == sorted(set(assets["vocabulary"]["tokens"][1:]))
+    assert assets["prompts"] == ["ROMEO:", "To be or not to"]
     assert len(metrics["samples"]["1.0"]) == 2
     assert all(s.startswith("ROMEO:") and len(s) == 26 for s in metrics["samples"]["1.0"])
     capsys.readouterr()
+    training_metrics = (out_dir / "metrics.json").read_bytes()
 
-    # --generate: loads best.keras + vocabulary.json, no training, autocomplete table
+    # --generate: loads best.keras and its vocabulary, no training, autocomplete table
     generated = tg.main(tg.Config(**TINY, output_dir=str(out_dir), generate=True,
                                   complete="To be or", num_completions=5, prompt="MENENIUS:"))
     printed = capsys.readouterr().out
@@ -193,6 +197,8 @@ def test_tiny_char_run_then_generate_from_the_checkpoint(out_dir, capsys):
     assert len(probabilities) == 5 and probabilities == sorted(probabilities, reverse=True)
     assert 0 < sum(probabilities) <= 1 + 1e-6
     assert generated["samples"]["0.8"][0].startswith("MENENIUS:")
+    assert (out_dir / "metrics.json").read_bytes() == training_metrics  # inference's own file
+    assert common.read_json(out_dir / "inference.json")["prompt"] == "MENENIUS:"
 
     with pytest.raises(common.UserError, match="never saw.*'€'"):
         tg.main(tg.Config(**TINY, output_dir=str(out_dir), generate=True, prompt="ROMEO€"))
@@ -222,11 +228,14 @@ def test_bad_text_files_raise_data_error(tmp_path, out_dir, content, fragment):
 
 
 def test_missing_inputs_raise_user_errors(tmp_path, out_dir):
-    with pytest.raises(common.DataError, match="does not exist"):
+    with pytest.raises(common.DataError, match="no text file at"):
         tg.main(tg.Config(text=str(tmp_path / "nope.txt"), output_dir=str(out_dir)))
-    with pytest.raises(common.CheckpointError, match="train first"):
+    with pytest.raises(common.DataError, match="is a folder"):
+        tg.main(tg.Config(text=str(tmp_path), output_dir=str(out_dir)))
+    with pytest.raises(common.CheckpointError, match="no saved model at"):
         tg.main(tg.Config(generate=True, output_dir=str(out_dir)))
-    for bad in (dict(top_p=0.0), dict(temperature=-1.0), dict(units=0), dict(dropout=1.0)):
+    for bad in (dict(top_p=0.0), dict(temperature=-1.0), dict(units=0), dict(dropout=1.0),
+                dict(temperatures=(0.5, float("inf")))):
         with pytest.raises(common.ConfigError):
             tg.Config(**bad)
 

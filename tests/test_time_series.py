@@ -1,47 +1,21 @@
 """Tests of time_series.py: no look-ahead, window alignment, baselines, the CSV loader's
 refusals, the download fallback, and tiny end-to-end runs for weather and stocks."""
 
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
 import common
+import readers
 import time_series as ts
+from helpers import random_walk_prices as _prices
+from helpers import write_prices as _write_csv
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _prices(days: int = 120, seed: int = 0) -> pd.DataFrame:
-    """A random-walk OHLCV table on business days, as load_prices returns it."""
-    rng = np.random.default_rng(seed)
-    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, days)))
-    open_ = close * np.exp(rng.normal(0, 0.005, days))
-    frame = pd.DataFrame(
-        {
-            "Open": open_,
-            "High": np.maximum(open_, close) * 1.01,
-            "Low": np.minimum(open_, close) * 0.99,
-            "Close": close,
-            "Adj Close": close,
-            "Volume": rng.integers(1_000, 5_000, days).astype(float),
-        },
-        index=pd.bdate_range("2020-01-01", periods=days, name="Date"),
-    )
-    return frame
-
-
-def _write_csv(path: Path, frame: pd.DataFrame) -> Path:
-    frame.to_csv(path, date_format="%Y-%m-%d")
-    return path
 
 
 # ----------------------------------------------------------------------------- no look-ahead
 def test_weather_split_is_chronological_and_scaler_uses_train_rows_only():
-    frame = ts.add_time_features(ts.load_jena()).iloc[:2000]
+    frame = ts.add_time_features(readers.load_jena()).iloc[:2000]
     data = ts.prepare_series(frame)
     assert {k: len(v) for k, v in data.splits.items()} == {"train": 1400, "val": 400, "test": 200}
     assert data.dates["train"][-1] < data.dates["val"][0] < data.dates["test"][0]
@@ -53,7 +27,7 @@ def test_weather_split_is_chronological_and_scaler_uses_train_rows_only():
 
 
 def test_change_features_are_hour_to_hour_differences_of_past_rows():
-    raw = ts.load_jena().iloc[:50]
+    raw = readers.load_jena().iloc[:50]
     frame = ts.add_changes(ts.add_time_features(raw))
     assert len(frame) == 49 and frame.index[0] == raw.index[1]  # no previous hour: dropped
     assert list(frame.columns[-6:]) == [f"{c.split(' ')[0]} change" for c in ts.JENA_COLUMNS]
@@ -63,7 +37,7 @@ def test_change_features_are_hour_to_hour_differences_of_past_rows():
 
 
 def test_perturbing_the_future_changes_no_training_input_or_scaler_statistic():
-    raw = ts.load_jena().iloc[:3001]
+    raw = readers.load_jena().iloc[:3001]
     frame = ts.add_changes(ts.add_time_features(raw))  # the script's features, changes included
     train_end = ts.split_bounds(len(frame))["train"].stop  # frame row k is raw row k + 1
     future_changed = raw.copy()
@@ -180,58 +154,6 @@ def test_residual_model_starts_at_the_last_value_baseline():
     np.testing.assert_allclose(predicted, np.repeat(inputs[:, -1, :1], 3, axis=1), atol=1e-6)
 
 
-# ----------------------------------------------------------------------------- CSV loader
-def test_load_prices_reads_a_yahoo_csv(tmp_path):
-    prices = ts.load_prices(_write_csv(tmp_path / "ok.csv", _prices(40)))
-    assert len(prices) == 40 and list(prices.columns) == list(ts.STOCK_COLUMNS[1:])
-    np.testing.assert_allclose(prices["Close"].to_numpy(), _prices(40)["Close"].to_numpy())
-    bundled = ts.load_prices(common.data_file("stocks/SPY.csv.gz"))
-    assert bundled.index.is_monotonic_increasing and len(bundled) > 7000
-
-
-@pytest.mark.parametrize(
-    ("damage", "message"),
-    [
-        (lambda f: f.drop(columns=["High", "Volume"]), "missing column.*High, Volume"),
-        (lambda f: f.astype({"Close": object}).assign(
-            Close=lambda g: g["Close"].where(g.index != g.index[5], "n/a")),
-         "non-numeric value 'n/a' in column Close on line 7"),
-        (lambda f: f.iloc[[0, 1, 3, 2, *range(4, len(f))]],
-         "not sorted.*sort the file by Date"),
-        (lambda f: pd.concat([f.iloc[:4], f.iloc[3:]]), "duplicate date .* lines 5 and 6"),
-        (lambda f: f.iloc[:30], "30 rows: too few for one window"),
-        (lambda f: f.assign(Low=lambda g: g["Low"].where(g.index != g.index[2], -1.0)),
-         "Low must be positive"),
-    ],
-    ids=["missing-columns", "non-numeric", "unsorted", "duplicate", "too-few-rows", "negative"],
-)
-def test_load_prices_refuses_a_bad_csv_naming_the_problem(tmp_path, damage, message):
-    path = _write_csv(tmp_path / "bad.csv", damage(_prices(120)))
-    with pytest.raises(common.DataError, match=message):
-        ts.load_prices(path, min_rows=ts.min_stock_rows(30))
-
-
-def test_load_prices_refuses_missing_file_and_bad_dates(tmp_path):
-    with pytest.raises(common.DataError, match="no CSV file"):
-        ts.load_prices(tmp_path / "nope.csv")
-    path = tmp_path / "dates.csv"
-    path.write_text("Date,Open,High,Low,Close,Volume\n2020-01-02,1,2,1,2,10\nsoon,1,2,1,2,10\n")
-    with pytest.raises(common.DataError, match="unreadable date 'soon' on line 3"):
-        ts.load_prices(path)
-
-
-def test_cli_prints_one_line_for_a_bad_csv(tmp_path):
-    path = _write_csv(tmp_path / "bad.csv", _prices(50).drop(columns=["Open"]))
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "time_series.py"), "--dataset", "stock", "--csv", str(path),
-         "--output-dir", str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
-    )
-    assert result.returncode == 1
-    assert "Traceback" not in result.stderr
-    assert "error:" in result.stderr and "missing column(s) Open" in result.stderr
-
-
 # ----------------------------------------------------------------------------- config / download
 def test_config_refuses_bad_values_before_any_work():
     with pytest.raises(common.ConfigError, match="--models"):
@@ -241,20 +163,6 @@ def test_config_refuses_bad_values_before_any_work():
     with pytest.raises(common.ConfigError, match="no bundled prices for TSLA"):
         ts.Config(dataset="stock", ticker="tsla")
     assert ts.Config(dataset="stock", ticker="tsla", download=True).ticker == "TSLA"
-
-
-def test_download_offline_falls_back_to_bundled_or_refuses(tmp_path, monkeypatch, capsys):
-    import yfinance
-
-    def offline(*args, **kwargs):
-        raise OSError("network is unreachable")
-
-    monkeypatch.setattr(yfinance, "download", offline)
-    path = ts.download_prices("MSFT", tmp_path)
-    assert path == common.data_file("stocks/MSFT.csv.gz")
-    assert "could not download MSFT" in capsys.readouterr().err
-    with pytest.raises(common.UserError, match="no bundled copy"):
-        ts.download_prices("ZZZZ", tmp_path)
 
 
 # ----------------------------------------------------------------------------- end to end

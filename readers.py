@@ -1,0 +1,470 @@
+"""Validating readers for every data file the scripts touch; no lesson here.
+
+Each reader returns clean data or raises a one-line `common.DataError` that names the file,
+the line and what to do: bundled files are checked against data/manifest.json, downloads fall
+back to the bundled copy, and user files (a stock CSV, a text, a treebank, a WAV) are checked
+for what real files get wrong (encodings, time zones, day-first dates, impossible prices,
+NaN samples, folders given for files).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import logging
+import math
+import re
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import common
+from common import DataError, shown
+
+
+# ----------------------------------------------------------------------------- bundled data
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_file(path: Path, sha256: str | None = None, size: int | None = None) -> Path:
+    """Check that `path` exists and matches its size and sha256; DataError says what to do."""
+    path = Path(path)
+    restore = "restore it with `git checkout -- data/` or pass --download"
+    if not path.is_file():
+        raise DataError(f"data file {shown(path)} is missing; {restore}")
+    actual_size = path.stat().st_size
+    if size is not None and actual_size != size:
+        raise DataError(f"data file {shown(path)} is corrupt: {actual_size} bytes, expected "
+                        f"{size} (truncated or edited); {restore}")
+    if sha256 is not None and _sha256(path) != sha256:
+        raise DataError(f"data file {shown(path)} is corrupt: sha256 mismatch; {restore}")
+    return path
+
+
+def data_file(relative: str, data_dir: Path | None = None) -> Path:
+    """A bundled file under `data/`, verified against `data/manifest.json`."""
+    data_dir = Path(data_dir) if data_dir else common.DATA_DIR
+    manifest = common.read_json(data_dir / "manifest.json") or {}
+    entry = manifest.get("files", {}).get(relative, {})
+    return verify_file(data_dir / relative, entry.get("sha256"), entry.get("bytes"))
+
+
+def download_or_bundled(url: str, bundled: str, fname: str | None = None,
+                        cache_dir: Path | None = None, extract: bool = False) -> Path:
+    """Fetch `url` through `keras.utils.get_file` (cached); when that fails, say why on
+    stderr and return the verified bundled copy `data/<bundled>` instead."""
+    import keras
+
+    fname = fname or url.rsplit("/", 1)[-1]
+    try:
+        path = keras.utils.get_file(fname, origin=url, extract=extract, cache_subdir="",
+                                    cache_dir=str(cache_dir or common.OUTPUTS_DIR / "downloads"))
+        return Path(path)
+    except Exception as error:  # get_file wraps URLError/HTTPError/OSError in Exception
+        print(f"warning: could not download {url} ({common.one_line(error)}); "
+              f"using the bundled copy data/{bundled}", file=sys.stderr)
+        return data_file(bundled)
+
+
+# ----------------------------------------------------------------------------- user files
+def existing_file(path: Path | str, what: str = "file") -> Path:
+    """`path` if it is a readable file; otherwise a DataError saying what it is instead."""
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{what} {shown(path)} is a folder, not a file; pass a file")
+    if not path.is_file():
+        raise DataError(f"no {what} at {shown(path)}")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as error:
+        raise DataError(f"cannot open {what} {shown(path)} ({error.strerror})") from None
+    return path
+
+
+def read_text(path: Path | str, what: str = "text file") -> str:
+    """A whole UTF-8 text (gzip-compressed or not), with a byte-order mark dropped."""
+    path = existing_file(path, what)
+    raw = path.read_bytes()
+    try:
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError) as error:
+        raise DataError(f"{shown(path)} is a broken gzip file ({common.one_line(error)}); "
+                        "restore it or pass another file") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise DataError(f"{shown(path)} is not UTF-8 text ({error.reason} at byte "
+                        f"{error.start}); convert it, e.g. `iconv -t UTF-8`") from None
+
+
+# ----------------------------------------------------------------------------- dates
+_OFFSET = re.compile(r"(?:Z|[+-]\d\d:?\d\d)$")  # "…+02:00", "…-0500", "…Z"
+_DAY_MONTH = ("%d/%m/%Y", "%m/%d/%Y", "%d-%m-%Y", "%m-%d-%Y", "%d.%m.%Y", "%Y/%m/%d", "%Y%m%d")
+DATE_FORMATS = tuple(f"{day}{time}" for day in _DAY_MONTH for time in ("", " %H:%M", " %H:%M:%S"))
+
+
+def parse_dates(texts: Sequence[str], path: Path, date_format: str = "",
+                first_line: int = 2) -> pd.DatetimeIndex:
+    """Parse a date column in one consistent way, or say why not.
+
+    ISO dates ("2024-03-01", "2024-03-01 13:00") are read as such. Other forms must match one
+    format on every row; when both day-first and month-first fit (every day <= 12), the one
+    that puts the rows in time order wins (with a note), and a tie is refused: pass
+    `date_format`. Time zones: all dates carry one (their local time is kept) or none do.
+    """
+    texts = pd.Series([str(t).strip() for t in texts], dtype="object")
+    has_offset = texts.str.contains(_OFFSET)
+    if has_offset.any() and not has_offset.all():
+        with_zone, without = int(np.argmax(has_offset)), int(np.argmin(has_offset))
+        raise DataError(
+            f"{shown(path)}: dates mix time zones: line {with_zone + first_line} "
+            f"({texts[with_zone]!r}) has one, line {without + first_line} ({texts[without]!r}) "
+            "has none; write every date the same way")
+    if has_offset.all():  # keep each row's local date and time, drop the offset
+        texts = texts.str.replace(_OFFSET, "", regex=True).str.strip().str.rstrip("T")
+
+    def attempt(form: str) -> pd.Series:
+        return pd.to_datetime(texts, format=form, errors="coerce")
+
+    if date_format:
+        parsed = attempt(date_format)
+        if parsed.isna().any():
+            row = int(np.flatnonzero(parsed.isna())[0])
+            raise DataError(f"{shown(path)}: date {texts[row]!r} on line {row + first_line} does "
+                            f"not match --date-format {date_format}")
+        return pd.DatetimeIndex(parsed)
+    iso = attempt("ISO8601")
+    if not iso.isna().any():
+        return pd.DatetimeIndex(iso)
+    fitting = {form: parsed for form in DATE_FORMATS
+               if not (parsed := attempt(form)).isna().any()}
+    readings = {}  # distinct readings of the column, by the first format giving each
+    for form, parsed in fitting.items():
+        if not any(parsed.equals(other) for other in readings.values()):
+            readings[form] = parsed
+    if len(readings) == 1:
+        return pd.DatetimeIndex(next(iter(readings.values())))
+    if not readings:
+        row = int(np.flatnonzero(iso.isna())[0])
+        raise DataError(f"{shown(path)}: unreadable date {texts[row]!r} on line "
+                        f"{row + first_line}; pass --date-format (e.g. %d/%m/%Y)")
+    ordered = [form for form, parsed in readings.items() if parsed.is_monotonic_increasing]
+    choices = " or ".join(f"--date-format {form}" for form in readings)
+    if len(ordered) == 1:
+        print(f"note: {shown(path)}: dates such as {texts[0]!r} fit {' and '.join(readings)}; "
+              f"read as {ordered[0]}, the only reading in time order (else pass {choices})")
+        return pd.DatetimeIndex(readings[ordered[0]])
+    raise DataError(f"{shown(path)}: dates such as {texts[0]!r} can be read as "
+                    f"{' or as '.join(readings)}; say which with {choices}")
+
+
+# ----------------------------------------------------------------------------- stock prices
+STOCK_COLUMNS = ("Date", "Open", "High", "Low", "Close", "Volume")
+PRICE_RANGE = (1e-6, 1e9)  # a price outside this is a data error (1e308, 1e-320), not a stock
+MAX_VOLUME = 1e15
+
+
+def load_prices(path: Path, min_rows: int = 2, date_format: str = "") -> pd.DataFrame:
+    """A Yahoo-style OHLCV CSV as a float table indexed by date; DataError naming any problem:
+    missing columns, non-numeric, implausible or inconsistent prices (High below Low, Close
+    above High), bad/unsorted/duplicate dates, or fewer than `min_rows` rows."""
+    path = existing_file(path, "CSV file")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (ValueError, OSError, UnicodeDecodeError) as error:
+        raise DataError(f"cannot read {shown(path)} as CSV ({common.one_line(error)})") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    missing = [c for c in STOCK_COLUMNS if c not in frame.columns]
+    if missing:
+        raise DataError(f"{shown(path)} is missing column(s) {', '.join(missing)}; a Yahoo-style "
+                        f"CSV has the header {','.join(STOCK_COLUMNS[:5])},Adj Close,Volume")
+    prices = pd.DataFrame(index=pd.DatetimeIndex(
+        parse_dates(frame["Date"], path, date_format), name="Date"))
+
+    def where(row: int) -> str:
+        return f"on line {row + 2} ({frame['Date'][row]})"
+
+    for column in STOCK_COLUMNS[1:]:
+        numbers = pd.to_numeric(frame[column].str.strip(), errors="coerce").to_numpy()
+        bad = ~np.isfinite(numbers)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DataError(f"{shown(path)}: non-numeric value {frame[column][row]!r} in column "
+                            f"{column} {where(row)}; remove or fill that row")
+        low, high = (0, MAX_VOLUME) if column == "Volume" else PRICE_RANGE
+        wrong = (numbers < low) | (numbers > high) | ((numbers == 0) & (column != "Volume"))
+        if wrong.any():
+            row = int(np.flatnonzero(wrong)[0])
+            raise DataError(f"{shown(path)}: {column} is {numbers[row]:g} {where(row)}, outside "
+                            f"the plausible range {low:g}..{high:g}; fix that row")
+        prices[column] = numbers
+    tolerance = 1 + 1e-6  # rounding in the source, nothing more
+    for name, wrong in (
+        ("High is below Low", prices["High"] * tolerance < prices["Low"]),
+        ("High is below Open or Close",
+         prices["High"] * tolerance < prices[["Open", "Close"]].max(axis=1)),
+        ("Low is above Open or Close",
+         prices["Low"] > prices[["Open", "Close"]].min(axis=1) * tolerance),
+    ):
+        if wrong.any():
+            row = int(np.flatnonzero(wrong.to_numpy())[0])
+            raise DataError(f"{shown(path)}: {name} {where(row)} (Open {prices['Open'].iloc[row]:g}"
+                            f", High {prices['High'].iloc[row]:g}, Low {prices['Low'].iloc[row]:g}"
+                            f", Close {prices['Close'].iloc[row]:g}); fix that row")
+    steps = np.diff(prices.index.to_numpy()).astype("int64")
+    if (steps == 0).any():
+        row = int(np.flatnonzero(steps == 0)[0]) + 1
+        raise DataError(f"{shown(path)}: duplicate date {prices.index[row].date()} on lines "
+                        f"{row + 1} and {row + 2}; keep one row per date")
+    if (steps < 0).any():
+        row = int(np.flatnonzero(steps < 0)[0]) + 1
+        raise DataError(f"{shown(path)}: dates are not sorted: {prices.index[row].date()} on line "
+                        f"{row + 2} comes after {prices.index[row - 1].date()}; sort the file by "
+                        "Date")
+    if len(prices) < min_rows:
+        raise DataError(f"{shown(path)} has {len(prices)} rows: too few for one window; need at "
+                        f"least {min_rows} (or lower --window-days)")
+    return prices
+
+
+def download_prices(ticker: str, cache_dir: Path, bundled: Sequence[str]) -> Path:
+    """The ticker's full daily history via yfinance, cached as CSV in `cache_dir` (reused on
+    the same day). Offline, the bundled copy (with a warning); no bundled copy: UserError."""
+    cache = Path(cache_dir) / f"{ticker}.csv"
+    today = pd.Timestamp.now().normalize()
+    if cache.is_file() and pd.Timestamp(cache.stat().st_mtime, unit="s") >= today:
+        print(f"using today's cached download {shown(cache)}")
+        return cache
+    try:
+        import yfinance
+
+        logging.getLogger("yfinance").setLevel(logging.CRITICAL)  # we report failures below
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pandas deprecation notes from inside yfinance
+            frame = yfinance.download(ticker, period="max", auto_adjust=False,
+                                      progress=False, multi_level_index=False)
+        if frame is None or frame.empty:
+            raise RuntimeError("no rows returned (offline, or unknown ticker)")
+        frame = frame.reset_index()
+        frame["Date"] = pd.to_datetime(frame["Date"]).dt.strftime("%Y-%m-%d")
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(cache.with_suffix(".partial"), index=False)
+        cache.with_suffix(".partial").replace(cache)
+        print(f"downloaded {len(frame)} rows of {ticker} to {shown(cache)}")
+        return cache
+    except Exception as error:  # network errors, yfinance errors, empty answers
+        reason = common.one_line(error)
+        if cache.is_file():
+            print(f"warning: could not download {ticker} ({reason}); using the older cached "
+                  f"copy {shown(cache)}", file=sys.stderr)
+            return cache
+        if ticker in bundled:
+            copy = data_file(f"stocks/{ticker}.csv.gz")
+            print(f"warning: could not download {ticker} ({reason}); using the bundled copy "
+                  f"{shown(copy)}", file=sys.stderr)
+            return copy
+        raise common.UserError(
+            f"could not download {ticker} ({reason}) and there is no bundled copy (bundled: "
+            f"{', '.join(bundled)}); check the symbol and your connection, or pass --csv PATH"
+        ) from None
+
+
+# ----------------------------------------------------------------------------- weather
+JENA_FILE = "jena-climate/jena_climate_hourly_6vars.csv.gz"
+JENA_COLUMNS = ("T (degC)", "p (mbar)", "rh (%)", "VPmax (mbar)", "wv (m/s)", "Tdew (degC)")
+
+
+def load_jena(path: Path | None = None) -> pd.DataFrame:
+    """The hourly Jena table with a DatetimeIndex and the 6 measured columns."""
+    path = Path(path) if path else data_file(JENA_FILE)
+    try:
+        frame = pd.read_csv(path)
+        dates = pd.to_datetime(frame.pop("Date Time"), format="%d.%m.%Y %H:%M:%S")
+    except (KeyError, ValueError, OSError) as error:
+        raise DataError(f"{shown(path)} is not the Jena CSV ({error})") from None
+    missing = [c for c in JENA_COLUMNS if c not in frame.columns]
+    if missing:
+        raise DataError(f"{shown(path)} lacks column(s) {', '.join(missing)}")
+    frame.index = pd.DatetimeIndex(dates, name="Date Time")
+    return frame[list(JENA_COLUMNS)].astype("float64")
+
+
+# ----------------------------------------------------------------------------- text corpora
+def read_sentiment_file(path: Path) -> tuple[list[str], list[int]]:
+    """`sentence<TAB>label` lines -> sentences and 0/1 labels. Split on '\\n' only: the IMDB
+    file holds U+0085 (NEXT LINE) inside sentences, which `str.splitlines` would break on."""
+    text = read_text(path, "sentiment file")
+    sentences, labels = [], []
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.rstrip("\r")
+        if not line.strip():
+            continue
+        sentence, tab, label = line.rpartition("\t")
+        if not tab or label.strip() not in ("0", "1") or not sentence.strip():
+            raise DataError(f"{shown(path)} line {number}: expected 'sentence<TAB>0|1', got "
+                            f"{line[:60]!r}; restore the file with `git checkout -- data/`")
+        sentences.append(sentence.strip(" "))  # not .split(): that splits on U+0085 too
+        labels.append(int(label))
+    return sentences, labels
+
+
+def read_conllu(path: Path, tags: Sequence[str]) -> list[list[tuple[str, str]]]:
+    """Sentences of (word form, tag) from a CoNLL-U file (gzip or plain text).
+
+    Comment lines start with '#'; a blank line ends a sentence; multiword-token lines
+    (ID '3-4') and empty nodes (ID '8.1') are skipped, since their words are tagged on the
+    lines that follow. A line that is not 10 tab-separated columns, an ID that is not an
+    integer or a tag not in `tags` is a DataError naming the file and line.
+    """
+    path = existing_file(path, "CoNLL-U file")
+
+    def corrupt(number: int, problem: str) -> DataError:
+        return DataError(f"{shown(path)} line {number}: {problem}; fix the line or restore the "
+                         "file")
+
+    sentences: list[list[tuple[str, str]]] = []
+    current: list[tuple[str, str]] = []
+    for number, line in enumerate(read_text(path, "CoNLL-U file").split("\n"), start=1):
+        line = line.rstrip("\r")
+        if not line.strip():
+            if current:
+                sentences.append(current)
+            current = []
+            continue
+        if line.startswith("#"):
+            continue
+        columns = line.split("\t")
+        if len(columns) != 10:
+            raise corrupt(number, f"expected 10 tab-separated CoNLL-U columns, got "
+                                  f"{len(columns)} ({line[:50]!r})")
+        token_id, form, tag = columns[0], columns[1], columns[3]
+        if "-" in token_id or "." in token_id:
+            continue  # multiword token or empty node: not a word of the sentence
+        if not token_id.isdigit():
+            raise corrupt(number, f"token ID {token_id!r} is not an integer")
+        if tag not in tags:
+            raise corrupt(number, f"{tag!r} is not a universal POS tag")
+        current.append((form, tag))
+    if current:
+        sentences.append(current)
+    if not sentences:
+        raise DataError(f"{shown(path)} holds no sentences")
+    return sentences
+
+
+def read_pairs(path: Path) -> list[tuple[str, str]]:
+    """(source, target) strings from a tab-separated file (gzip or plain text); further
+    columns (newer Tatoeba releases add an attribution) are ignored."""
+    pairs = []
+    for number, line in enumerate(read_text(path, "data file").split("\n"), 1):
+        if not line.strip():
+            continue
+        fields = line.rstrip("\r").split("\t")
+        if len(fields) < 2 or not fields[0].strip() or not fields[1].strip():
+            raise DataError(f"{shown(path)} line {number} is not 'English<TAB>French' (got "
+                            f"{line.strip()[:60]!r}); fix the line or pass another --data-path")
+        pairs.append((fields[0], fields[1]))
+    if not pairs:
+        raise DataError(f"{shown(path)} holds no sentence pairs")
+    return pairs
+
+
+# ----------------------------------------------------------------------------- audio
+def read_audio(path: Path, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
+    """Samples (float32 in [-1, 1], channels mixed down to mono) and the sample rate of any
+    file libsndfile reads (WAV, FLAC, OGG, MP3); refused: non-audio, empty, NaN/inf samples,
+    longer than `max_seconds`."""
+    import soundfile
+
+    path = existing_file(path, "audio file")
+    try:
+        with common.stderr_silenced():  # libsndfile's mp3 decoder prints its own complaints
+            info = soundfile.info(str(path))
+            if max_seconds and info.frames > max_seconds * info.samplerate:
+                raise DataError(f"{shown(path)} is {info.frames / info.samplerate:.0f} s long; "
+                                f"at most {max_seconds:g} s is read at once: cut it into parts")
+            samples, rate = soundfile.read(path, dtype="float32", always_2d=True)
+    except DataError:
+        raise
+    except Exception as error:  # soundfile.LibsndfileError, RuntimeError, ValueError
+        raise DataError(f"cannot read {shown(path)} as audio ({common.one_line(error, 120)}); "
+                        "pass a WAV file (PCM, mono or stereo)") from None
+    if len(samples) == 0:
+        raise DataError(f"{shown(path)} holds no audio samples")
+    if not np.isfinite(samples).all():
+        raise DataError(f"{shown(path)} holds NaN or infinite samples: not a usable recording")
+    return samples.mean(axis=1), int(rate)
+
+
+def to_sample_rate(samples: np.ndarray, rate: int, target: int, path: Path) -> np.ndarray:
+    """Resample to `target` Hz (polyphase filter); lower rates are refused."""
+    from scipy.signal import resample_poly
+
+    if rate < target:
+        raise DataError(f"{shown(path)} is sampled at {rate} Hz; the model needs at least "
+                        f"{target} Hz")
+    if rate == target:
+        return samples.astype("float32")
+    divisor = math.gcd(rate, target)
+    return resample_poly(samples, target // divisor, rate // divisor).astype("float32")
+
+
+FSDD_AUDIO = "fsdd/recordings.flac"  # all bundled recordings, one after the other
+FSDD_INDEX = "fsdd/recordings.csv"  # file name and sample count of each, in order
+FSDD_RATE = 8000
+_FSDD_NAME = re.compile(r"^(\d)_([a-z]+)_(\d+)\.wav$")
+Recording = tuple[int, str, int]  # (digit, speaker, take)
+
+
+def parse_fsdd_name(name: str) -> Recording | None:
+    """'7_theo_12.wav' -> (7, 'theo', 12); None for any other file name."""
+    match = _FSDD_NAME.match(name)
+    return (int(match[1]), match[2], int(match[3])) if match else None
+
+
+def load_fsdd_bundle() -> dict[Recording, np.ndarray]:
+    """The bundled FLAC (all recordings back to back) cut into recordings by its index."""
+    import soundfile
+
+    audio_path, index_path = data_file(FSDD_AUDIO), data_file(FSDD_INDEX)
+    audio, rate = soundfile.read(audio_path, dtype="int16")
+    rows = list(csv.DictReader(io.StringIO(index_path.read_text())))
+    counts = [int(row["samples"]) for row in rows]
+    if rate != FSDD_RATE or sum(counts) != len(audio):
+        raise DataError(f"{shown(audio_path)} does not match its index {shown(index_path)}; "
+                        "restore both with `git checkout -- data/`")
+    starts = np.cumsum([0, *counts])
+    return {parse_fsdd_name(row["file"]): audio[start:start + count]
+            for row, start, count in zip(rows, starts[:-1], counts, strict=True)}
+
+
+def load_fsdd_folder(folder: Path) -> dict[Recording, np.ndarray]:
+    """Every digit_speaker_take.wav in `folder` (searched recursively), as int16 samples."""
+    if not Path(folder).is_dir():
+        raise DataError(f"--data-dir {folder} is not a folder")
+    recordings = {}
+    for path in sorted(Path(folder).rglob("*.wav")):
+        key = parse_fsdd_name(path.name)
+        if key is None:
+            continue
+        samples, rate = read_audio(path)
+        if rate != FSDD_RATE:
+            raise DataError(f"{shown(path)} is {rate} Hz; FSDD is {FSDD_RATE} Hz")
+        recordings[key] = np.round(samples * 32768).astype("int16")
+    if not recordings:
+        raise DataError(f"no FSDD recordings (digit_speaker_take.wav) under {shown(folder)}; "
+                        "check --data-dir")
+    return recordings
