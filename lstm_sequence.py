@@ -108,10 +108,11 @@ class Config(common.RunConfig):
     ud_dir: str = ""  # Folder with en_ewt-ud-{train,dev,test}.conllu[.gz]; "" = bundled.
 
     PRESETS: ClassVar[dict] = {
-        # about 20 s: the tagger alone, one small layer, a few hundred sentences
-        "quick": {"task": "pos", "max_sentences": 200, "epochs": 3, "uni_epochs": 0,
+        # about 20 s: both tasks on 200 sentences each, small one-layer models
+        "quick": {"max_sentences": 200, "epochs": 3, "uni_epochs": 2, "sentiment_epochs": 3,
                   "pos_units": 16, "pos_layers": 1, "word_embedding_dim": 16, "char_filters": 8,
-                  "patience": 5},
+                  "sentiment_units": 8, "sentiment_embedding_dim": 16, "learning_rate": 1e-2,
+                  "batch_size": 16, "patience": 5},
         # up to 12 POS epochs (early stopping, patience 3) with a wider tagger
         "full": {"epochs": 12, "uni_epochs": 12, "pos_units": 128},
     }

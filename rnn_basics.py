@@ -122,10 +122,11 @@ class Config(common.RunConfig):
     clip_demo_scale: DemoRate = 2.0  # Recurrent-weight gain of the demo model (explodes).
 
     PRESETS: ClassVar[dict] = {
-        # about 15 s: one short length, the LSTM alone, tiny demos
-        "quick": {"cells": ("lstm",), "lengths": (8,), "hidden_size": 4, "train_samples": 256,
+        # about 20 s: every section on a tiny scale (three small cells, sequences of 8 steps)
+        "quick": {"lengths": (8,), "hidden_size": 4, "train_samples": 256,
                   "val_samples": 64, "test_samples": 64, "epochs": 3, "patience": 5,
-                  "target_mse": 0.0, "char_steps": 5, "char_hidden": 16, "text_chars": 20000,
+                  "target_mse": 0.0, "char_steps": 8, "char_hidden": 16, "char_seq_length": 16,
+                  "char_learning_rate": 1e-2, "text_chars": 20000,
                   "gradient_length": 12, "clip_demo_steps": 5, "clip_demo_length": 8,
                   "sample_length": 20, "jit_compile": False},
         # adds T=200, twice the sequences, up to 40 epochs; the char RNN trains longer

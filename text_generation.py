@@ -120,7 +120,8 @@ class Config(common.RunConfig):
         # about 20 s: a small one-layer model, a few short epochs on a slice of the text
         "quick": {"epochs": 3, "steps_per_epoch": 10, "max_chars": 30000, "units": 48,
                   "num_layers": 1, "batch_size": 32, "sequence_length": 32,
-                  "eval_sequence_length": 256, "sample_length": 50},
+                  "eval_sequence_length": 256, "learning_rate": 1e-2, "warmup_steps": 5,
+                  "sample_length": 50},
         # a wider LSTM with more dropout and a longer schedule
         "full": {"epochs": 30, "steps_per_epoch": 100, "units": 384, "dropout": 0.2,
                  "learning_rate": 3e-3, "patience": 6},

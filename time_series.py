@@ -143,9 +143,9 @@ class Config(common.RunConfig):
     forecast_days: Annotated[int, between(0, 250), NO_RETRAIN] = 5  # Days forecast past the end.
 
     PRESETS: ClassVar[dict] = {
-        # about 15 s of training: one task, one small model, a few windows
-        "quick": {"tasks": ("single",), "models": ("gru",), "epochs": 3, "max_windows": 512,
-                  "units": 8, "patience": 5, "jit_compile": False},
+        # about 15 s of training: both tasks, a linear model and a small GRU, a few windows
+        "quick": {"models": ("linear", "gru"), "epochs": 3, "max_windows": 512, "units": 8,
+                  "patience": 5, "jit_compile": False},
         # wider recurrent layers, smaller batches, more epochs and patience
         "full": {"epochs": 30, "patience": 5, "units": 128, "batch_size": 128},
     }

@@ -74,6 +74,7 @@ def default_models() -> list[tuple[str, str, object, int, int]]:
 
     import lstm_sequence
     import machine_translation
+    import readers
     import rnn_basics
     import speech_recognition
     import text_generation
@@ -91,7 +92,7 @@ def default_models() -> list[tuple[str, str, object, int, int]]:
                    lstm_sequence.build_tagger(ls, 10000, 100, 17, ls.bidirectional),
                    ls.batch_size, 24))
     ts = time_series.Config()
-    frame = time_series.add_time_features(time_series.load_jena())  # the script's features
+    frame = time_series.add_time_features(readers.load_jena())  # the script's features
     features = (time_series.add_changes(frame) if ts.changes else frame).shape[1]
     for kind in ("lstm", "gru", "reference"):
         model = time_series.build_model(kind, ts.input_hours, features, 1, ts.units,

@@ -65,10 +65,11 @@ def time_series_lstm(steps: int) -> dict:
     """time_series: the script's windows (tf.data, batch 256, XLA) vs the Keras utility."""
     import keras
 
+    import readers
     import time_series as ts
 
     config = ts.Config()
-    frame = ts.add_changes(ts.add_time_features(ts.load_jena()))
+    frame = ts.add_changes(ts.add_time_features(readers.load_jena()))
     train = ts.prepare_series(frame).splits["train"]
     width, features = config.input_hours, train.shape[1]
     out = {}

@@ -3,6 +3,7 @@ really excludes padding, tiny end-to-end runs of both tasks, and clear errors on
 
 import gzip
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -29,18 +30,6 @@ CONLLU = """\
 1\tRun\trun\tVERB\tVB\t_\t0\troot\t_\t_
 2\t!\t!\tPUNCT\t.\t_\t1\tpunct\t_\t_
 """
-
-
-def tiny_config(out_dir: Path, **overrides) -> ls.Config:
-    """A configuration that trains in seconds."""
-    settings = dict(
-        output_dir=str(out_dir), max_sentences=64, epochs=2, uni_epochs=2, sentiment_epochs=2,
-        pos_units=8, pos_layers=1, word_embedding_dim=8, char_embedding_dim=4, char_filters=8,
-        sentiment_units=8, sentiment_embedding_dim=8, learning_rate=1e-2, batch_size=16,
-        examples_shown=2,
-    )
-    settings.update(overrides)
-    return ls.Config(**settings)
 
 
 # ----------------------------------------------------------------------------- readers
@@ -269,60 +258,51 @@ def test_without_masking_padding_does_change_the_sentiment_output():
 
 # ----------------------------------------------------------------------------- end to end
 @pytest.mark.slow
-def test_tiny_pos_run_trains_saves_and_tags(out_dir, capsys):
-    metrics = ls.main(tiny_config(out_dir, task="pos"))
-    for key in ("pos_accuracy", "pos_uni_accuracy", "pos_baseline_accuracy", "run_seconds"):
-        assert np.isfinite(metrics[key])
-    assert "sentiment_accuracy" not in metrics
+def test_quick_run_trains_both_tasks_saves_and_uses_the_models(quick_run, tmp_path, capsys):
+    out_dir = tmp_path / "run"
+    shutil.copytree(quick_run("lstm_sequence")[0], out_dir)
+    metrics = common.read_json(out_dir / "metrics.json")
+    for key in ("pos_accuracy", "pos_uni_accuracy", "pos_baseline_accuracy", "run_seconds",
+                "sentiment_accuracy", "sentiment_f1", "sentiment_baseline_accuracy",
+                "sentiment_baseline_f1"):
+        assert np.isfinite(metrics[key]), key
     assert 0 <= metrics["pos_accuracy"] <= 1 and metrics["pos_baseline_accuracy"] > 0.5
-    for name in ("pos_bilstm", "pos_lstm"):
+    assert 0 <= metrics["sentiment_accuracy"] <= 1
+    for name in ("pos_bilstm", "pos_lstm", "sentiment_lstm"):
         history = json.loads((out_dir / name / "finished.json").read_text())["history"]
         assert np.isfinite(history["loss"]).all() and history["loss"][-1] < history["loss"][0]
         assert (out_dir / name / "best.keras").is_file()
     for name in ("pos_confusion.png", "pos_directions.png", "pos_bilstm_history.png",
-                 "pos_per_tag.json"):
+                 "pos_per_tag.json", "sentiment_history.png"):
         assert (out_dir / name).stat().st_size > 0, name
     assets = common.read_json(out_dir / "pos_bilstm" / "best.json")["assets"]  # for --tag
     assert assets["tags"][1:] == list(ls.UPOS_TAGS) and assets["max_word_length"] == 16
-    assert json.loads((out_dir / "metrics.json").read_text())["pos_accuracy"] == pytest.approx(
-        metrics["pos_accuracy"])
     table = json.loads((out_dir / "pos_per_tag.json").read_text())
     assert sum(row["tokens"] for row in table) == metrics["pos_test_tokens"]
+    assert "misclassified test sentences" in quick_run("lstm_sequence")[2].stdout
+
+    def use(**what):
+        return ls.main(ls.Config.from_preset("quick", output_dir=str(out_dir), **what))
 
     capsys.readouterr()
-    tagged = ls.main(tiny_config(out_dir, tag="The old man the boats ."))
+    tagged = use(tag="The old man the boats .")
     assert len(tagged["tags"]) == 6 and set(tagged["tags"]) <= set(ls.UPOS_TAGS)
     assert "The/" in capsys.readouterr().out
     for empty in ("", "   "):
         with pytest.raises(common.UserError, match="sentence to tag is empty"):
-            ls.main(tiny_config(out_dir, tag=empty))
-
-
-@pytest.mark.slow
-def test_tiny_sentiment_run_trains_saves_and_classifies(out_dir, capsys):
-    metrics = ls.main(tiny_config(out_dir, task="sentiment", max_sentences=200))
-    assert set(metrics) >= {"sentiment_accuracy", "sentiment_f1", "sentiment_baseline_accuracy",
-                            "sentiment_baseline_f1", "run_seconds"}
-    assert "pos_accuracy" not in metrics
-    assert 0 <= metrics["sentiment_accuracy"] <= 1
-    history = json.loads((out_dir / "sentiment_lstm" / "finished.json").read_text())["history"]
-    assert history["loss"][-1] < history["loss"][0]
-    assert (out_dir / "sentiment_history.png").is_file()
-    assert "misclassified test sentences" in capsys.readouterr().out
-
-    capsys.readouterr()
-    result = ls.main(tiny_config(out_dir, classify="A great phone, I love it."))
+            use(tag=empty)
+    result = use(classify="A great phone, I love it.")
     assert 0 <= result["sentiment_probability"] <= 1
-    assert "note:" not in capsys.readouterr().out
-    unknown = ls.main(tiny_config(out_dir, classify="\U0001f600\U0001f600 zzxq"))
+    capsys.readouterr()
+    unknown = use(classify="\U0001f600\U0001f600 zzxq")
     assert 0 <= unknown["sentiment_probability"] <= 1
     assert "note: every word of the sentence never appeared in training" in (
         capsys.readouterr().out)
     for empty in ("", " "):
         with pytest.raises(common.UserError, match="sentence to classify is empty"):
-            ls.main(tiny_config(out_dir, classify=empty))
+            use(classify=empty)
     with pytest.raises(common.UserError, match="has no words"):
-        ls.main(tiny_config(out_dir, classify="?!"))
+        use(classify="?!")
 
 
 # ----------------------------------------------------------------------------- bad input

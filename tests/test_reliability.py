@@ -92,20 +92,10 @@ def inference_args(script: str, directory: Path) -> list[str]:
     return args
 
 
-@pytest.fixture(scope="module")
-def finished_runs(tmp_path_factory):
-    """One uninterrupted quick run per script (shared by the tests below), made lazily."""
-    runs: dict[str, Path] = {}
-
-    def get(script: str) -> Path:
-        if script not in runs:
-            directory = tmp_path_factory.mktemp(f"{script}-clean")
-            result = run_command(script, [*QUICK, "--output-dir", str(directory)])
-            assert result.returncode == 0, result.stderr[-3000:]
-            runs[script] = directory
-        return runs[script]
-
-    return get
+@pytest.fixture
+def finished_runs(quick_run):
+    """The folder of each script's uninterrupted quick run (shared: copy before changing)."""
+    return lambda script: quick_run(script)[0]
 
 
 def copy_of(source: Path, destination: Path) -> Path:
@@ -168,7 +158,7 @@ def test_kill_during_a_best_model_save_loses_nothing(tmp_path):
     args = [*QUICK, "--output-dir", str(out)]
     result = launch_and_kill("time_series", args, DURING_BEST_MODEL_SAVE)
     assert result.returncode == -9, result.stderr[-3000:]
-    model_dir = out / "single_gru"
+    model_dir = out / "single_linear"  # the first model trained
     assert (model_dir / "saving.partial.keras").exists()  # what the kill left behind
     rerun = run_command("time_series", args)
     assert rerun.returncode == 0, rerun.stderr[-3000:]

@@ -2,6 +2,7 @@
 problem generator, NumPy Adam vs Keras Adam, gradient norms, bad input, a tiny end-to-end run."""
 
 import gzip
+import shutil
 
 import keras
 import numpy as np
@@ -186,17 +187,18 @@ def test_bad_flag_on_the_command_line_exits_with_one_line(capsys):
 
 # ----------------------------------------------------------------------------- end to end
 @pytest.mark.slow
-def test_tiny_run_trains_writes_its_files_and_skips_finished_models(out_dir, capsys):
-    config = Config(**TINY, output_dir=str(out_dir))
-    metrics = rnn_basics.main(config)
+def test_quick_run_writes_its_files_and_skips_finished_models(quick_run, tmp_path, capsys):
+    out_dir = tmp_path / "run"
+    shutil.copytree(quick_run("rnn_basics")[0], out_dir)
+    metrics = common.read_json(out_dir / "metrics.json")
     for name in ("metrics.json", "comparison_table.md", "adding_mse_vs_length.png",
                  "gradient_norms.png", "clipping_demo.png", "char_rnn_loss.png",
                  "char_rnn_sample.txt"):
         assert (out_dir / name).is_file(), name
     for cell in rnn_basics.CELLS:
-        run_dir = out_dir / f"adding_{cell}_T6"
+        run_dir = out_dir / f"adding_{cell}_T8"
         assert (run_dir / "best.keras").is_file() and (run_dir / "finished.json").is_file()
-        assert np.isfinite(metrics[f"adding_t6_mse_{cell}"])
+        assert np.isfinite(metrics[f"adding_t8_mse_{cell}"])
         assert metrics[f"seconds_per_epoch_{cell}"] > 0
     assert metrics["params_lstm"] == 4 * 4 * (4 + 2 + 1)
     assert metrics["char_numpy_final_loss"] < metrics["char_numpy_first_loss"]
@@ -214,8 +216,8 @@ def test_tiny_run_trains_writes_its_files_and_skips_finished_models(out_dir, cap
 
     capsys.readouterr()
     # The same settings again (LSTM only, to keep the test short): loaded, not retrained.
-    again = rnn_basics.main(Config(**{**TINY, "cells": ("lstm",)}, output_dir=str(out_dir)))
+    again = rnn_basics.main(Config.from_preset("quick", cells=("lstm",), output_dir=str(out_dir)))
     printed = capsys.readouterr().out
     assert "already trained with these settings" in printed and "Epoch 1/" not in printed
-    assert again["adding_t6_mse_lstm"] == pytest.approx(metrics["adding_t6_mse_lstm"])
-    assert "adding_t6_mse_gru" not in again
+    assert again["adding_t8_mse_lstm"] == pytest.approx(metrics["adding_t8_mse_lstm"])
+    assert "adding_t8_mse_gru" not in again

@@ -6,6 +6,7 @@ end-to-end run, `--transcribe` on generated WAV files and one-line errors for ba
 import functools
 import itertools
 import math
+import shutil
 import sys
 from pathlib import Path
 
@@ -242,15 +243,16 @@ def test_padding_changes_no_output_frame():
 
 
 # ----------------------------------------------------------------------------- end to end
-TINY = dict(train_utterances=96, val_utterances=24, test_utterances=24, epochs=3, units=24,
-            conv_filters=16, num_layers=1, batch_size=16, max_digits=3, patience=5)
+def quick(**overrides) -> sr.Config:
+    return sr.Config.from_preset("quick", **overrides)
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("asr")
-    metrics = sr.main(sr.Config(**TINY, output_dir=str(out)))
-    return out, metrics
+def tiny_run(quick_run, tmp_path_factory):
+    """A copy of the session's quick run (these tests add inference files to it)."""
+    out = tmp_path_factory.mktemp("asr") / "run"
+    shutil.copytree(quick_run("speech_recognition")[0], out)
+    return out, common.read_json(out / "metrics.json")
 
 
 def test_tiny_run_trains_and_writes_everything(tiny_run):
@@ -286,10 +288,10 @@ def test_transcribe_accepts_stereo_16khz(tiny_run, tmp_path, capsys):
     mono, stereo = tmp_path / "mono.wav", tmp_path / "stereo.wav"
     write_digits(mono, SAMPLE_RATE, channels=1)
     write_digits(stereo, 16000, channels=2)
-    heard = sr.main(sr.Config(**TINY, output_dir=str(out), transcribe=str(stereo)))
+    heard = sr.main(quick(output_dir=str(out), transcribe=str(stereo)))
     assert heard["sample_rate"] == 16000 and set(heard["digits"]) <= set("0123456789")
     assert "digits heard:" in capsys.readouterr().out
-    reference = sr.main(sr.Config(**TINY, output_dir=str(out), transcribe=str(mono)))
+    reference = sr.main(quick(output_dir=str(out), transcribe=str(mono)))
     assert reference["sample_rate"] == SAMPLE_RATE
     assert common.read_json(out / "inference.json")["file"] == str(mono)
     assert common.read_json(out / "metrics.json")["test_speaker"] == "george"  # untouched
@@ -300,7 +302,7 @@ def test_transcribe_hears_nothing_in_silence(tiny_run, tmp_path, capsys):
     quiet = tmp_path / "quiet.wav"
     noise = np.random.default_rng(0).normal(0, 1e-5, 3 * SAMPLE_RATE)  # -100 dB: silence
     soundfile.write(quiet, noise, SAMPLE_RATE, subtype="FLOAT")
-    heard = sr.main(sr.Config(**TINY, output_dir=str(out), transcribe=str(quiet)))
+    heard = sr.main(quick(output_dir=str(out), transcribe=str(quiet)))
     assert heard["digits"] == "" and heard["greedy"] == ""
     printed = capsys.readouterr().out
     assert "the recording is silent" in printed and "digits heard: (none)" in printed

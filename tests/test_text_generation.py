@@ -4,6 +4,7 @@ one-step logits against the full sequence, bits vs nats, baselines, tiny end-to-
 
 import gzip
 import math
+import shutil
 from pathlib import Path
 
 import keras
@@ -167,8 +168,10 @@ def test_bits_are_nats_over_ln2():
 
 # ----------------------------------------------------------------------------- end to end
 @pytest.mark.slow
-def test_tiny_char_run_then_generate_from_the_checkpoint(out_dir, capsys):
-    metrics = tg.main(tg.Config(**TINY, output_dir=str(out_dir)))
+def test_quick_char_run_then_generate_from_the_checkpoint(quick_run, tmp_path, capsys):
+    out_dir = tmp_path / "run"
+    shutil.copytree(quick_run("text_generation")[0], out_dir)
+    metrics = common.read_json(out_dir / "metrics.json")
     losses = metrics["history"]["val_loss"]
     assert all(math.isfinite(v) for v in losses) and len(losses) == 3
     assert losses[-1] < losses[0] and metrics["val_loss_nats"] == pytest.approx(min(losses))
@@ -183,13 +186,14 @@ def test_tiny_char_run_then_generate_from_the_checkpoint(out_dir, capsys):
     assert assets["vocabulary"]["tokens"][1:] == sorted(set(assets["vocabulary"]["tokens"][1:]))
     assert assets["prompts"] == ["ROMEO:", "To be or not to"]
     assert len(metrics["samples"]["1.0"]) == 2
-    assert all(s.startswith("ROMEO:") and len(s) == 26 for s in metrics["samples"]["1.0"])
+    assert all(s.startswith("ROMEO:") and len(s) == 56 for s in metrics["samples"]["1.0"])
     capsys.readouterr()
     training_metrics = (out_dir / "metrics.json").read_bytes()
 
     # --generate: loads best.keras and its vocabulary, no training, autocomplete table
-    generated = tg.main(tg.Config(**TINY, output_dir=str(out_dir), generate=True,
-                                  complete="To be or", num_completions=5, prompt="MENENIUS:"))
+    generated = tg.main(tg.Config.from_preset("quick", output_dir=str(out_dir), generate=True,
+                                              complete="To be or", num_completions=5,
+                                              prompt="MENENIUS:"))
     printed = capsys.readouterr().out
     assert "Epoch" not in printed and "most likely next tokens after 'To be or'" in printed
     assert generated["val_loss_nats"] == pytest.approx(min(losses), rel=1e-4)
@@ -201,7 +205,8 @@ def test_tiny_char_run_then_generate_from_the_checkpoint(out_dir, capsys):
     assert common.read_json(out_dir / "inference.json")["prompt"] == "MENENIUS:"
 
     with pytest.raises(common.UserError, match="never saw.*'€'"):
-        tg.main(tg.Config(**TINY, output_dir=str(out_dir), generate=True, prompt="ROMEO€"))
+        tg.main(tg.Config.from_preset("quick", output_dir=str(out_dir), generate=True,
+                                      prompt="ROMEO€"))
 
 
 @pytest.mark.slow

@@ -167,10 +167,8 @@ def test_config_refuses_bad_values_before_any_work():
 
 # ----------------------------------------------------------------------------- end to end
 @pytest.mark.slow
-def test_weather_tiny_end_to_end(out_dir):
-    config = ts.Config(models=("linear", "gru"), epochs=3, max_windows=256, units=8,
-                       jit_compile=False, output_dir=str(out_dir))
-    metrics = ts.main(config)
+def test_weather_quick_run_end_to_end(quick_run):
+    out_dir, metrics, _ = quick_run("time_series")  # linear and GRU, both tasks
     for task in ("single", "multi"):
         baseline = metrics[f"jena_{task}_mae_baseline"]
         assert np.isfinite(metrics[f"jena_{task}_mae_ratio"])
