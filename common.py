@@ -91,6 +91,8 @@ ROOT = Path(__file__).resolve().parent
 DATA_DIR = ROOT / "data"
 OUTPUTS_DIR = ROOT / "outputs"
 TRACEBACK_VARIABLE = "RNN_TRACEBACK"  # set to 1 to see the traceback of an unexpected error
+# `fit(verbose=VERBOSE)`: Keras' progress bar on a terminal, one line per epoch in a log file
+VERBOSE = 1 if sys.stdout.isatty() else 2
 
 
 # ----------------------------------------------------------------------------- errors
@@ -676,8 +678,18 @@ class TrainingRun:
                 self.history_path.write_text("".join(lines[: done + 1]))
         return done
 
-    def callbacks(self) -> list:
-        """History, NaN guard, resume, best checkpoint, early stopping (+ TensorBoard)."""
+    def best_checkpoint(self) -> BestModelCheckpoint:
+        """`keras.callbacks.ModelCheckpoint(best.keras, save_best_only=True)`, kept atomic: it
+        starts from the best score already in the folder and never keeps a NaN."""
+        return BestModelCheckpoint(self, monitor=self.monitor, mode=self.mode,
+                                   initial_value_threshold=self.previous_best())
+
+    def guarded(self, callbacks: list) -> list:
+        """The lesson's callbacks (EarlyStopping, BackupAndRestore, the best checkpoint) with
+        the project's guards around them: the CSV history first (an epoch's row reaches the
+        disk before its backup, so a resumed run never loses one), TerminateOnNaN (stop at the
+        first NaN loss), TensorBoard logs with --tensorboard; the settings are stamped on the
+        backup so that a rerun with other settings does not resume it."""
         resuming = self.resuming
         if resuming:
             done = self._align_history()
@@ -686,20 +698,21 @@ class TrainingRun:
             self.history_path.unlink(missing_ok=True)
         self.backup_dir.mkdir(parents=True, exist_ok=True)
         write_json(self.backup_dir / "settings.json", self.settings)
-        callbacks = [
-            # First: an epoch's row is on disk before its backup, so a resumed run never
-            # loses a row (and _align_history drops a row whose backup never happened).
-            keras.callbacks.CSVLogger(str(self.history_path), append=resuming),
-            keras.callbacks.TerminateOnNaN(),
-            keras.callbacks.BackupAndRestore(str(self.backup_dir), double_checkpoint=True),
-            BestModelCheckpoint(self, monitor=self.monitor, mode=self.mode,
-                                initial_value_threshold=self.previous_best()),
+        guards = [keras.callbacks.CSVLogger(str(self.history_path), append=resuming),
+                  keras.callbacks.TerminateOnNaN()]
+        if self.tensorboard:
+            guards.append(keras.callbacks.TensorBoard(str(self.directory / "tensorboard")))
+        return [*guards, *callbacks]
+
+    def callbacks(self) -> list:
+        """The standard set: early stopping (restoring the best weights), resume after a kill,
+        the best-model checkpoint, all guarded (see `guarded`)."""
+        return self.guarded([
             keras.callbacks.EarlyStopping(monitor=self.monitor, mode=self.mode,
                                           patience=self.patience, restore_best_weights=True),
-        ]
-        if self.tensorboard:
-            callbacks.append(keras.callbacks.TensorBoard(str(self.directory / "tensorboard")))
-        return callbacks
+            keras.callbacks.BackupAndRestore(str(self.backup_dir), double_checkpoint=True),
+            self.best_checkpoint(),
+        ])
 
     def finish(self, model) -> dict[str, list[float]]:
         """After `fit`: refuse a diverged run, save the final weights, return the full history

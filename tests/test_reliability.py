@@ -56,8 +56,8 @@ class KillAfterEpoch(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if epoch + 1 >= {epoch}:
             die()
-callbacks = common.TrainingRun.callbacks
-common.TrainingRun.callbacks = lambda self: callbacks(self) + [KillAfterEpoch()]
+guarded = common.TrainingRun.guarded
+common.TrainingRun.guarded = lambda self, callbacks: guarded(self, callbacks) + [KillAfterEpoch()]
 """
 DURING_BEST_MODEL_SAVE = """
 save = keras.callbacks.ModelCheckpoint._save_model
