@@ -684,12 +684,13 @@ class TrainingRun:
         return BestModelCheckpoint(self, monitor=self.monitor, mode=self.mode,
                                    initial_value_threshold=self.previous_best())
 
-    def guarded(self, callbacks: list) -> list:
+    def guarded(self, callbacks: list, first: tuple = ()) -> list:
         """The lesson's callbacks (EarlyStopping, BackupAndRestore, the best checkpoint) with
         the project's guards around them: the CSV history first (an epoch's row reaches the
         disk before its backup, so a resumed run never loses one), TerminateOnNaN (stop at the
         first NaN loss), TensorBoard logs with --tensorboard; the settings are stamped on the
-        backup so that a rerun with other settings does not resume it."""
+        backup so that a rerun with other settings does not resume it. `first`: callbacks that
+        add to an epoch's logs, so they run before the history is written."""
         resuming = self.resuming
         if resuming:
             done = self._align_history()
@@ -702,7 +703,7 @@ class TrainingRun:
                   keras.callbacks.TerminateOnNaN()]
         if self.tensorboard:
             guards.append(keras.callbacks.TensorBoard(str(self.directory / "tensorboard")))
-        return [*guards, *callbacks]
+        return [*first, *guards, *callbacks]
 
     def callbacks(self) -> list:
         """The standard set: early stopping (restoring the best weights), resume after a kill,
