@@ -21,11 +21,11 @@ daily AAPL, MSFT and SPY prices from Yahoo Finance (Yahoo's terms; not investmen
 `--download` fetches a ticker with yfinance (the bundled copy is used when offline).
 
 Run:
-    python time_series.py --preset quick       # a first look (about 30 s)
+    python time_series.py --preset quick       # a first look: small models, few windows
     python time_series.py                      # weather: both tasks, every model
     python time_series.py --preset full        # wider models, more epochs
     python time_series.py --dataset stock --ticker MSFT --forecast-days 10
-Measured results: benchmarks/RESULTS.md#time_series (generated from benchmarks/results.json);
+Results: benchmarks/RESULTS.md#time_series (generated from benchmarks/results.json);
 how the defaults were chosen: benchmarks/NOTES.md#time_series.
 """
 

@@ -3,12 +3,16 @@ printed beside its result parses back to exactly that Config."""
 
 import dataclasses
 import importlib
+import json
+import re
 import shlex
 
 import pytest
 
 import common
+from benchmarks import report
 from benchmarks import run as bench
+from helpers import SCRIPTS
 
 SCRIPT_JOBS = [name for name, job in bench.JOBS.items() if job[2] != "SCRIPT"]
 
@@ -34,21 +38,70 @@ def test_results_are_flattened_per_script():
     runs = {
         "machine": {"cores": 2},
         "runs": {
-            "rnn_basics:default": {"metrics": {"adding_t100_mse_lstm": 0.004, "run_seconds": 200}},
-            "text_generation:full": {"metrics": {"val_loss_nats": 1.44}},
+            "rnn_basics:default": {"metrics": {"adding_t100_mse_lstm": 0.004, "run_seconds": 200},
+                                   "wall_seconds": 210.0, "peak_memory_mb": 900},
+            "text_generation:full": {"metrics": {"val_loss_nats": 1.44, "samples": ["x"]},
+                                     "wall_seconds": 50.0, "peak_memory_mb": 800},
             "machine_translation:full": {"failed": True},
             "lstm_models:speed": {"metrics": {"time_series_lstm_speedup": 1.7,
-                                              "lstm_sequence_pos_tagger_speedup": 2.5}},
+                                              "lstm_sequence_pos_tagger_speedup": 2.5},
+                                  "wall_seconds": 60.0, "peak_memory_mb": 700},
         },
     }
     flat = bench.collect(runs)
-    assert flat == {  # "script.metric" targets land under that script
+    headline = {key: value for key, value in flat.items()
+                if key not in ("jobs", "anchors", "gpu")}
+    assert headline == {  # "script.metric" targets land under that script
         "machine": {"cores": 2},
         "rnn_basics": {"adding_t100_mse_lstm": 0.004, "default_run_seconds": 200},
         "text_generation": {"val_loss_nats_full": 1.44},
         "time_series": {"train_speedup_vs_keras_defaults": 1.7},
         "lstm_sequence": {"train_speedup_vs_keras_defaults": 2.5},
     }
+    assert flat["jobs"]["rnn_basics:default"] == {"adding_t100_mse_lstm": 0.004,
+                                                  "run_seconds": 200, "wall_seconds": 210.0,
+                                                  "peak_memory_mb": 900}
+    assert "samples" not in flat["jobs"]["text_generation:full"]  # numbers and words only
+    assert "machine_translation:full" not in flat["jobs"]
+    assert flat["anchors"] == bench.ANCHOR_VALUES
+
+
+# ----------------------------------------------------------------------------- reports
+def test_readme_and_results_md_quote_results_json_exactly():
+    """Every measured number in the README and RESULTS.md comes from results.json: rendering
+    them again from runs.json changes nothing (run `python benchmarks/run.py --render`)."""
+    runs = json.loads(bench.RUNS_JSON.read_text())
+    results = json.loads(bench.RESULTS_JSON.read_text())
+    assert json.loads(json.dumps(bench.collect(runs), default=float)) == results
+    readme = bench.README.read_text()
+    assert report.render(readme, results) == readme, "a README number drifted from results.json"
+    assert bench.results_markdown(runs) == bench.RESULTS_MD.read_text(), "RESULTS.md drifted"
+    assert report.untagged_numbers(readme) == [], "a measured number in the README has no tag"
+    assert readme.count("<!--r:") > 60
+
+
+def test_a_number_typed_by_hand_is_caught():
+    results = {"time_series": {"ratio": 0.5606}, "jobs": {"a:b-c": {"seconds": 61.7}},
+               "anchors": {"x": 0.05}}
+    text = ("ratio <!--r:time_series.ratio:.3f-->0.561<!--/r-->, took "
+            "<!--r:a_b_c.seconds:.0f-->62<!--/r--> s, "
+            "<!--r:'met' if time_series.ratio <= 0.55 else 'not met'-->not met<!--/r-->")
+    assert report.render(text, results) == text
+    edited = text.replace("0.561", "0.550")
+    assert report.render(edited, results) == text  # the hand edit is undone, so the test fails
+    with pytest.raises(report.TagError, match="time_series.missing"):
+        report.render("<!--r:time_series.missing-->1<!--/r-->", results)
+    assert report.untagged_numbers("MAE 0.42 °C in 218 s, Python 3.11, CC BY 4.0, ≤ 0.55") == [
+        "0.42", "218 s"]
+
+
+def test_docstrings_hold_no_measurements_or_probe_logs():
+    for script in SCRIPTS:
+        doc = importlib.import_module(script).__doc__
+        assert len(doc.splitlines()) <= 40, script
+        assert not re.search(r"\b(tried|probe|probes|measured)\b", doc, re.I), script
+        assert report.untagged_numbers(doc) == [], script
+        assert f"benchmarks/RESULTS.md#{script}" in doc, script
 
 
 # ----------------------------------------------------------------------------- cuDNN check
