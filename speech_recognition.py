@@ -1,70 +1,31 @@
 """Spoken digit strings to text: MFCC features, a bidirectional GRU and CTC.
 
-A "phone number" recognizer: utterances of 1-7 spoken digits, made by joining recordings of
-single digits with short random pauses and light noise, are turned into MFCC frames; a stack
-of bidirectional GRUs reads them and outputs, for every frame, a probability over the ten
-digits and a CTC "blank". CTC (connectionist temporal classification) trains this without
-knowing where each digit starts and ends; decoding collapses the frame-wise outputs into the
-digit string.
+A "phone number" recognizer: strings of 1-7 spoken digits, joined from recordings of single
+digits with random pauses and light noise, become MFCC frames; stacked bidirectional GRUs give
+every frame a probability over the ten digits and a CTC "blank", and decoding collapses those
+into the digit string, without ever being told where one digit ends and the next begins.
 
-What it teaches
-- Audio as a sequence: waveform → short-time Fourier transform → mel filter bank → log →
-  DCT = MFCCs, all with `tf.signal`; each utterance's mean MFCC subtracted (cepstral mean
-  normalization: the microphone), then scaled with statistics of the training split only.
-- Hearing more voices than you have: training recordings are sped up or slowed down at
-  random (±20%), which shifts pitch and formants like a different vocal tract would.
-- A speaker-independent evaluation: one speaker is held out entirely (the unseen-speaker
-  test), beside a seen-speaker validation set built from held-out takes of the others.
-- Variable-length input: per-utterance frame counts become masks (padding never reaches the
-  backward GRU) and the CTC input lengths, also after the 2x downsampling in time.
-- CTC: the loss (`keras.ops.ctc_loss`), greedy decoding (written out: best class per frame,
-  merge repeats, drop blanks) and beam search (`keras.ops.ctc_decode`); digit error rate
-  (edit distance / reference length) and string accuracy, against a naive baseline.
-- Inference on any WAV file: `--transcribe FILE.wav` (stereo mixed down, other sample
-  rates resampled to 8 kHz).
+What it teaches:
+- audio as a sequence: waveform -> STFT -> mel filter bank -> log -> DCT = MFCCs with
+  `tf.signal`, each utterance's mean MFCC removed (the microphone), training statistics only;
+- hearing more voices than you have: training recordings sped up or slowed down at random;
+- a speaker-independent test (one speaker held out entirely) beside a seen-speaker validation;
+- variable-length input: frame counts become masks and the CTC input lengths, also after a
+  strided convolution halves the frame rate;
+- CTC: the loss, greedy decoding written out, beam search; digit error rate (edit distance /
+  reference length) and string accuracy, against the best constant guess.
 
-Dataset: Free Spoken Digit Dataset (Jackson et al., CC BY-SA 4.0): 6 speakers × 10 digits ×
-50 takes, 8 kHz mono. Bundled losslessly as one FLAC file (takes 0-44 of every digit and
-speaker, 2,700 recordings, data/fsdd/); `--download` fetches all 3,000 from GitHub.
+Data: the Free Spoken Digit Dataset (Jackson et al., CC BY-SA 4.0): 6 speakers x 10 digits x
+50 takes, 8 kHz mono; takes 0-44 are bundled as one FLAC file (data/fsdd/), `--download`
+fetches all 3,000 recordings.
 
-Run
-    python speech_recognition.py                        # default run
-    python speech_recognition.py --transcribe my_number.wav   # digits heard, saved model
-    python speech_recognition.py --train-utterances 200 --val-utterances 40 \
-        --test-utterances 40 --epochs 2 --units 16 --conv-filters 8 \
-        --output-dir /tmp/asr                                   # quick run (about 20 s)
-    python speech_recognition.py --train-utterances 8000 --val-utterances 600 \
-        --test-utterances 1000 --units 128 --conv-filters 96 --epochs 20 --patience 4 \
-        --output-dir outputs/speech_recognition_full                  # FULL_QUALITY
-Outputs (outputs/speech_recognition/): metrics.json, features.png (waveform, spectrogram,
-MFCCs), posteriors.png (CTC posteriors of a test utterance), history.png, and model/ with
-best.keras and history.csv.
-
-Default run (`/usr/bin/time -v python speech_recognition.py`, 2-core AMD EPYC, no GPU, CPU
-shared with another engineer's jobs: the run got 76% of it): 419 s wall, 2.0 GB peak memory;
-4,000 training strings (170 min of audio), 10 epochs, 267k parameters, best val loss 0.044:
-                                 digit error rate         whole string right
-                                 seen      unseen         seen      unseen
-    always "1" (best constant)   0.908     0.916          -         -
-    BiGRU-CTC, greedy            0.004     0.171          0.985     0.500
-    BiGRU-CTC, beam 8            0.003     0.168          0.988     0.508
-(400 strings each; seen = held-out takes of the 5 training speakers, unseen = george.)
-Seen speakers: 0.3% DER (target <= 3%: met). The unseen speaker: 16.8% (target <= 10%: NOT
-met): five training voices are few. Test examples: 4319760 heard as 8319780, 21037 as 41087,
-276451 as 2786451 (4 and 3 heard as 8, an 8 inserted). Tuning steps, unseen DER on 200-400
-strings: 10 ms frames, 20 MFCCs, no augmentation 58% (1,000 strings, 4 epochs); + cepstral
-mean normalization and ±15% speed changes 32% (same budget); 3,000 strings, 10 epochs 21%
-(646 s); 20 ms frames, 13 MFCCs, ±20%, dropout 0.3: 18% in half the time (331 s); the
-default's 4,000 strings: 16.8%; 6,000 strings, 7 epochs, ±30%: 17.7% (474 s), no better;
-`--cepstral-variance-norm` on the default: 15.9% unseen, 0.5% seen (same strings, 417 s):
-within the noise of 1,640 test digits, so it stays off. Smaller or more regularised is not
-better either (idle CPU): `--units 64` 24.8% unseen (218 s), `--dropout 0.5` 20.4% (196 s).
-FULL_QUALITY (8,000 strings, 128 units, 96 filters, up to 20 epochs, 1,000 test strings;
-`python benchmarks/run.py --jobs speech_recognition:full`, idle CPU): 662 s wall, 2.5 GB;
-early stop after 10 epochs (best validation loss at epoch 6); seen speakers 0.4% DER (98.5%
-of strings right), unseen speaker 19.8% (beam 8; greedy 20.1%; 44.9% right): no better than
-the default on the new voice. A bigger model fits the five training voices more closely;
-more variety of voices (or augmentation that imitates it) is what the unseen speaker needs.
+Run:
+    python speech_recognition.py --preset quick        # a first look
+    python speech_recognition.py                       # the default run
+    python speech_recognition.py --preset full         # more strings, a wider model
+    python speech_recognition.py --transcribe my_number.wav   # any WAV, with the saved model
+Results: benchmarks/RESULTS.md#speech_recognition (generated from benchmarks/results.json);
+how the defaults were chosen: benchmarks/NOTES.md#speech_recognition.
 """
 
 from __future__ import annotations
@@ -84,6 +45,7 @@ from common import NO_RETRAIN, above, at_least, between
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import layers, ops
 
 SAMPLE_RATE = readers.FSDD_RATE  # 8000 Hz, the sample rate of the Free Spoken Digit Dataset
@@ -98,6 +60,7 @@ SPEAKERS = typing.get_args(Speaker)
 SCRIPT = "python speech_recognition.py"
 SILENCE = 1e-3  # a recording whose peak stays below this (-60 dB of full scale) is silent
 Fraction = Annotated[float, between(0, 1, high_open=True)]
+SpeedChange = Annotated[float, between(0, 0.5, high_open=True)]  # 0.2: 20% slower to 20% faster
 
 
 @dataclass
@@ -114,7 +77,7 @@ class Config(common.RunConfig):
     max_pause: Annotated[float, at_least(0)] = 0.25  # Longest silence between digits (seconds).
     min_snr_db: float = 20.0  # Light white noise: signal-to-noise ratio drawn from [min, max].
     max_snr_db: float = 40.0  # Highest signal-to-noise ratio (dB).
-    speed_perturbation: Annotated[float, between(0, 0.5, high_open=True)] = 0.2  # Up to +-20%.
+    speed_perturbation: SpeedChange = 0.2  # Largest random speed change of a training recording.
     frame_length: Annotated[int, at_least(1)] = 256  # STFT window in samples (32 ms at 8 kHz).
     frame_step: Annotated[int, at_least(1)] = 160  # Hop in samples: 20 ms, 50 frames/s.
     fft_length: Annotated[int, at_least(1)] = 256  # FFT size (>= frame_length): 129 bins.
@@ -136,7 +99,7 @@ class Config(common.RunConfig):
     max_seconds: Annotated[float, above(0), NO_RETRAIN] = 60.0  # Longest file --transcribe reads.
 
     PRESETS: ClassVar[dict] = {
-        # about 20 s: a few dozen short strings, one small layer
+        # a first look: a few dozen short strings, one small layer
         "quick": {"train_utterances": 64, "val_utterances": 16, "test_utterances": 16,
                   "epochs": 3, "units": 16, "conv_filters": 8, "num_layers": 1,
                   "batch_size": 16, "max_digits": 3, "patience": 5},
@@ -160,8 +123,11 @@ class Config(common.RunConfig):
               f"--num-mfcc must be <= --mel-bins (got {self.num_mfcc} > {self.mel_bins})")
 
 
-# ----------------------------------------------------------------------------- Data
+# ---------------------------------------------------------------------------------------------
+# 1. Data: a speaker split, random digit strings, MFCC frames, tf.data batches with frame counts
+# ---------------------------------------------------------------------------------------------
 Recording = tuple[int, str, int]  # (digit, speaker, take)
+Split = dict[int, list[tuple[str, np.ndarray]]]  # {digit: [(speaker, int16 samples)]}
 
 
 def load_recordings(config: Config) -> dict[Recording, np.ndarray]:
@@ -177,18 +143,14 @@ def load_recordings(config: Config) -> dict[Recording, np.ndarray]:
 
 
 def split_recordings(recordings: dict[Recording, np.ndarray], test_speaker: str,
-                     val_takes: int) -> dict[str, dict[int, list[tuple[str, np.ndarray]]]]:
-    """Speaker-independent split: {"train"|"val"|"test": {digit: [recordings]}}.
-
-    test = every take of `test_speaker` (never heard in training); val = takes below
-    `val_takes` of the other speakers (seen voices, unseen recordings); train = the rest.
-    Each list keeps the speaker next to the samples so one utterance uses one voice.
-    """
-    splits: dict[str, dict[int, list]] = {name: {d: [] for d in range(10)}
-                                          for name in ("train", "val", "test")}
+                     val_takes: int) -> dict[str, Split]:
+    """Speaker-independent split: test = every take of `test_speaker` (never heard in
+    training); val = takes below `val_takes` of the others (seen voices); train = the rest."""
+    splits: dict[str, Split] = {name: {d: [] for d in range(10)}
+                                for name in ("train", "val", "test")}
     for (digit, speaker, take), samples in sorted(recordings.items()):
         name = "test" if speaker == test_speaker else "val" if take < val_takes else "train"
-        splits[name][digit].append((speaker, samples))
+        splits[name][digit].append((speaker, samples))  # the speaker: one voice per string
     for name, by_digit in splits.items():
         missing = [d for d, items in by_digit.items() if not items]
         if missing:
@@ -197,15 +159,40 @@ def split_recordings(recordings: dict[Recording, np.ndarray], test_speaker: str,
     return splits
 
 
+def make_utterances(by_digit: Split, count: int, config: Config, rng: np.random.Generator,
+                    speed_perturbation: float = 0.0) -> tuple[list[np.ndarray], list[str]]:
+    """`count` random digit strings, each spoken by one speaker of the split; each recording
+    sped up or slowed down by a random factor within ±`speed_perturbation`."""
+    speakers = sorted({speaker for items in by_digit.values() for speaker, _ in items})
+    waveforms, labels = [], []
+    max_pause = int(config.max_pause * SAMPLE_RATE)
+    for _ in range(count):
+        length = int(rng.integers(config.min_digits, config.max_digits + 1))
+        speaker = speakers[rng.integers(len(speakers))]
+        digits = rng.integers(0, 10, size=length)
+        chosen = []
+        for digit in digits:
+            takes = [s for who, s in by_digit[int(digit)] if who == speaker]
+            takes = takes or [s for _, s in by_digit[int(digit)]]  # speaker lacks this digit
+            recording = takes[rng.integers(len(takes))]
+            if speed_perturbation:  # a faster voice is higher, like a smaller vocal tract
+                factor = rng.uniform(1 - speed_perturbation, 1 + speed_perturbation)
+                recording = change_speed(recording, factor)
+            chosen.append(recording)
+        pauses = rng.integers(max_pause // 5, max_pause + 1, size=length + 1)
+        snr_db = rng.uniform(config.min_snr_db, config.max_snr_db)
+        noise_std = speech_rms(chosen) * 10 ** (-snr_db / 20)
+        waveform, _ = build_utterance(chosen, pauses, noise_std, rng)
+        waveforms.append(waveform)
+        labels.append("".join(map(str, digits)))
+    return waveforms, labels
+
+
 def build_utterance(recordings: Sequence[np.ndarray], pauses: Sequence[int],
                     noise_std: float, rng: np.random.Generator
                     ) -> tuple[np.ndarray, list[tuple[int, int]]]:
-    """Join recordings with pauses: pause_0, rec_1, pause_1, ..., rec_n, pause_n (samples).
-
-    Adds white noise of standard deviation `noise_std` (relative to full scale) and scales
-    the whole to a peak of 0.9. Returns the float32 waveform and each recording's
-    (start, end) sample positions in it.
-    """
+    """pause_0, rec_1, pause_1, ..., rec_n, pause_n (in samples), plus white noise of std
+    `noise_std`, scaled to a peak of 0.9; and each recording's (start, end) in the waveform."""
     if len(pauses) != len(recordings) + 1:
         raise ValueError("need one pause more than recordings")
     pieces, segments, position = [], [], 0
@@ -234,58 +221,13 @@ def peak_normalize(waveform: np.ndarray, peak: float = 0.9) -> np.ndarray:
 
 
 def change_speed(recording: np.ndarray, factor: float) -> np.ndarray:
-    """Play `factor` times faster (linear interpolation): shorter and higher-pitched, like a
-    smaller vocal tract; a cheap way to hear more voices than the five we train on."""
+    """Play `factor` times faster (linear interpolation): shorter and higher-pitched."""
     positions = np.arange(0, len(recording) - 1, factor)
     return np.interp(positions, np.arange(len(recording)), recording)
 
 
-def make_utterances(by_digit: dict[int, list[tuple[str, np.ndarray]]], count: int, config: Config,
-                    rng: np.random.Generator, speed_perturbation: float = 0.0
-                    ) -> tuple[list[np.ndarray], list[str]]:
-    """`count` random digit strings, each spoken by one speaker of the split; each recording
-    sped up or slowed down by a random factor within ±`speed_perturbation`."""
-    speakers = sorted({speaker for items in by_digit.values() for speaker, _ in items})
-    waveforms, labels = [], []
-    max_pause = int(config.max_pause * SAMPLE_RATE)
-    for _ in range(count):
-        length = int(rng.integers(config.min_digits, config.max_digits + 1))
-        speaker = speakers[rng.integers(len(speakers))]
-        digits = rng.integers(0, 10, size=length)
-        chosen = []
-        for digit in digits:
-            takes = [s for who, s in by_digit[int(digit)] if who == speaker]
-            takes = takes or [s for _, s in by_digit[int(digit)]]  # speaker lacks this digit
-            recording = takes[rng.integers(len(takes))]
-            if speed_perturbation:
-                factor = rng.uniform(1 - speed_perturbation, 1 + speed_perturbation)
-                recording = change_speed(recording, factor)
-            chosen.append(recording)
-        pauses = rng.integers(max_pause // 5, max_pause + 1, size=length + 1)
-        snr_db = rng.uniform(config.min_snr_db, config.max_snr_db)
-        noise_std = speech_rms(chosen) * 10 ** (-snr_db / 20)
-        waveform, _ = build_utterance(chosen, pauses, noise_std, rng)
-        waveforms.append(waveform)
-        labels.append("".join(map(str, digits)))
-    return waveforms, labels
-
-
-# ----------------------------------------------------------------------------- Features
-def mfcc(waveforms: np.ndarray, config: Config) -> np.ndarray:
-    """MFCCs of a batch of equal-length waveforms: (batch, samples) → (batch, frames, num_mfcc).
-
-    frames = 1 + (samples - frame_length) // frame_step (no padding at the end).
-    """
-    import tensorflow as tf
-
-    log_mel = log_mel_spectrogram(waveforms, config)
-    return tf.signal.mfccs_from_log_mel_spectrograms(log_mel)[..., : config.num_mfcc].numpy()
-
-
-def log_mel_spectrogram(waveforms: np.ndarray, config: Config) -> Any:
-    """STFT magnitude → mel filter bank (20 Hz-4 kHz) → log, with tf.signal."""
-    import tensorflow as tf
-
+def log_mel_spectrogram(waveforms: np.ndarray, config: Config) -> tf.Tensor:
+    """STFT magnitude -> mel filter bank (20 Hz-4 kHz) -> log, with tf.signal."""
     stft = tf.signal.stft(tf.convert_to_tensor(waveforms, tf.float32), config.frame_length,
                           config.frame_step, config.fft_length, window_fn=tf.signal.hann_window)
     magnitude = tf.abs(stft)  # (batch, frames, fft_length // 2 + 1)
@@ -293,6 +235,13 @@ def log_mel_spectrogram(waveforms: np.ndarray, config: Config) -> Any:
         config.mel_bins, config.fft_length // 2 + 1, SAMPLE_RATE, 20.0, SAMPLE_RATE / 2)
     mel = tf.tensordot(magnitude, mel_matrix, 1)  # (batch, frames, mel_bins)
     return tf.math.log(mel + 1e-6)
+
+
+def mfcc(waveforms: np.ndarray, config: Config) -> np.ndarray:
+    """(batch, samples) equal-length waveforms -> (batch, frames, num_mfcc), the DCT of the
+    log-mels; frames = 1 + (samples - frame_length) // frame_step (no padding at the end)."""
+    log_mel = log_mel_spectrogram(waveforms, config)
+    return tf.signal.mfccs_from_log_mel_spectrograms(log_mel)[..., : config.num_mfcc].numpy()
 
 
 def num_frames(samples: int, config: Config) -> int:
@@ -307,8 +256,7 @@ def featurize(waveforms: Sequence[np.ndarray], config: Config, chunk: int = 256
     features: list[np.ndarray | None] = [None] * len(waveforms)
     for begin in range(0, len(order), chunk):
         rows = order[begin:begin + chunk]
-        longest = max(len(waveforms[i]) for i in rows)
-        batch = np.zeros((len(rows), longest), dtype="float32")
+        batch = np.zeros((len(rows), max(len(waveforms[i]) for i in rows)), dtype="float32")
         for slot, i in enumerate(rows):
             batch[slot, : len(waveforms[i])] = waveforms[i]
         coefficients = mfcc(batch, config)
@@ -323,38 +271,35 @@ def featurize(waveforms: Sequence[np.ndarray], config: Config, chunk: int = 256
     return features  # type: ignore[return-value]
 
 
-def frame_stride(config: Config) -> int:
-    """Input frames per output frame: the Conv1D front-end's stride, 1 without it."""
-    return CONV_STRIDE if config.conv_filters else 1
-
-
-def output_frames(frames: np.ndarray | int, config: Config) -> np.ndarray | int:
-    """Frames the model outputs for `frames` input frames: divided (rounded up) by the
-    convolution's stride. These are the CTC input lengths."""
-    stride = frame_stride(config)
-    return (frames + stride - 1) // stride
-
-
-def encode_label(label: str) -> list[int]:
-    return [int(character) for character in label]
+def load_digit_strings(config: Config) -> tuple[dict, dict, dict]:
+    """Recordings -> speaker split -> random digit strings -> MFCCs, for train/val/test:
+    ({split: waveforms}, {split: labels}, {split: MFCC frames}), from one seeded generator."""
+    splits = split_recordings(load_recordings(config), config.test_speaker, config.val_takes)
+    rng = np.random.default_rng(config.seed)
+    counts = {"train": config.train_utterances, "val": config.val_utterances,
+              "test": config.test_utterances}
+    waveforms, labels, features = {}, {}, {}
+    for name, count in counts.items():
+        speed = config.speed_perturbation if name == "train" else 0.0  # augment training only
+        waveforms[name], labels[name] = make_utterances(splits[name], count, config, rng, speed)
+        features[name] = featurize(waveforms[name], config)
+        voices = sorted({s for items in splits[name].values() for s, _ in items})
+        seconds = sum(map(len, waveforms[name])) / SAMPLE_RATE
+        print(f"{name:5s}: {count:5,} strings ({seconds / 60:5.1f} min of audio) from "
+              f"{sum(map(len, splits[name].values())):4,} recordings of {', '.join(voices)}")
+    return waveforms, labels, features
 
 
 def make_dataset(features: list[np.ndarray], labels: list[str], config: Config,
-                 shuffle: bool) -> Any:
-    """tf.data batches ((mfcc padded with zeros, frame counts), ctc targets).
-
-    The targets pack what the CTC loss needs: [output frames, label length, label...]
-    padded with zeros (the loss reads the first `label length` ids only).
-    """
-    import tensorflow as tf
-
+                 shuffle: bool) -> tf.data.Dataset:
+    """tf.data batches ((MFCCs padded with zeros, frame counts), CTC targets). A target row
+    packs what the CTC loss needs: [output frames, label length, label digits, 0 padding]."""
     frames = np.array([len(f) for f in features], dtype="int32")
-    max_label = config.max_digits
-    targets = np.zeros((len(labels), 2 + max_label), dtype="int32")
+    targets = np.zeros((len(labels), 2 + config.max_digits), dtype="int32")
     targets[:, 0] = output_frames(frames, config)
     for row, label in enumerate(labels):
         targets[row, 1] = len(label)
-        targets[row, 2:2 + len(label)] = encode_label(label)
+        targets[row, 2:2 + len(label)] = [int(digit) for digit in label]
     ragged = tf.RaggedTensor.from_row_lengths(np.concatenate(features), frames)
     dataset = tf.data.Dataset.from_tensor_slices((ragged, frames, targets))
     if shuffle:
@@ -364,7 +309,20 @@ def make_dataset(features: list[np.ndarray], labels: list[str], config: Config,
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-# ----------------------------------------------------------------------------- Model
+# ---------------------------------------------------------------------------------------------
+# 2. Baselines: the best constant guess
+# ---------------------------------------------------------------------------------------------
+def naive_baseline(train_labels: Sequence[str], max_digits: int) -> str:
+    """The best constant answer: the most common training digit, repeated as often as
+    gives the lowest digit error rate on the training strings (0 times = say nothing)."""
+    digit = Counter("".join(train_labels)).most_common(1)[0][0]
+    guesses = [digit * length for length in range(max_digits + 1)]
+    return min(guesses, key=lambda g: error_rates(train_labels, [g] * len(train_labels))["der"])
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. Model: masked bidirectional GRUs over MFCC frames, the CTC loss
+# ---------------------------------------------------------------------------------------------
 @keras.saving.register_keras_serializable(package="speech_recognition")
 class LengthMask(layers.Layer):
     """Boolean mask (batch, time): True on the first `lengths[b]` steps of `sequences`.
@@ -409,6 +367,18 @@ def build_model(config: Config, mean: np.ndarray, variance: np.ndarray) -> keras
     return keras.Model([features, frames], log_probs, name="bigru_ctc")
 
 
+def frame_stride(config: Config) -> int:
+    """Input frames per output frame: the Conv1D front-end's stride, 1 without it."""
+    return CONV_STRIDE if config.conv_filters else 1
+
+
+def output_frames(frames: np.ndarray | int, config: Config) -> np.ndarray | int:
+    """Frames the model outputs for `frames` input frames (the CTC input lengths): divided,
+    rounded up, by the convolution's stride."""
+    stride = frame_stride(config)
+    return (frames + stride - 1) // stride
+
+
 @keras.saving.register_keras_serializable(package="speech_recognition")
 def ctc_loss(targets, log_probs):
     """CTC loss per utterance; `targets` rows are [output frames, label length, label ids]."""
@@ -417,15 +387,51 @@ def ctc_loss(targets, log_probs):
                         mask_index=BLANK)
 
 
-def compile_model(model: keras.Model, config: Config, steps: int) -> keras.Model:
-    """Adam with a cosine-decaying step size and gradient clipping, CTC loss."""
-    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps, alpha=0.05)
-    model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=config.clipnorm),
-                  loss=ctc_loss)
+def make_model(train_features: list[np.ndarray], config: Config) -> keras.Model:
+    """The model, normalized with the training frames' statistics, compiled with Adam (a
+    cosine-decaying step size, gradient clipping) and the CTC loss."""
+    train_frames = np.concatenate(train_features)
+    mean, variance = train_frames.mean(axis=0), train_frames.var(axis=0)
+    print(f"MFCC frames: {len(train_frames):,} in training, {config.num_mfcc} "
+          f"coefficients each; longest utterance {max(map(len, train_features))} frames")
+    steps = config.epochs * -(-config.train_utterances // config.batch_size)
+    with common.distribution_strategy(config.strategy).scope():
+        model = build_model(config, mean, variance)
+        schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps,
+                                                          alpha=0.05)
+        model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=config.clipnorm),
+                      loss=ctc_loss)
+    model.summary(line_length=96)
     return model
 
 
-# ----------------------------------------------------------------------------- Decoding
+# ---------------------------------------------------------------------------------------------
+# 4. Train: model.fit on the training strings, early stopping on the seen-speaker validation
+# ---------------------------------------------------------------------------------------------
+def train(model: keras.Model, features: dict, labels: dict, folder: Path,
+          config: Config) -> dict[str, list[float]]:
+    """`model.fit` with early stopping, resume after a kill and a best-model checkpoint; a rerun
+    with the same settings loads the finished weights instead. Returns every epoch's logs."""
+    run = common.TrainingRun(folder, common.settings_of(config), restart=config.restart,
+                             tensorboard=config.tensorboard)
+    if run.finished(model):  # trained with these settings already: its weights are loaded
+        return run.history
+    callbacks = [
+        keras.callbacks.EarlyStopping(patience=config.patience, restore_best_weights=True),
+        keras.callbacks.BackupAndRestore(run.backup_dir, double_checkpoint=True),  # after a kill
+        run.best_checkpoint(),  # ModelCheckpoint(save_best_only=True), atomic
+    ]
+    model.fit(make_dataset(features["train"], labels["train"], config, shuffle=True),
+              validation_data=make_dataset(features["val"], labels["val"], config, shuffle=False),
+              epochs=config.epochs, shuffle=False, verbose=common.VERBOSE,
+              callbacks=run.guarded(callbacks))  # + history.csv, TerminateOnNaN, TensorBoard
+    run.finish(model)  # refuses a diverged run, keeps the final weights
+    return run.history
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. Evaluate: greedy and beam-search decoding, digit error rates on seen and unseen voices
+# ---------------------------------------------------------------------------------------------
 def greedy_decode(log_probs: np.ndarray, length: int | None = None) -> str:
     """Best class per frame, then merge repeats, then drop blanks: "1 1 _ 1 2 2" → "112"."""
     best = np.argmax(log_probs[:length], axis=-1)
@@ -464,14 +470,6 @@ def error_rates(references: Sequence[str], hypotheses: Sequence[str]) -> dict[st
     return {"der": edits / digits, "string_accuracy": exact / len(references)}
 
 
-def naive_baseline(train_labels: Sequence[str], max_digits: int) -> str:
-    """The best constant answer: the most common training digit, repeated as often as
-    gives the lowest digit error rate on the training strings (0 times = say nothing)."""
-    digit = Counter("".join(train_labels)).most_common(1)[0][0]
-    guesses = [digit * length for length in range(max_digits + 1)]
-    return min(guesses, key=lambda g: error_rates(train_labels, [g] * len(train_labels))["der"])
-
-
 def predict_log_probs(model: keras.Model, features: list[np.ndarray], config: Config
                       ) -> tuple[list[np.ndarray], np.ndarray]:
     """Per-utterance log-probabilities (real output frames only) and their lengths."""
@@ -491,7 +489,7 @@ def transcribe_all(model: keras.Model, features: list[np.ndarray], config: Confi
     log_probs, lengths = predict_log_probs(model, features, config)
     greedy = [greedy_decode(p) for p in log_probs]
     beam: list[str] = []
-    for begin in range(0, len(log_probs), 256):
+    for begin in range(0, len(log_probs), 256):  # beam search pads 256 utterances at a time
         chunk = log_probs[begin:begin + 256]
         padded = np.full((len(chunk), max(len(p) for p in chunk), NUM_CLASSES), -1e4,
                          dtype="float32")
@@ -501,7 +499,91 @@ def transcribe_all(model: keras.Model, features: list[np.ndarray], config: Confi
     return {"greedy": greedy, "beam": beam, "log_probs": log_probs}
 
 
-# ----------------------------------------------------------------------------- Plots
+def evaluate(model: keras.Model, history: dict, features: dict, labels: dict, baseline: str,
+             config: Config) -> tuple[dict[str, Any], dict]:
+    """Metrics of both decoders and the baseline on the seen speakers (validation takes) and
+    the unseen test speaker, with the training summary; and the test transcripts."""
+    metrics: dict[str, Any] = {"baseline_prediction": baseline}
+    decoded = {}
+    for name, split in (("val", "seen"), ("test", "unseen")):
+        decoded[name] = transcribe_all(model, features[name], config)
+        for decoder in ("greedy", "beam"):
+            rates = error_rates(labels[name], decoded[name][decoder])
+            metrics[f"{split}_der_{decoder}"] = rates["der"]
+            metrics[f"{split}_string_accuracy_{decoder}"] = rates["string_accuracy"]
+        rates = error_rates(labels[name], [baseline] * len(labels[name]))
+        metrics[f"{split}_der_baseline"] = rates["der"]
+    metrics.update(
+        epochs_trained=len(history.get("loss", [])),
+        first_epoch_loss=history["loss"][0], final_epoch_loss=history["loss"][-1],
+        best_val_loss=min(history["val_loss"]),
+        parameters=model.count_params(), train_utterances=config.train_utterances,
+        test_speaker=config.test_speaker,
+        examples=[{"said": s, "greedy": g, "beam": b} for s, g, b in zip(
+            labels["test"][:8], decoded["test"]["greedy"], decoded["test"]["beam"],
+            strict=False)],
+    )
+    return metrics, decoded["test"]
+
+
+def print_results(metrics: dict, config: Config) -> None:
+    """The table of digit error rates and string accuracies, and a few test strings."""
+    print(f"\n== digit error rate (DER) and whole-string accuracy; unseen speaker: "
+          f"{config.test_speaker} ==")
+    print(f"{'decoder':34s} {'seen DER':>9s} {'unseen DER':>11s} {'seen acc':>9s} "
+          f"{'unseen acc':>11s}")
+    print(f"{'always ' + repr(metrics['baseline_prediction']) + ' (baseline)':34s} "
+          f"{metrics['seen_der_baseline']:9.3f} {metrics['unseen_der_baseline']:11.3f}")
+    for decoder in ("greedy", f"beam {config.beam_width}"):
+        key = decoder.split()[0]
+        print(f"{'BiGRU-CTC, ' + decoder:34s} {metrics[f'seen_der_{key}']:9.3f} "
+              f"{metrics[f'unseen_der_{key}']:11.3f} "
+              f"{metrics[f'seen_string_accuracy_{key}']:9.3f} "
+              f"{metrics[f'unseen_string_accuracy_{key}']:11.3f}")
+    for example in metrics["examples"][:4]:
+        print(f"  said {example['said']:>8s}   heard {example['beam']:>8s}")
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. Use the saved model: the digits heard in any audio file (--transcribe)
+# ---------------------------------------------------------------------------------------------
+def load_recognizer(out: Path, config: Config) -> tuple[keras.Model, Config]:
+    """The saved best model and the Config it was trained with (for its feature settings)."""
+    directory = out / "model"
+    command = SCRIPT + (f" --output-dir {config.output_dir}" if config.output_dir else "")
+    model, record = common.load_best(directory, command)
+    try:
+        trained = Config(**{**record["settings"], "output_dir": config.output_dir})
+    except Exception:  # no record, or one from an older version of the script
+        raise common.CheckpointError(
+            f"{common.shown(directory / 'best.json')} is missing or unreadable; retrain with "
+            f"`{command} --restart`") from None
+    return model, trained
+
+
+def transcribe_file(config: Config, out: Path) -> dict:
+    """`--transcribe FILE`: read, mix to mono, resample to 8 kHz, MFCC, decode."""
+    path = Path(config.transcribe or "")
+    samples, rate = readers.read_audio(path, config.max_seconds)
+    waveform = readers.to_sample_rate(samples, rate, SAMPLE_RATE, path)
+    model, trained = load_recognizer(out, config)
+    if num_frames(len(waveform), trained) < 2:
+        raise common.DataError(f"{common.shown(path)} is too short "
+                               f"({len(samples) / rate * 1000:.0f} ms) to hold a digit")
+    print(f"{common.shown(path)}: {rate} Hz, {len(samples) / rate:.2f} s")
+    if np.max(np.abs(waveform)) < SILENCE:  # normalising silence would only amplify noise
+        print("the recording is silent (its peak is below -60 dB of full scale)")
+        greedy = beam = ""
+    else:
+        result = transcribe_all(model, featurize([peak_normalize(waveform)], trained), trained)
+        greedy, beam = result["greedy"][0], result["beam"][0]
+    print(f"digits heard: {beam or '(none)'}   (greedy: {greedy or '(none)'})")
+    return {"file": str(path), "sample_rate": rate, "digits": beam, "greedy": greedy}
+
+
+# ---------------------------------------------------------------------------------------------
+# Plots
+# ---------------------------------------------------------------------------------------------
 def plot_features(waveform: np.ndarray, label: str, config: Config, path: Path,
                   show: bool = False) -> Path:
     """Waveform, log-mel spectrogram and MFCCs of one utterance, on one time axis."""
@@ -542,133 +624,27 @@ def plot_posteriors(log_probs: np.ndarray, label: str, decoded: str, config: Con
     return common.save_figure(figure, path, show)
 
 
-# ----------------------------------------------------------------------------- Inference
-def load_recognizer(out: Path, config: Config) -> tuple[keras.Model, Config]:
-    """The saved best model and the Config it was trained with (for its feature settings)."""
-    directory = out / "model"
-    command = SCRIPT + (f" --output-dir {config.output_dir}" if config.output_dir else "")
-    model, record = common.load_best(directory, command)
-    try:
-        trained = Config(**{**record["settings"], "output_dir": config.output_dir})
-    except Exception:  # no record, or one from an older version of the script
-        raise common.CheckpointError(
-            f"{common.shown(directory / 'best.json')} is missing or unreadable; retrain with "
-            f"`{command} --restart`") from None
-    return model, trained
-
-
-def transcribe_file(config: Config, out: Path) -> dict:
-    """`--transcribe FILE`: read, mix to mono, resample to 8 kHz, MFCC, decode."""
-    path = Path(config.transcribe or "")
-    samples, rate = readers.read_audio(path, config.max_seconds)
-    waveform = readers.to_sample_rate(samples, rate, SAMPLE_RATE, path)
-    model, trained = load_recognizer(out, config)
-    if num_frames(len(waveform), trained) < 2:
-        raise common.DataError(f"{common.shown(path)} is too short "
-                               f"({len(samples) / rate * 1000:.0f} ms) to hold a digit")
-    print(f"{common.shown(path)}: {rate} Hz, {len(samples) / rate:.2f} s")
-    if np.max(np.abs(waveform)) < SILENCE:  # normalising silence would only amplify noise
-        print("the recording is silent (its peak is below -60 dB of full scale)")
-        greedy = beam = ""
-    else:
-        result = transcribe_all(model, featurize([peak_normalize(waveform)], trained), trained)
-        greedy, beam = result["greedy"][0], result["beam"][0]
-    print(f"digits heard: {beam or '(none)'}   (greedy: {greedy or '(none)'})")
-    return {"file": str(path), "sample_rate": rate, "digits": beam, "greedy": greedy}
-
-
-# ----------------------------------------------------------------------------- main
+# ---------------------------------------------------------------------------------------------
+# main
+# ---------------------------------------------------------------------------------------------
 def main(config: Config) -> dict:
     """Build the digit strings, train the BiGRU-CTC model, evaluate seen and unseen speakers."""
     with common.Run(config, "speech_recognition") as run:
-        out = run.out
-        if config.transcribe is not None:
-            return run.save(transcribe_file(config, out), "inference.json")
-
-        # Data: recordings → speaker split → random digit strings (one seeded generator).
-        recordings = load_recordings(config)
-        splits = split_recordings(recordings, config.test_speaker, config.val_takes)
-        rng = np.random.default_rng(config.seed)
-        counts = {"train": config.train_utterances, "val": config.val_utterances,
-                  "test": config.test_utterances}
-        waveforms, labels, features = {}, {}, {}
-        for name, count in counts.items():
-            speed = config.speed_perturbation if name == "train" else 0.0  # augment training
-            waveforms[name], labels[name] = make_utterances(splits[name], count, config, rng,
-                                                            speed)
-            features[name] = featurize(waveforms[name], config)
-            voices = sorted({s for items in splits[name].values() for s, _ in items})
-            seconds = sum(map(len, waveforms[name])) / SAMPLE_RATE
-            print(f"{name:5s}: {count:5,} strings ({seconds / 60:5.1f} min of audio) from "
-                  f"{sum(map(len, splits[name].values())):4,} recordings of {', '.join(voices)}")
-        plot_features(waveforms["train"][0], labels["train"][0], config, out / "features.png",
-                      config.show)
-        # Normalization statistics from the training frames only.
-        train_frames = np.concatenate(features["train"])
-        mean, variance = train_frames.mean(axis=0), train_frames.var(axis=0)
-        print(f"MFCC frames: {len(train_frames):,} in training, {config.num_mfcc} "
-              f"coefficients each; longest utterance {max(map(len, features['train']))} frames")
-
-        # Model and training (resumable; the best validation loss is kept in best.keras).
-        directory = out / "model"
-        settings = common.settings_of(config)
-        steps = config.epochs * -(-config.train_utterances // config.batch_size)
-        with common.distribution_strategy(config.strategy).scope():
-            model = compile_model(build_model(config, mean, variance), config, steps)
-        model.summary(line_length=96)
-        training = common.TrainingRun(directory, settings, monitor="val_loss",
-                                      patience=config.patience, restart=config.restart,
-                                      tensorboard=config.tensorboard)
-        if not training.finished(model):
-            train_ds = make_dataset(features["train"], labels["train"], config, shuffle=True)
-            val_ds = make_dataset(features["val"], labels["val"], config, shuffle=False)
-            model.fit(train_ds, validation_data=val_ds, epochs=config.epochs,
-                      callbacks=training.callbacks(), shuffle=False, verbose=2)
-            training.finish(model)
-        history = training.history
-        common.plot_history(history, out / "history.png", "BiGRU + CTC on spoken digit strings",
+        if config.transcribe is not None:  # 6. use the saved model
+            return run.save(transcribe_file(config, run.out), "inference.json")
+        waveforms, labels, features = load_digit_strings(config)  # 1. data
+        plot_features(waveforms["train"][0], labels["train"][0], config,
+                      run.out / "features.png", config.show)
+        baseline = naive_baseline(labels["train"], config.max_digits)  # 2. baseline
+        model = make_model(features["train"], config)  # 3. model
+        history = train(model, features, labels, run.out / "model", config)  # 4. train
+        common.plot_history(history, run.out / "history.png",
+                            "BiGRU + CTC on spoken digit strings",
                             ylabel="CTC loss (nats per utterance)", show=config.show)
-
-        # Evaluation: seen speakers (validation takes) and the unseen test speaker.
-        baseline = naive_baseline(labels["train"], config.max_digits)
-        metrics: dict[str, Any] = {"baseline_prediction": baseline}
-        decoded = {}
-        for name, split in (("val", "seen"), ("test", "unseen")):
-            decoded[name] = transcribe_all(model, features[name], config)
-            for decoder in ("greedy", "beam"):
-                rates = error_rates(labels[name], decoded[name][decoder])
-                metrics[f"{split}_der_{decoder}"] = rates["der"]
-                metrics[f"{split}_string_accuracy_{decoder}"] = rates["string_accuracy"]
-            rates = error_rates(labels[name], [baseline] * len(labels[name]))
-            metrics[f"{split}_der_baseline"] = rates["der"]
-        first = 0
-        plot_posteriors(decoded["test"]["log_probs"][first], labels["test"][first],
-                        decoded["test"]["beam"][first], config, out / "posteriors.png",
-                        config.show)
-        metrics.update(
-            epochs_trained=len(history.get("loss", [])),
-            first_epoch_loss=history["loss"][0], final_epoch_loss=history["loss"][-1],
-            best_val_loss=min(history["val_loss"]),
-            parameters=model.count_params(), train_utterances=config.train_utterances,
-            test_speaker=config.test_speaker,
-            examples=[{"said": s, "greedy": g, "beam": b} for s, g, b in zip(
-                labels["test"][:8], decoded["test"]["greedy"], decoded["test"]["beam"],
-                strict=False)],
-        )
-        print(f"\n== digit error rate (DER) and whole-string accuracy; unseen speaker: "
-              f"{config.test_speaker} ==")
-        print(f"{'decoder':34s} {'seen DER':>9s} {'unseen DER':>11s} {'seen acc':>9s} "
-              f"{'unseen acc':>11s}")
-        print(f"{'always ' + repr(baseline) + ' (baseline)':34s} "
-              f"{metrics['seen_der_baseline']:9.3f} {metrics['unseen_der_baseline']:11.3f}")
-        for decoder in ("greedy", f"beam {config.beam_width}"):
-            key = decoder.split()[0]
-            print(f"{'BiGRU-CTC, ' + decoder:34s} {metrics[f'seen_der_{key}']:9.3f} "
-                  f"{metrics[f'unseen_der_{key}']:11.3f} "
-                  f"{metrics[f'seen_string_accuracy_{key}']:9.3f} "
-                  f"{metrics[f'unseen_string_accuracy_{key}']:11.3f}")
-        for example in metrics["examples"][:4]:
-            print(f"  said {example['said']:>8s}   heard {example['beam']:>8s}")
+        metrics, test = evaluate(model, history, features, labels, baseline, config)  # 5.
+        plot_posteriors(test["log_probs"][0], labels["test"][0], test["beam"][0], config,
+                        run.out / "posteriors.png", config.show)
+        print_results(metrics, config)
         return run.save(metrics)
 
 
