@@ -1,52 +1,33 @@
 """LSTM sequence modeling: many-to-one sentiment and aligned many-to-many POS tagging.
 
-Two real tasks for the LSTM workhorse, each beside an honest non-neural baseline:
+Two real tasks for the LSTM workhorse, each beside an honest non-neural baseline: one label
+per sentence (sentiment) and one tag per word (part-of-speech tagging).
 
-- **Many-to-one (sentiment):** a sentence in, one label out. `TextVectorization` -> Embedding
-  -> (bi)LSTM -> Dense(sigmoid) on the UCI Sentiment Labelled Sentences, against a TF-IDF
-  bag-of-words logistic regression on the same stratified split.
-- **Aligned many-to-many (part-of-speech tagging):** one tag per input word. A word embedding
-  plus a character CNN per word (so unseen words still get a useful vector), stacked
-  bidirectional LSTMs, a softmax per token, against the most-frequent-tag-per-word baseline;
-  a unidirectional twin shows what reading the right-hand context adds.
+What it teaches:
+- the sequence problem types: many-to-one and aligned many-to-many here (one-to-many lives in
+  `text_generation.py`, unaligned many-to-many in `machine_translation.py`);
+- sentiment: `TextVectorization` -> Embedding -> (bi)LSTM -> Dense(sigmoid), against a TF-IDF
+  logistic regression on the same stratified split;
+- tagging: a word embedding plus a character CNN per word (so unseen words still get a useful
+  vector), stacked bidirectional LSTMs and a softmax per token, against the most frequent tag
+  per word; a unidirectional twin shows what reading the right-hand context adds;
+- padding and masking for variable-length batches (and proof that padding is excluded from the
+  loss), stacking, `Bidirectional`, dropout, bucketing sentences by length, and reloading the
+  saved models to classify or tag new input; every one of these is a flag.
 
-What it teaches: the sequence problem types (many-to-one here, aligned many-to-many here;
-one-to-many lives in `text_generation.py`, unaligned many-to-many in `machine_translation.py`),
-padding and masking for variable-length batches (and proof that padding is excluded from the
-loss), stacking, the `Bidirectional` wrapper, dropout, bucketing sentences by length, and
-reloading the saved models to classify or tag new input. Every one of these is a flag.
+Data (bundled in `data/`, no download): UCI Sentiment Labelled Sentences, 3,000 sentences from
+Amazon, IMDB and Yelp (CC BY 4.0, Kotzias et al., KDD 2015); Universal Dependencies English EWT
+v2.16, 12,544 / 2,001 / 2,077 train / dev / test sentences tagged with the 17 universal POS
+tags (CC BY-SA 4.0, Silveira et al., LREC 2014).
 
-Data (bundled in `data/`, no download):
-- UCI Sentiment Labelled Sentences: 3,000 sentences from Amazon, IMDB and Yelp, CC BY 4.0,
-  Kotzias et al., KDD 2015.
-- Universal Dependencies English EWT v2.16, CC BY-SA 4.0, Silveira et al., LREC 2014:
-  12,544 / 2,001 / 2,077 train / dev / test sentences, 17 universal POS tags (UPOS).
-
-How to run:
-    python lstm_sequence.py                                   # default: both tasks
-    # quick run (~20 s):
-    python lstm_sequence.py --task pos --max-sentences 64 --epochs 3 --uni-epochs 0
-        --pos-units 8 --pos-layers 1
-    python lstm_sequence.py --epochs 12 --uni-epochs 12 --pos-units 128   # full quality
-    python lstm_sequence.py --tag "The old man the boats ."   # tag with the saved model
+Run:
+    python lstm_sequence.py --preset quick       # a first look: both tasks, tiny models
+    python lstm_sequence.py                      # both tasks at the default size
+    python lstm_sequence.py --preset full        # a wider tagger, more epochs
+    python lstm_sequence.py --tag "The old man the boats ."   # tag with the saved tagger
     python lstm_sequence.py --classify "Great phone, terrible battery."
-    python lstm_sequence.py --no-bidirectional --no-masking   # switch a lesson flag
-
-Measured default run (`python benchmarks/run.py --jobs lstm_sequence:default`, idle 2-core AMD
-EPYC, no GPU): 109 s wall, 1.2 GB peak memory (9 min 30 s when other jobs shared the CPU):
-    sentiment, 450 test sentences     accuracy   F1
-      TF-IDF + logistic regression      0.816   0.818
-      bidirectional LSTM                0.811   0.786   (accuracy: a tie, +-0.02 noise)
-    POS, 25,094 EWT test tokens       accuracy   on the 2,292 tokens unseen in training
-      most frequent tag per word        0.862    0.308
-      unidirectional LSTM, 4 epochs     0.921    0.771
-      bidirectional LSTM, 4 epochs      0.941    0.773
-`--tag "The old man the boats ."` -> The/DET old/ADJ man/NOUN the/DET boats/NOUN ./PUNCT: the
-tagger falls for the garden path ("man" is the verb) just as most human readers do.
-`jit_compile=True` was measured 8x slower per step on this CPU (368 vs 47 ms/step), so it is
-off by default. Full quality (`python benchmarks/run.py --jobs lstm_sequence:full`: 12 epochs,
-128 units): POS test accuracy 0.944 bidirectional, 0.924 unidirectional (381 s, while the test
-suite shared the CPU).
+Results: benchmarks/RESULTS.md#lstm_sequence (generated from benchmarks/results.json);
+how the defaults were chosen: benchmarks/NOTES.md#lstm_sequence.
 """
 
 from __future__ import annotations
@@ -58,18 +39,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
-import numpy as np
-
-import common
+import common  # first: it quiets TensorFlow's start-up logs before Keras loads TensorFlow
 import readers
 from common import NO_RETRAIN, above, at_least, between
 
-# ----------------------------------------------------------------------------- config
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+
 UPOS_TAGS = (
     "ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM",
     "PART", "PRON", "PROPN", "PUNCT", "SCONJ", "SYM", "VERB", "X",
 )  # the 17 universal part-of-speech tags
 PAD, UNK = 0, 1  # index 0 is padding (masked), index 1 an unknown word or character
+SENTIMENT_FILES = (
+    "sentiment/amazon_cells_labelled.txt",
+    "sentiment/imdb_labelled.txt",
+    "sentiment/yelp_labelled.txt",
+)
+UD_SPLITS = ("train", "dev", "test")
+SCRIPT = "python lstm_sequence.py"
 Fraction = Annotated[float, between(0, 1, high_open=True)]
 
 
@@ -108,7 +101,7 @@ class Config(common.RunConfig):
     ud_dir: str = ""  # Folder with en_ewt-ud-{train,dev,test}.conllu[.gz]; "" = bundled.
 
     PRESETS: ClassVar[dict] = {
-        # about 20 s: both tasks on 200 sentences each, small one-layer models
+        # a first look: both tasks on 200 sentences each, small one-layer models
         "quick": {"max_sentences": 200, "epochs": 3, "uni_epochs": 2, "sentiment_epochs": 3,
                   "pos_units": 16, "pos_layers": 1, "word_embedding_dim": 16, "char_filters": 8,
                   "sentiment_units": 8, "sentiment_embedding_dim": 16, "learning_rate": 1e-2,
@@ -126,66 +119,166 @@ class Config(common.RunConfig):
                      'the sentence to classify is empty; e.g. --classify "great phone"')
 
 
-SENTIMENT_FILES = (
-    "sentiment/amazon_cells_labelled.txt",
-    "sentiment/imdb_labelled.txt",
-    "sentiment/yelp_labelled.txt",
-)
-UD_SPLITS = ("train", "dev", "test")
-SCRIPT = "python lstm_sequence.py"
-
-
-# ----------------------------------------------------------------------------- data: sentiment
+# ---------------------------------------------------------------------------------------------
+# 1. Data: labelled sentences split with stratification, and the treebank's tagged sentences
+# ---------------------------------------------------------------------------------------------
 def load_sentiment(seed: int, max_sentences: int = 0) -> dict[str, tuple[list[str], np.ndarray]]:
-    """The 3,000 sentences split 70/15/15 into train/val/test, stratified by source and label
-    so every split has the same mix of Amazon/IMDB/Yelp and positive/negative; with
-    `max_sentences`, the first (random, since the split shuffles) of each split."""
-    from sklearn.model_selection import train_test_split
-
+    """The 3,000 sentences split 70/15/15 into train/val/test, stratified by source and label;
+    with `max_sentences`, the first (random, since the split shuffles) of each split."""
     sentences, labels, strata = [], [], []
     for relative in SENTIMENT_FILES:
         texts, marks = readers.read_sentiment_file(readers.data_file(relative))
-        sentences += texts
-        labels += marks
+        sentences, labels = sentences + texts, labels + marks
         strata += [f"{relative}:{mark}" for mark in marks]
-    index = np.arange(len(sentences))
-    train, rest = train_test_split(index, test_size=0.3, random_state=seed, stratify=strata)
-    val, test = train_test_split(
-        rest, test_size=0.5, random_state=seed, stratify=[strata[i] for i in rest]
-    )
-    labels_array = np.array(labels, dtype="int32")
-    if max_sentences:
-        train, val, test = train[:max_sentences], val[:max_sentences], test[:max_sentences]
-    return {
-        name: ([sentences[i] for i in part], labels_array[part])
-        for name, part in (("train", train), ("val", val), ("test", test))
-    }
-
-
-# ----------------------------------------------------------------------------- data: POS
-def ud_path(config: Config, split: str) -> Path:
-    """The CoNLL-U file of `split`: from --ud-dir when given, else the verified bundled one."""
-    name = f"en_ewt-ud-{split}.conllu"
-    if not config.ud_dir:
-        return readers.data_file(f"ud-english-ewt/{name}.gz")
-    for candidate in (Path(config.ud_dir) / f"{name}.gz", Path(config.ud_dir) / name):
-        if candidate.is_file():
-            return candidate
-    raise common.DataError(f"no {name}[.gz] in {common.shown(config.ud_dir)} (--ud-dir)")
+    train, rest = train_test_split(np.arange(len(sentences)), test_size=0.3, random_state=seed,
+                                   stratify=strata)
+    val, test = train_test_split(rest, test_size=0.5, random_state=seed,
+                                 stratify=[strata[i] for i in rest])
+    labels = np.array(labels, dtype="int32")
+    return {name: ([sentences[i] for i in part[: max_sentences or None]],
+                   labels[part[: max_sentences or None]])
+            for name, part in (("train", train), ("val", val), ("test", test))}
 
 
 def load_treebank(config: Config) -> dict[str, list[list[tuple[str, str]]]]:
-    """Train/dev/test sentences; with --max-sentences a random subset of each (the train file
-    is ordered by genre, so its first N sentences would be a biased sample)."""
+    """Train/dev/test (word, tag) sentences; with --max-sentences a random subset of each (the
+    train file is ordered by genre, so its first N sentences would be a biased sample)."""
     rng = np.random.default_rng(config.seed)
     splits = {}
     for split in UD_SPLITS:
-        sentences = readers.read_conllu(ud_path(config, split), UPOS_TAGS)
+        sentences = readers.read_conllu(_ud_path(config, split), UPOS_TAGS)
         if config.max_sentences and len(sentences) > config.max_sentences:
             keep = rng.choice(len(sentences), config.max_sentences, replace=False)
             sentences = [sentences[i] for i in sorted(keep)]
         splits[split] = sentences
     return splits
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. Baselines: a bag of words for sentiment, the most frequent tag of each word for POS
+# ---------------------------------------------------------------------------------------------
+def tfidf_baseline(train: tuple, val: tuple, test: tuple, seed: int) -> tuple:
+    """TF-IDF weighted words and word pairs into a logistic regression whose regularisation C
+    is picked on the validation split. Returns the test predictions and C."""
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
+    x_train, x_val = vectorizer.fit_transform(train[0]), vectorizer.transform(val[0])
+    best = None
+    for c in (0.3, 1.0, 3.0, 10.0, 30.0):
+        classifier = LogisticRegression(C=c, max_iter=2000, random_state=seed)
+        accuracy = float(np.mean(classifier.fit(x_train, train[1]).predict(x_val) == val[1]))
+        if best is None or accuracy > best[0]:
+            best = (accuracy, c, classifier)
+    return best[2].predict(vectorizer.transform(test[0])).astype("int32"), best[1]
+
+
+def most_frequent_tag_baseline(train: list[list[tuple[str, str]]]) -> tuple[dict, str]:
+    """Each training word form's most frequent tag (ties: alphabetical), and the most frequent
+    tag overall for words never seen in training."""
+    counts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    for sentence in train:
+        for word, tag in sentence:
+            counts[word][tag] += 1
+    overall = collections.Counter(tag for sentence in train for _, tag in sentence)
+    best_tag = {word: min(c.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+                for word, c in counts.items()}
+    return best_tag, min(overall.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+
+
+def baseline_tags(sentences: list[list[tuple[str, str]]], best_tag: dict, default: str):
+    """The baseline's tag for every token of `sentences`, flattened."""
+    return [best_tag.get(word, default) for sentence in sentences for word, _ in sentence]
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. Model: Embedding -> stacked (bi)LSTMs -> Dense, one label per sentence or one tag per word
+# ---------------------------------------------------------------------------------------------
+def build_sentiment_model(config: Config, vocab_size: int):
+    """Token ids (batch, time) -> P(positive): Embedding -> (bi)LSTM(s) -> Dense(sigmoid).
+    The LSTM's final state summarises the sentence: a many-to-one model."""
+    tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
+    x = layers.Embedding(vocab_size, config.sentiment_embedding_dim,
+                         mask_zero=config.masking, name="embedding")(tokens)
+    x = layers.Dropout(config.dropout)(x)
+    x = recurrent_stack(x, config.sentiment_layers, config.sentiment_units, config,
+                        return_sequences=False, bidirectional=config.bidirectional,
+                        name="sentiment")
+    probability = layers.Dense(1, activation="sigmoid", name="positive")(x)
+    model = keras.Model(tokens, probability, name="sentiment_lstm")
+    compile_model(model, config, "binary_crossentropy", ["accuracy"])
+    return model
+
+
+def build_tagger(config: Config, num_words: int, num_chars: int, num_tags: int,
+                 bidirectional: bool):
+    """(words (batch, time), chars (batch, time, letters)) -> tag probabilities per word.
+
+    Each word is its word embedding (lower-cased, <unk> if rare) joined with a character CNN's
+    max-pooled filters over its letters (a 1x3 Conv2D runs the same 1-D convolution over every
+    word at once). Stacked (bi)LSTMs read the sentence; a Dense softmax then tags every
+    position: an aligned many-to-many model. The padding mask comes from the word ids and goes
+    to every LSTM explicitly: `Embedding(mask_zero=True)` would not survive the Concatenate (it
+    fills the character branch's missing mask with "all real" and ORs the two, unmasking the
+    padding; the test that extra padding leaves the loss unchanged caught exactly that).
+    """
+    words = keras.Input(shape=(None,), dtype="int32", name="words")
+    inputs = {"words": words}
+    mask = keras.ops.not_equal(words, PAD) if config.masking else None  # (batch, time)
+    x = layers.Embedding(num_words, config.word_embedding_dim, name="word_embedding")(words)
+    if config.char_model == "cnn":
+        chars = keras.Input(shape=(None, config.max_word_length), dtype="int32", name="chars")
+        inputs["chars"] = chars
+        c = layers.Embedding(num_chars, config.char_embedding_dim, name="char_embedding")(chars)
+        c = layers.Conv2D(config.char_filters, (1, 3), padding="same", activation="relu",
+                          name="char_cnn")(c)  # (batch, time, letters, filters)
+        c = layers.MaxPooling2D((1, config.max_word_length), name="char_max")(c)
+        c = layers.Reshape((-1, config.char_filters), name="char_vector")(c)
+        x = layers.Concatenate(name="word_and_chars")([x, c])
+    x = layers.Dropout(config.dropout)(x)
+    x = recurrent_stack(x, config.pos_layers, config.pos_units, config, return_sequences=True,
+                        bidirectional=bidirectional, name="pos", mask=mask)
+    tags = layers.Dense(num_tags, activation="softmax", name="tag")(x)
+    model = keras.Model(inputs, tags, name="bilstm_tagger" if bidirectional else "lstm_tagger")
+    # "mean_with_sample_weight": divide the summed loss by the number of real tokens, not by
+    # batch x padded length, so extra padding leaves the loss unchanged.
+    loss = keras.losses.SparseCategoricalCrossentropy(reduction="mean_with_sample_weight")
+    compile_model(model, config, loss, ["accuracy"])
+    return model
+
+
+def recurrent_stack(x, num_layers: int, units: int, config: Config, return_sequences: bool,
+                    bidirectional: bool, name: str, mask=None):
+    """`num_layers` stacked LSTMs (each optionally Bidirectional), dropout between them. The
+    defaults keep the cuDNN kernel usable on a GPU: tanh/sigmoid, no recurrent dropout.
+    `mask` (batch, time) marks the real steps when it is not carried by `x` already."""
+    for layer_index in range(num_layers):
+        last = layer_index == num_layers - 1
+        lstm = layers.LSTM(units, return_sequences=return_sequences or not last,
+                           name=f"{name}_lstm{layer_index + 1}")
+        if bidirectional:
+            lstm = layers.Bidirectional(lstm, name=f"{name}_bilstm{layer_index + 1}")
+        x = lstm(x) if mask is None else lstm(x, mask=mask)
+        x = layers.Dropout(config.dropout)(x)
+    return x
+
+
+def compile_model(model, config: Config, loss, weighted_metrics: list) -> None:
+    """Adam with every gradient clipped to `clipnorm`; XLA only with --jit-compile (why it is
+    off by default: benchmarks/NOTES.md#lstm_sequence)."""
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=config.clipnorm),
+                  loss=loss, weighted_metrics=weighted_metrics, jit_compile=config.jit_compile)
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. Train: the input pipelines (TextVectorization; ids in length buckets), and model.fit
+# ---------------------------------------------------------------------------------------------
+def sentiment_dataset(split: tuple, vectorizer, config: Config, shuffle: bool = False):
+    """(token ids, label) batches: TextVectorization runs in tf.data (a string op, kept out of
+    the model); a batch is padded (right, with 0) to its longest sentence."""
+    texts, labels = split
+    data = tf.data.Dataset.from_tensor_slices((texts, labels.astype("float32")))
+    if shuffle:
+        data = data.shuffle(len(texts), seed=config.seed, reshuffle_each_iteration=True)
+    return data.batch(config.batch_size).map(lambda t, y: (vectorizer(t), y)).prefetch(2)
 
 
 def build_vocabularies(train: list[list[tuple[str, str]]], min_word_count: int) -> dict:
@@ -197,12 +290,9 @@ def build_vocabularies(train: list[list[tuple[str, str]]], min_word_count: int) 
     words = sorted(w for w, count in word_counts.items() if count >= min_word_count)
     words.sort(key=lambda w: -word_counts[w])  # most frequent first, ties alphabetical
     chars = sorted(char_counts, key=lambda c: (-char_counts[c], c))
-    return {
-        "words": ["<pad>", "<unk>", *words],
-        "chars": ["<pad>", "<unk>", *chars],
-        "tags": ["<pad>", *UPOS_TAGS],
-        "train_words": sorted({word for sentence in train for word, _ in sentence}),
-    }
+    return {"words": ["<pad>", "<unk>", *words], "chars": ["<pad>", "<unk>", *chars],
+            "tags": ["<pad>", *UPOS_TAGS],
+            "train_words": sorted({word for sentence in train for word, _ in sentence})}
 
 
 def clip_word(word: str, max_length: int) -> str:
@@ -252,8 +342,6 @@ def tagging_dataset(encoded: dict, config: Config, shuffle: bool):
     """A tf.data pipeline of padded, length-bucketed batches: ((words, chars), tags, weights)
     for `fit`, plus the 'unseen' flags for evaluation. Weights are 1 on real tokens and 0 on
     padding, so the loss and the accuracy count real tokens only."""
-    import tensorflow as tf
-
     lengths = np.array([len(w) for w in encoded["words"]])
 
     def ragged(key: str):
@@ -269,11 +357,9 @@ def tagging_dataset(encoded: dict, config: Config, shuffle: bool):
     bucket_sizes = np.bincount(np.searchsorted(boundaries, lengths, side="right"))
     num_batches = int(np.sum(-(-bucket_sizes // config.batch_size)))  # ceil per bucket
     dataset = dataset.bucket_by_sequence_length(
-        element_length_func=lambda words, *_: tf.shape(words)[0],
-        bucket_boundaries=boundaries,
+        element_length_func=lambda words, *_: tf.shape(words)[0], bucket_boundaries=boundaries,
         bucket_batch_sizes=[config.batch_size] * (len(boundaries) + 1),
-        pad_to_bucket_boundary=True,  # pads with 0 = PAD
-    )
+        pad_to_bucket_boundary=True)  # pads with 0 = PAD
 
     def to_model_inputs(words, chars, tags, unseen):
         features = {"words": words}
@@ -293,140 +379,102 @@ def for_fit(dataset):
     return dataset.map(lambda features, tags, weights, unseen: (features, tags, weights))
 
 
-# ----------------------------------------------------------------------------- models
-def compile_model(model, config: Config, loss, weighted_metrics: list) -> None:
-    """Adam with gradient clipping. `jit_compile` is a flag: XLA speeds some LSTMs up, but it
-    made this tagger's train step 8x slower on the 2-core CPU, so it is off by default."""
-    import keras
-
-    model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=config.clipnorm),
-        loss=loss,
-        weighted_metrics=weighted_metrics,
-        jit_compile=config.jit_compile,
-    )
-
-
-def recurrent_stack(x, num_layers: int, units: int, config: Config, return_sequences: bool,
-                    bidirectional: bool, name: str, mask=None):
-    """`num_layers` stacked LSTMs (each optionally Bidirectional), dropout between them. The
-    defaults keep the cuDNN kernel usable on a GPU: tanh/sigmoid, no recurrent dropout.
-    `mask` (batch, time) marks the real steps when it is not carried by `x` already."""
-    from keras import layers
-
-    for layer_index in range(num_layers):
-        last = layer_index == num_layers - 1
-        lstm = layers.LSTM(units, return_sequences=return_sequences or not last,
-                           name=f"{name}_lstm{layer_index + 1}")
-        if bidirectional:
-            lstm = layers.Bidirectional(lstm, name=f"{name}_bilstm{layer_index + 1}")
-        x = lstm(x) if mask is None else lstm(x, mask=mask)
-        x = layers.Dropout(config.dropout)(x)
-    return x
+def tagger_inputs(treebank: dict, config: Config) -> tuple[dict, dict, dict]:
+    """The vocabularies, every split encoded, and its bucketed tf.data pipeline."""
+    vocab = build_vocabularies(treebank["train"], config.min_word_count)
+    print(f"vocabularies: {len(vocab['words'])} words (count >= {config.min_word_count}), "
+          f"{len(vocab['chars'])} characters, {len(vocab['tags']) - 1} tags")
+    encoded = {name: encode_treebank(s, vocab, config.max_word_length)
+               for name, s in treebank.items()}
+    data = {name: tagging_dataset(encoded[name], config, shuffle=name == "train")
+            for name in UD_SPLITS}
+    features, tags, weights, _ = next(iter(data["train"]))
+    print("a batch: " + ", ".join(f"{k} {tuple(v.shape)}" for k, v in features.items())
+          + f", tags {tuple(tags.shape)}, weights {tuple(weights.shape)} "
+          f"({int(weights.numpy().sum())} real tokens)")
+    return vocab, encoded, data
 
 
-def build_sentiment_model(config: Config, vocab_size: int):
-    """Token ids (batch, time) -> P(positive): Embedding -> (bi)LSTM(s) -> Dense(sigmoid).
-    The LSTM's final state summarises the sentence: a many-to-one model."""
-    import keras
-    from keras import layers
-
-    tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
-    x = layers.Embedding(vocab_size, config.sentiment_embedding_dim,
-                         mask_zero=config.masking, name="embedding")(tokens)
-    x = layers.Dropout(config.dropout)(x)
-    x = recurrent_stack(x, config.sentiment_layers, config.sentiment_units, config,
-                        return_sequences=False, bidirectional=config.bidirectional,
-                        name="sentiment")
-    probability = layers.Dense(1, activation="sigmoid", name="positive")(x)
-    model = keras.Model(tokens, probability, name="sentiment_lstm")
-    compile_model(model, config, "binary_crossentropy", ["accuracy"])
-    return model
-
-
-def build_tagger(config: Config, num_words: int, num_chars: int, num_tags: int,
-                 bidirectional: bool):
-    """(words (batch, time), chars (batch, time, letters)) -> tag probabilities per word.
-
-    Each word is the concatenation of its word embedding (lower-cased, <unk> if rare) and a
-    character CNN's max-pooled filters over its letters (Conv2D with a 1x3 kernel runs the
-    same 1-D convolution over every word at once). Stacked (bi)LSTMs read the sentence; a
-    Dense softmax then tags every position: an aligned many-to-many model.
-
-    The padding mask is computed from the word ids and handed to every LSTM explicitly.
-    (`Embedding(mask_zero=True)` would not survive the Concatenate: it fills the missing mask
-    of the character branch with "all real" and ORs the two, unmasking the padding; the test
-    that extra padding leaves the loss unchanged caught exactly that.)
-    """
-    import keras
-    from keras import layers
-
-    words = keras.Input(shape=(None,), dtype="int32", name="words")
-    inputs = {"words": words}
-    mask = keras.ops.not_equal(words, PAD) if config.masking else None  # (batch, time)
-    x = layers.Embedding(num_words, config.word_embedding_dim, name="word_embedding")(words)
-    if config.char_model == "cnn":
-        chars = keras.Input(shape=(None, config.max_word_length), dtype="int32", name="chars")
-        inputs["chars"] = chars
-        c = layers.Embedding(num_chars, config.char_embedding_dim, name="char_embedding")(chars)
-        c = layers.Conv2D(config.char_filters, (1, 3), padding="same", activation="relu",
-                          name="char_cnn")(c)  # (batch, time, letters, filters)
-        c = layers.MaxPooling2D((1, config.max_word_length), name="char_max")(c)
-        c = layers.Reshape((-1, config.char_filters), name="char_vector")(c)
-        x = layers.Concatenate(name="word_and_chars")([x, c])
-    x = layers.Dropout(config.dropout)(x)
-    x = recurrent_stack(x, config.pos_layers, config.pos_units, config, return_sequences=True,
-                        bidirectional=bidirectional, name="pos", mask=mask)
-    tags = layers.Dense(num_tags, activation="softmax", name="tag")(x)
-    model = keras.Model(inputs, tags, name="bilstm_tagger" if bidirectional else "lstm_tagger")
-    # "mean_with_sample_weight": divide the summed loss by the number of real tokens, not by
-    # batch x padded length, so extra padding leaves the loss unchanged.
-    loss = keras.losses.SparseCategoricalCrossentropy(reduction="mean_with_sample_weight")
-    compile_model(model, config, loss, ["accuracy"])
-    return model
+def train(model, folder: Path, settings: dict, assets: dict, train_data, val_data, epochs: int,
+          config: Config) -> dict[str, list[float]]:
+    """`model.fit` with early stopping, resume after a kill and a best-model checkpoint (saved
+    with `assets`); a rerun with the same settings loads the finished weights instead."""
+    run = common.TrainingRun(folder, settings, restart=config.restart,
+                             tensorboard=config.tensorboard, assets=assets)
+    if not run.finished(model):
+        started = time.perf_counter()
+        model.fit(train_data, validation_data=val_data, epochs=epochs, verbose=common.VERBOSE,
+                  shuffle=False,  # the datasets shuffle themselves
+                  callbacks=run.guarded([
+                      keras.callbacks.EarlyStopping(patience=config.patience,
+                                                    restore_best_weights=True),
+                      # resume after a kill (from the older copy if the kill hit a save)
+                      keras.callbacks.BackupAndRestore(run.backup_dir, double_checkpoint=True),
+                      run.best_checkpoint(),  # ModelCheckpoint(save_best_only=True), atomic
+                  ]))
+        run.finish(model)  # refuses a diverged run, keeps the final weights
+        print(f"{model.name}: trained in {time.perf_counter() - started:.0f} s")
+    return run.history
 
 
-# ----------------------------------------------------------------------------- baselines
-def tfidf_baseline(train: tuple, val: tuple, test: tuple, seed: int) -> tuple:
-    """Bag of words and word pairs, TF-IDF weighted, into a logistic regression whose
-    regularisation C is picked on the validation split. Returns test predictions and C."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-
-    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
-    x_train = vectorizer.fit_transform(train[0])
-    best = None
-    for c in (0.3, 1.0, 3.0, 10.0, 30.0):
-        classifier = LogisticRegression(C=c, max_iter=2000, random_state=seed)
-        classifier.fit(x_train, train[1])
-        accuracy = float(np.mean(classifier.predict(vectorizer.transform(val[0])) == val[1]))
-        if best is None or accuracy > best[0]:
-            best = (accuracy, c, classifier)
-    predictions = best[2].predict(vectorizer.transform(test[0]))
-    return predictions.astype("int32"), best[1]
-
-
-def most_frequent_tag_baseline(train: list[list[tuple[str, str]]]) -> tuple[dict, str]:
-    """Each training word form's most frequent tag (ties: alphabetical), and the most frequent
-    tag overall for words never seen in training."""
-    counts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
-    overall: collections.Counter = collections.Counter()
-    for sentence in train:
-        for word, tag in sentence:
-            counts[word][tag] += 1
-            overall[tag] += 1
-    best_tag = {word: min(c.items(), key=lambda kv: (-kv[1], kv[0]))[0]
-                for word, c in counts.items()}
-    default = min(overall.items(), key=lambda kv: (-kv[1], kv[0]))[0]
-    return best_tag, default
+def train_sentiment(splits: dict, config: Config, out: Path, strategy) -> tuple:
+    """TextVectorization adapted to the training sentences, then the sentiment LSTM fitted;
+    returns the model and the vectorizer."""
+    vectorizer = layers.TextVectorization(max_tokens=config.sentiment_vocab_size)
+    vectorizer.adapt(splits["train"][0])
+    vocabulary = vectorizer.get_vocabulary()
+    print(f"vocabulary: {len(vocabulary)} tokens (0 = padding, 1 = [UNK])")
+    with strategy.scope():
+        model = build_sentiment_model(config, len(vocabulary))
+    model.summary(line_length=90)
+    history = train(model, out / "sentiment_lstm",
+                    {**common.settings_of(config), "model": "sentiment_lstm"},
+                    {"vocabulary": vocabulary},  # saved with the best model, for --classify
+                    sentiment_dataset(splits["train"], vectorizer, config, shuffle=True),
+                    sentiment_dataset(splits["val"], vectorizer, config),
+                    config.sentiment_epochs, config)
+    common.plot_history(history, out / "sentiment_history.png",
+                        "Sentiment LSTM: training and validation loss",
+                        metrics=("loss",), ylabel="binary cross-entropy (nats)", show=config.show)
+    return model, vectorizer
 
 
-def baseline_tags(sentences: list[list[tuple[str, str]]], best_tag: dict, default: str):
-    """The baseline's tag for every token of `sentences`, flattened."""
-    return [best_tag.get(word, default) for sentence in sentences for word, _ in sentence]
+def train_taggers(vocab: dict, data: dict, config: Config, out: Path, strategy) -> tuple:
+    """The main tagger and, with --uni-epochs, its unidirectional twin: each one's test
+    predictions, by label (the main tagger first), and their validation curves side by side."""
+    variants = [("bidirectional" if config.bidirectional else "unidirectional",
+                 config.bidirectional, config.epochs)]
+    if config.bidirectional and config.uni_epochs:
+        variants.append(("unidirectional", False, config.uni_epochs))
+    assets = {key: vocab[key] for key in ("words", "chars", "tags")}  # what --tag needs
+    assets.update(char_model=config.char_model, max_word_length=config.max_word_length)
+    results, histories = {}, {}
+    for label, bidirectional, epochs in variants:
+        print(f"\n--- {label} tagger ({epochs} epochs) ---")
+        with strategy.scope():
+            model = build_tagger(config, len(vocab["words"]), len(vocab["chars"]),
+                                 len(vocab["tags"]), bidirectional)
+        if label == variants[0][0]:
+            model.summary(line_length=100)
+        name = "pos_bilstm" if bidirectional else "pos_lstm"
+        settings = {**common.settings_of(config), "model": name,
+                    "bidirectional": bidirectional, "epochs": epochs}
+        histories[label] = train(model, out / name, settings, assets, for_fit(data["train"]),
+                                 for_fit(data["dev"]), epochs, config)
+        common.plot_history(histories[label], out / f"{name}_history.png",
+                            f"POS {label} LSTM tagger: training and validation loss",
+                            ylabel="cross-entropy per token (nats)", show=config.show)
+        started = time.perf_counter()
+        results[label] = predict_tags(model, data["test"])
+        print(f"tagged the test set in {time.perf_counter() - started:.1f} s")
+    if len(histories) > 1:
+        plot_direction_comparison(histories, out / "pos_directions.png", config.show)
+    return results
 
 
-# ----------------------------------------------------------------------------- evaluation
+# ---------------------------------------------------------------------------------------------
+# 5. Evaluate: the models and the baselines on the same test sentences
+# ---------------------------------------------------------------------------------------------
 def binary_f1(labels: np.ndarray, predictions: np.ndarray) -> float:
     """F1 of the positive class: harmonic mean of precision and recall."""
     true_positive = float(np.sum((predictions == 1) & (labels == 1)))
@@ -437,10 +485,37 @@ def binary_f1(labels: np.ndarray, predictions: np.ndarray) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+def evaluate_sentiment(model, vectorizer, splits: dict, baseline: tuple, config: Config) -> dict:
+    """Test accuracy and F1 of the LSTM and of the baseline (its predictions and C); prints
+    them and the first misclassified sentences."""
+    texts, labels = splits["test"]
+    probabilities = model.predict(sentiment_dataset(splits["test"], vectorizer, config),
+                                  verbose=0)[:, 0]
+    predictions = (probabilities >= 0.5).astype("int32")
+    baseline, best_c = baseline
+    metrics = {
+        "sentiment_accuracy": float(np.mean(predictions == labels)),
+        "sentiment_f1": binary_f1(labels, predictions),
+        "sentiment_baseline_accuracy": float(np.mean(baseline == labels)),
+        "sentiment_baseline_f1": binary_f1(labels, baseline),
+        "sentiment_test_sentences": len(texts),
+    }
+    kind = "bidirectional" if config.bidirectional else "unidirectional"
+    print(f"\nsentiment on {len(texts)} test sentences{'accuracy':>14}{'F1':>8}")
+    for name, key in ((f"TF-IDF + logistic regression, C={best_c:g}", "sentiment_baseline"),
+                      (f"{kind} LSTM", "sentiment")):
+        print(f"  {name:<40}{metrics[key + '_accuracy']:>8.3f}{metrics[key + '_f1']:>8.3f}")
+    wrong = np.flatnonzero(predictions != labels)
+    print(f"\n{len(wrong)} misclassified test sentences; the first {config.examples_shown}:")
+    for i in wrong[: config.examples_shown]:
+        verdict = "baseline right" if baseline[i] == labels[i] else "baseline wrong too"
+        print(f"  true {'pos' if labels[i] else 'neg'}, P(pos)={probabilities[i]:.2f} "
+              f"({verdict}): {texts[i][:90]}")
+    return metrics
+
+
 def predict_tags(model, dataset) -> dict[str, np.ndarray]:
     """Gold and predicted tag ids and the 'unseen' flag of every real token in `dataset`."""
-    import tensorflow as tf
-
     # One graph for every batch shape (predict_on_batch would retrace for each bucket size).
     forward = tf.function(lambda features: model(features, training=False),
                           input_signature=[dataset.element_spec[0]])
@@ -454,6 +529,35 @@ def predict_tags(model, dataset) -> dict[str, np.ndarray]:
         unseen.append(unseen_flags.numpy()[real].astype(bool))
     return {"gold": np.concatenate(gold), "predicted": np.concatenate(predicted),
             "unseen": np.concatenate(unseen)}
+
+
+def score_taggers(test: list, test_unseen: list, baseline: list, results: dict,
+                  config: Config) -> dict:
+    """Token accuracy on test, overall and on words unseen in training, of the baseline's
+    `baseline` tags and of every tagger's `results` (the main tagger first)."""
+    gold_test = [tag for sentence in test for _, tag in sentence]
+    unseen_test = np.concatenate(test_unseen).astype(bool)
+    metrics = {"pos_test_tokens": len(gold_test)}
+    print(f"\nPOS token accuracy on {len(gold_test)} EWT test tokens "
+          f"({int(unseen_test.sum())} of them unseen in training):")
+    print(f"  {'model':<34}{'all':>7}{'unseen words':>14}")
+    # (right or wrong per token, unseen-in-training per token); the models' results come in
+    # the bucketed batch order, so each carries its own 'unseen' flags.
+    rows = [("most frequent tag per word", np.array(baseline) == np.array(gold_test),
+             unseen_test, "pos_baseline")]
+    for label, result in results.items():  # the main tagger first
+        key = "pos" if label == next(iter(results)) else "pos_uni"
+        rows.append((f"{label} LSTM tagger", result["gold"] == result["predicted"],
+                     result["unseen"], key))
+    for label, right, unseen, key in rows:
+        metrics[f"{key}_accuracy"] = float(right.mean())
+        metrics[f"{key}_unseen_accuracy"] = (float(right[unseen].mean()) if unseen.any()
+                                             else float("nan"))
+        print(f"  {label:<34}{right.mean():>7.3f}{metrics[f'{key}_unseen_accuracy']:>14.3f}")
+    if not config.bidirectional:  # the main model is the unidirectional one
+        metrics["pos_uni_accuracy"] = metrics["pos_accuracy"]
+        metrics["pos_uni_unseen_accuracy"] = metrics["pos_unseen_accuracy"]
+    return metrics
 
 
 def confusion_matrix(gold: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
@@ -477,6 +581,81 @@ def per_tag_table(counts: np.ndarray, tag_names: list[str]) -> list[dict]:
     return sorted(rows, key=lambda row: -row["tokens"])
 
 
+def report_per_tag(results: dict, tag_names: list[str], out: Path, show: bool) -> None:
+    """The main tagger's accuracy per tag (printed, pos_per_tag.json) and its confusions."""
+    label, result = next(iter(results.items()))  # the main tagger comes first
+    counts = confusion_matrix(result["gold"], result["predicted"], len(tag_names))
+    table = per_tag_table(counts, tag_names)
+    print(f"\nper-tag accuracy of the {label} tagger (test):")
+    print(f"  {'tag':<7}{'tokens':>7}{'accuracy':>10}  most often mistaken for")
+    for row in table:
+        print(f"  {row['tag']:<7}{row['tokens']:>7}{row['accuracy']:>10.3f}  "
+              f"{row['most_confused_with']}")
+    common.write_json(out / "pos_per_tag.json", table)
+    plot_confusion(counts, tag_names, out / "pos_confusion.png", show)
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. Use the saved model: tag or classify a new sentence with the best saved models
+# ---------------------------------------------------------------------------------------------
+def tag_sentence(model, vocab: dict, sentence: str) -> list[tuple[str, str]]:
+    """Tag one space-separated sentence: encode words and letters, run the model once."""
+    words = sentence.split()
+    if not words:
+        raise common.UserError("the sentence to tag is empty; pass words separated by spaces, "
+                               'e.g. --tag "The old man the boats ."')
+    word_ids, char_ids = encode_words(words, vocab, int(vocab["max_word_length"]))
+    features = {"words": word_ids[None, :]}
+    if vocab.get("char_model") == "cnn":
+        features["chars"] = char_ids[None, :, :]
+    probabilities = np.array(model(features, training=False))[0]
+    probabilities[:, PAD] = 0.0  # never predict the padding class
+    best = probabilities.argmax(-1)
+    return [(word, vocab["tags"][int(i)]) for word, i in zip(words, best, strict=True)]
+
+
+def classify_sentence(model, vocab: dict, sentence: str) -> float:
+    """P(positive) of one sentence, with the vocabulary the model was trained on."""
+    if not sentence.strip():
+        raise common.UserError('the sentence to classify is empty; e.g. --classify "great '
+                               'phone"')
+    vectorizer = layers.TextVectorization(vocabulary=vocab["vocabulary"])
+    token_ids = np.asarray(vectorizer([sentence]))
+    if not token_ids.any():
+        raise common.UserError(f"{sentence!r} has no words after lower-casing and removing "
+                               "punctuation; give a sentence with words")
+    words = token_ids[token_ids > 0]
+    unknown = int(np.sum(words == UNK))
+    if unknown:
+        share = "every word" if unknown == len(words) else f"{unknown} of {len(words)} words"
+        print(f"note: {share} of the sentence never appeared in training ([UNK]); the answer "
+              "rests on " + ("nothing the model learned: a guess" if unknown == len(words)
+                             else "the known words only"))
+    return float(np.asarray(model(token_ids, training=False))[0, 0])
+
+
+def use_saved_models(config: Config, out: Path) -> dict:
+    """`--tag` and/or `--classify` with the best saved models (and the vocabularies saved with
+    them): no training."""
+    results: dict = {}
+    if config.tag is not None:
+        folder = out / ("pos_bilstm" if config.bidirectional else "pos_lstm")
+        model, record = common.load_best(folder, f"{SCRIPT} --task pos")
+        tagged = tag_sentence(model, record["assets"], config.tag)
+        print(" ".join(f"{word}/{tag}" for word, tag in tagged))
+        results["tags"] = [tag for _, tag in tagged]
+    if config.classify is not None:
+        model, record = common.load_best(out / "sentiment_lstm", f"{SCRIPT} --task sentiment")
+        probability = classify_sentence(model, record["assets"], config.classify)
+        label = "positive" if probability >= 0.5 else "negative"
+        print(f"{label} (P(positive) = {probability:.3f}): {config.classify}")
+        results["sentiment_probability"] = probability
+    return results
+
+
+# ---------------------------------------------------------------------------------------------
+# Plots
+# ---------------------------------------------------------------------------------------------
 def plot_confusion(counts: np.ndarray, tag_names: list[str], path: Path, show: bool) -> Path:
     """Row-normalised confusion matrix of the tagger on the test set, as a heat map."""
     plt = common.pyplot(show)
@@ -513,257 +692,67 @@ def plot_direction_comparison(histories: dict[str, dict], path: Path, show: bool
     return common.save_figure(figure, path, show)
 
 
-# ----------------------------------------------------------------------------- training
-def train(model, run: common.TrainingRun, train_data, val_data, epochs: int) -> dict:
-    """Fit with the shared guards (resume, best checkpoint, early stopping, NaN) unless this
-    exact run already finished in the folder; return the full history."""
-    if not run.finished(model):
-        started = time.perf_counter()
-        model.fit(train_data, validation_data=val_data, epochs=epochs, shuffle=False,
-                  callbacks=run.callbacks(), verbose=2)  # the datasets shuffle themselves
-        run.finish(model)
-        print(f"{model.name}: trained in {time.perf_counter() - started:.0f} s")
-    return run.history
-
-
-def run_sentiment(config: Config, out: Path, strategy) -> dict:
-    """Many-to-one: train the sentiment LSTM and the TF-IDF baseline; report both on test."""
-    import keras
-    import tensorflow as tf
-
-    splits = load_sentiment(config.seed, config.max_sentences)
+# ---------------------------------------------------------------------------------------------
+# main
+# ---------------------------------------------------------------------------------------------
+def sentiment_task(config: Config, out: Path, strategy) -> dict:
+    """Many-to-one: the sentiment LSTM and the TF-IDF baseline, both scored on test."""
+    splits = load_sentiment(config.seed, config.max_sentences)  # 1. data
     print("\n=== Sentiment (many-to-one) ===")
     for name, (texts, labels) in splits.items():
         print(f"{name}: {len(texts)} sentences, {labels.mean():.0%} positive")
-
-    # TextVectorization lives in the tf.data pipeline (a string op, kept out of the model).
-    vectorizer = keras.layers.TextVectorization(max_tokens=config.sentiment_vocab_size)
-    vectorizer.adapt(splits["train"][0])
-    vocabulary = vectorizer.get_vocabulary()
-    print(f"vocabulary: {len(vocabulary)} tokens (0 = padding, 1 = [UNK])")
-
-    def dataset(name: str, shuffle: bool):
-        texts, labels = splits[name]
-        data = tf.data.Dataset.from_tensor_slices((texts, labels.astype("float32")))
-        if shuffle:
-            data = data.shuffle(len(texts), seed=config.seed, reshuffle_each_iteration=True)
-        # a batch is padded (right, with 0) to its longest sentence
-        return data.batch(config.batch_size).map(lambda t, y: (vectorizer(t), y)).prefetch(2)
-
-    with strategy.scope():
-        model = build_sentiment_model(config, len(vocabulary))
-    model.summary(line_length=90)
-    run = common.TrainingRun(
-        out / "sentiment_lstm", {**common.settings_of(config), "model": "sentiment_lstm"},
-        patience=config.patience, restart=config.restart, tensorboard=config.tensorboard,
-        assets={"vocabulary": vocabulary},  # saved with the best model, for --classify
-    )
-    history = train(model, run, dataset("train", True), dataset("val", False),
-                    config.sentiment_epochs)
-    common.plot_history(history, out / "sentiment_history.png",
-                        "Sentiment LSTM: training and validation loss",
-                        metrics=("loss",), ylabel="binary cross-entropy (nats)", show=config.show)
-
-    texts, labels = splits["test"]
-    probabilities = model.predict(dataset("test", False), verbose=0)[:, 0]
-    predictions = (probabilities >= 0.5).astype("int32")
-    baseline, best_c = tfidf_baseline(splits["train"], splits["val"], splits["test"],
-                                      config.seed)
-    metrics = {
-        "sentiment_accuracy": float(np.mean(predictions == labels)),
-        "sentiment_f1": binary_f1(labels, predictions),
-        "sentiment_baseline_accuracy": float(np.mean(baseline == labels)),
-        "sentiment_baseline_f1": binary_f1(labels, baseline),
-        "sentiment_test_sentences": len(texts),
-    }
-    kind = "bidirectional" if config.bidirectional else "unidirectional"
-    print(f"\nsentiment on {len(texts)} test sentences{'accuracy':>14}{'F1':>8}")
-    for name, key in ((f"TF-IDF + logistic regression, C={best_c:g}", "sentiment_baseline"),
-                      (f"{kind} LSTM", "sentiment")):
-        print(f"  {name:<40}{metrics[key + '_accuracy']:>8.3f}{metrics[key + '_f1']:>8.3f}")
-    wrong = np.flatnonzero(predictions != labels)
-    print(f"\n{len(wrong)} misclassified test sentences; the first {config.examples_shown}:")
-    for i in wrong[: config.examples_shown]:
-        verdict = "baseline right" if baseline[i] == labels[i] else "baseline wrong too"
-        print(f"  true {'pos' if labels[i] else 'neg'}, P(pos)={probabilities[i]:.2f} "
-              f"({verdict}): {texts[i][:90]}")
-    return metrics
+    baseline = tfidf_baseline(splits["train"], splits["val"], splits["test"],  # 2. baseline
+                              config.seed)
+    model, vectorizer = train_sentiment(splits, config, out, strategy)  # 3.-4. model, fit
+    return evaluate_sentiment(model, vectorizer, splits, baseline, config)  # 5. evaluate
 
 
-def run_pos(config: Config, out: Path, strategy) -> dict:
-    """Aligned many-to-many: train the (bi)LSTM tagger, its unidirectional twin and the
-    most-frequent-tag baseline; report token accuracy on test, per tag, and a confusion plot."""
+def pos_task(config: Config, out: Path, strategy) -> dict:
+    """Aligned many-to-many: the (bi)LSTM tagger, its unidirectional twin and the
+    most-frequent-tag baseline; token accuracy on test, per tag, and a confusion plot."""
     print("\n=== Part-of-speech tagging (aligned many-to-many) ===")
-    treebank = load_treebank(config)
+    treebank = load_treebank(config)  # 1. data
     for name, sentences in treebank.items():
-        tokens = sum(len(s) for s in sentences)
-        print(f"{name}: {len(sentences)} sentences, {tokens} tokens")
-    vocab = build_vocabularies(treebank["train"], config.min_word_count)
-    print(f"vocabularies: {len(vocab['words'])} words (count >= {config.min_word_count}), "
-          f"{len(vocab['chars'])} characters, {len(vocab['tags']) - 1} tags")
-    encoded = {name: encode_treebank(s, vocab, config.max_word_length)
-               for name, s in treebank.items()}
-    data = {name: tagging_dataset(encoded[name], config, shuffle=name == "train")
-            for name in UD_SPLITS}
-    features, tags, weights, _ = next(iter(data["train"]))
-    print("a batch: " + ", ".join(f"{k} {tuple(v.shape)}" for k, v in features.items())
-          + f", tags {tuple(tags.shape)}, weights {tuple(weights.shape)} "
-          f"({int(weights.numpy().sum())} real tokens)")
-
-    # Baseline: the most frequent tag of each word form in training.
-    best_tag, default_tag = most_frequent_tag_baseline(treebank["train"])
-    gold_test = [tag for sentence in treebank["test"] for _, tag in sentence]
-    baseline = baseline_tags(treebank["test"], best_tag, default_tag)
-    baseline_right = np.array(baseline) == np.array(gold_test)
-    unseen_test = np.concatenate(encoded["test"]["unseen"]).astype(bool)
-
-    variants = [("bidirectional" if config.bidirectional else "unidirectional",
-                 config.bidirectional, config.epochs)]
-    if config.bidirectional and config.uni_epochs:
-        variants.append(("unidirectional", False, config.uni_epochs))
-    saved = {key: vocab[key] for key in ("words", "chars", "tags")}
-    saved.update(char_model=config.char_model, max_word_length=config.max_word_length)
-    results, histories = {}, {}
-    for label, bidirectional, epochs in variants:
-        print(f"\n--- {label} tagger ({epochs} epochs) ---")
-        with strategy.scope():
-            model = build_tagger(config, len(vocab["words"]), len(vocab["chars"]),
-                                 len(vocab["tags"]), bidirectional)
-        if label == variants[0][0]:
-            model.summary(line_length=100)
-        name = "pos_bilstm" if bidirectional else "pos_lstm"
-        run = common.TrainingRun(
-            out / name, {**common.settings_of(config), "model": name,
-                         "bidirectional": bidirectional, "epochs": epochs},
-            patience=config.patience, restart=config.restart, tensorboard=config.tensorboard,
-            assets=saved,  # the vocabularies --tag needs, saved with the best model
-        )
-        histories[label] = train(model, run, for_fit(data["train"]), for_fit(data["dev"]),
-                                 epochs)
-        common.plot_history(histories[label], out / f"{name}_history.png",
-                            f"POS {label} LSTM tagger: training and validation loss",
-                            ylabel="cross-entropy per token (nats)", show=config.show)
-        started = time.perf_counter()
-        results[label] = predict_tags(model, data["test"])
-        print(f"tagged the test set in {time.perf_counter() - started:.1f} s")
-    if len(histories) > 1:
-        plot_direction_comparison(histories, out / "pos_directions.png", config.show)
-
-    main_result = results[variants[0][0]]
-    metrics = {"pos_test_tokens": len(gold_test)}
-    print(f"\nPOS token accuracy on {len(gold_test)} EWT test tokens "
-          f"({int(unseen_test.sum())} of them unseen in training):")
-    print(f"  {'model':<34}{'all':>7}{'unseen words':>14}")
-    # (right or wrong per token, unseen-in-training per token); the models' results come in
-    # the bucketed batch order, so each carries its own 'unseen' flags.
-    rows = [("most frequent tag per word", baseline_right, unseen_test, "pos_baseline")]
-    for label, result in results.items():
-        key = "pos" if label == variants[0][0] else "pos_uni"
-        rows.append((f"{label} LSTM tagger", result["gold"] == result["predicted"],
-                     result["unseen"], key))
-    for label, right, unseen, key in rows:
-        metrics[f"{key}_accuracy"] = float(right.mean())
-        metrics[f"{key}_unseen_accuracy"] = (
-            float(right[unseen].mean()) if unseen.any() else float("nan")
-        )
-        print(f"  {label:<34}{right.mean():>7.3f}{metrics[f'{key}_unseen_accuracy']:>14.3f}")
-    if not config.bidirectional:  # the main model is the unidirectional one
-        metrics["pos_uni_accuracy"] = metrics["pos_accuracy"]
-        metrics["pos_uni_unseen_accuracy"] = metrics["pos_unseen_accuracy"]
-
-    counts = confusion_matrix(main_result["gold"], main_result["predicted"], len(vocab["tags"]))
-    table = per_tag_table(counts, vocab["tags"])
-    print(f"\nper-tag accuracy of the {variants[0][0]} tagger (test):")
-    print(f"  {'tag':<7}{'tokens':>7}{'accuracy':>10}  most often mistaken for")
-    for row in table:
-        print(f"  {row['tag']:<7}{row['tokens']:>7}{row['accuracy']:>10.3f}  "
-              f"{row['most_confused_with']}")
-    common.write_json(out / "pos_per_tag.json", table)
-    plot_confusion(counts, vocab["tags"], out / "pos_confusion.png", config.show)
+        print(f"{name}: {len(sentences)} sentences, {sum(len(s) for s in sentences)} tokens")
+    baseline = baseline_tags(treebank["test"],  # 2. baseline
+                             *most_frequent_tag_baseline(treebank["train"]))
+    vocab, encoded, data = tagger_inputs(treebank, config)  # 4. the input pipeline
+    results = train_taggers(vocab, data, config, out, strategy)  # 3.-4. model, fit
+    metrics = score_taggers(treebank["test"], encoded["test"]["unseen"], baseline, results,
+                            config)  # 5. evaluate
+    report_per_tag(results, vocab["tags"], out, config.show)
     return metrics
-
-
-# ----------------------------------------------------------------------------- inference
-def load_for_inference(config: Config, out: Path, task: str) -> tuple:
-    """The best saved model of `task` and the vocabulary saved with it."""
-    folder = {"pos": "pos_bilstm" if config.bidirectional else "pos_lstm",
-              "sentiment": "sentiment_lstm"}[task]
-    model, record = common.load_best(out / folder, f"{SCRIPT} --task {task}")
-    return model, record["assets"]
-
-
-def tag_sentence(model, vocab: dict, sentence: str) -> list[tuple[str, str]]:
-    """Tag one space-separated sentence: encode words and letters, run the model once."""
-    words = sentence.split()
-    if not words:
-        raise common.UserError("the sentence to tag is empty; pass words separated by spaces, "
-                               'e.g. --tag "The old man the boats ."')
-    word_ids, char_ids = encode_words(words, vocab, int(vocab["max_word_length"]))
-    features = {"words": word_ids[None, :]}
-    if vocab.get("char_model") == "cnn":
-        features["chars"] = char_ids[None, :, :]
-    probabilities = np.array(model(features, training=False))[0]
-    probabilities[:, PAD] = 0.0  # never predict the padding class
-    best = probabilities.argmax(-1)
-    return [(word, vocab["tags"][int(i)]) for word, i in zip(words, best, strict=True)]
-
-
-def classify_sentence(model, vocab: dict, sentence: str) -> float:
-    """P(positive) of one sentence, with the vocabulary the model was trained on."""
-    import keras
-
-    if not sentence.strip():
-        raise common.UserError('the sentence to classify is empty; e.g. --classify "great '
-                               'phone"')
-    vectorizer = keras.layers.TextVectorization(vocabulary=vocab["vocabulary"])
-    token_ids = np.asarray(vectorizer([sentence]))
-    if not token_ids.any():
-        raise common.UserError(f"{sentence!r} has no words after lower-casing and removing "
-                               "punctuation; give a sentence with words")
-    words = token_ids[token_ids > 0]
-    unknown = int(np.sum(words == UNK))
-    if unknown:
-        share = "every word" if unknown == len(words) else f"{unknown} of {len(words)} words"
-        print(f"note: {share} of the sentence never appeared in training ([UNK]); the answer "
-              "rests on " + ("nothing the model learned: a guess" if unknown == len(words)
-                             else "the known words only"))
-    return float(np.asarray(model(token_ids, training=False))[0, 0])
-
-
-# ----------------------------------------------------------------------------- main
-def use_saved_models(config: Config, out: Path) -> dict:
-    """`--tag` and/or `--classify` with the saved best models: no training."""
-    results: dict = {}
-    if config.tag is not None:
-        model, vocab = load_for_inference(config, out, "pos")
-        tagged = tag_sentence(model, vocab, config.tag)
-        print(" ".join(f"{word}/{tag}" for word, tag in tagged))
-        results["tags"] = [tag for _, tag in tagged]
-    if config.classify is not None:
-        model, vocab = load_for_inference(config, out, "sentiment")
-        probability = classify_sentence(model, vocab, config.classify)
-        label = "positive" if probability >= 0.5 else "negative"
-        print(f"{label} (P(positive) = {probability:.3f}): {config.classify}")
-        results["sentiment_probability"] = probability
-    return results
 
 
 def main(config: Config) -> dict:
-    """Train and evaluate the chosen task(s) (or tag / classify with the saved models);
-    return the measured metrics (also written to metrics.json)."""
+    """Train and evaluate the chosen task(s), or tag / classify with the saved models."""
     with common.Run(config, "lstm_sequence") as run:
         if config.tag is not None or config.classify is not None:
-            return run.save(use_saved_models(config, run.out), "inference.json")
+            return run.save(use_saved_models(config, run.out), "inference.json")  # 6.
         strategy = common.distribution_strategy(config.strategy)
         metrics: dict = {}
         if config.task in ("sentiment", "both"):
-            metrics.update(run_sentiment(config, run.out, strategy))
+            metrics.update(sentiment_task(config, run.out, strategy))
         if config.task in ("pos", "both"):
-            metrics.update(run_pos(config, run.out, strategy))
+            metrics.update(pos_task(config, run.out, strategy))
         print("\nmetrics:")
         for key, value in metrics.items():
             print(f"  {key}: {value:.4f}" if isinstance(value, float) else f"  {key}: {value}")
         return run.save(metrics)
+
+
+# ---------------------------------------------------------------------------------------------
+# Plumbing
+# ---------------------------------------------------------------------------------------------
+def _ud_path(config: Config, split: str) -> Path:
+    """The CoNLL-U file of `split`: from --ud-dir when given, else the verified bundled one."""
+    name = f"en_ewt-ud-{split}.conllu"
+    if not config.ud_dir:
+        return readers.data_file(f"ud-english-ewt/{name}.gz")
+    for candidate in (Path(config.ud_dir) / f"{name}.gz", Path(config.ud_dir) / name):
+        if candidate.is_file():
+            return candidate
+    raise common.DataError(f"no {name}[.gz] in {common.shown(config.ud_dir)} (--ud-dir)")
 
 
 if __name__ == "__main__":
