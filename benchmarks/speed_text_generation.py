@@ -115,7 +115,7 @@ def main() -> dict:
     # ---- generation: stateful one-step sampler vs model.predict on the whole prefix
     model = fresh_model(False)
     sampler = tg.Sampler(model)
-    prompt = vocabulary.encode_prompt("ROMEO:")
+    prompt = tg.encode_prompt(vocabulary, "ROMEO:")
     results["generation_chars_per_s"] = tg.generation_speed(sampler, prompt, 2000, seed=0)
     sampler.generate(prompt, 8, num_samples=8)
     start = time.perf_counter()

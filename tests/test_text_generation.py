@@ -70,10 +70,10 @@ def test_word_vocabulary_round_trip_and_unknown_words():
     assert vocabulary.decode(vocabulary.encode("that is the question.")) == "that is the question."
     assert vocabulary.encode("to sleep")[1] == 1  # out of vocabulary -> [UNK]
     with pytest.raises(common.UserError, match="'sleep'"):
-        vocabulary.encode_prompt("to sleep")
+        tg.encode_prompt(vocabulary, "to sleep")
     chars = tg.Vocabulary.build("char", "abc", 10)
     with pytest.raises(common.UserError, match="'Z'"):
-        chars.encode_prompt("abZ")
+        tg.encode_prompt(chars, "abZ")
 
 
 # ----------------------------------------------------------------------------- sampling
@@ -156,7 +156,7 @@ def test_bits_are_nats_over_ln2():
     probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     bits_numpy = -np.mean(np.log2(probs[np.arange(5), targets]))
     assert tg.bits(nats) == pytest.approx(bits_numpy, rel=1e-5)
-    report = tg.language_model_report("char")
+    report = tg.LanguageModelReport("char")
     report._start = report._last = 0.0
     report._batches = 1
     logs = {"loss": 2.0, "val_loss": nats}
