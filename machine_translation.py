@@ -1,64 +1,33 @@
 """English→French translation: a seq2seq GRU/LSTM with attention, beam search and BLEU.
 
-An encoder reads the English sentence with a bidirectional GRU (or LSTM); a decoder writes
-the French sentence one token at a time, looking back at every English word through an
-attention layer. Measured on held-out English sentences with corpus BLEU and chrF (sacrebleu),
-for greedy decoding against beam search and for attention against no attention.
+An encoder reads the English sentence; a decoder writes the French one token at a time,
+looking back at every English word through attention; scored on unseen English sentences.
 
-What it teaches
-- Text preparation for translation: Unicode normalisation (French puts a narrow no-break space
-  before `! ? : ;`), lower-casing, punctuation as tokens, a length limit, `TextVectorization`
-  with [start]/[end], and a train/val/test split BY DISTINCT ENGLISH SENTENCE: the Tatoeba
-  file lists up to a dozen French alternatives for one English sentence; splitting pairs at
-  random would put the same English sentence in train and test and flatter the score. All
-  alternatives of a test sentence are kept as its references (multi-reference BLEU).
-- The encoder-decoder: Embedding → Bidirectional GRU/LSTM encoder; GRU/LSTM decoder started
-  from the encoder's final states; Bahdanau (additive) or Luong (multiplicative) attention, or
-  none (the classic Sutskever/Cho model that squeezes a sentence into one vector).
-- Teacher forcing, with the loss and accuracy masked so that padding counts for nothing.
-- Inference that reuses the trained layers: the encoder runs once per batch, then a
-  `tf.function` advances the decoder cell one token at a time with its state carried
-  (never `model.predict` per token). Greedy decoding and batched beam search with length
-  normalisation, written as pure functions of a `step_fn(tokens, state)`.
-- Evaluation: corpus BLEU and chrF on the held-out test sentences, beside a naive baseline
-  (copy the English sentence unchanged), and attention heatmaps.
+What it teaches:
+- text preparation: Unicode normalisation (French puts a narrow no-break space before
+  `! ? : ;`), punctuation as tokens, `TextVectorization` with [start]/[end], and a split BY
+  DISTINCT ENGLISH SENTENCE with every French alternative kept as a reference (splitting
+  pairs at random would put one English sentence in train and test and flatter the score);
+- the encoder-decoder: a bidirectional GRU/LSTM encoder, a decoder started from its final
+  states, Bahdanau (additive), Luong (multiplicative) or no attention;
+- teacher forcing, with the loss and accuracy masked so that padding counts for nothing;
+- inference with the trained layers: the encoder once per batch, then a `tf.function` step of
+  the decoder cell with its state carried; greedy and batched beam search, length-normalised;
+- evaluation: corpus BLEU and chrF (sacrebleu) beside a copy-the-English baseline, and
+  attention heatmaps.
 
-Dataset: Tatoeba English–French sentence pairs via manythings.org/anki (bundled as
-data/fra-eng/fra.txt.gz, 164,930 pairs; CC BY 2.0 FR, credit www.manythings.org/anki and the
-Tatoeba Project contributors; see data/README.md).
+Data: Tatoeba English-French pairs via manythings.org/anki (data/fra-eng/fra.txt.gz, 164,930
+pairs; CC BY 2.0 FR, credit www.manythings.org/anki and the Tatoeba Project contributors; see
+data/README.md).
 
-Run
-    python machine_translation.py          # default: 25k pairs, GRU + Bahdanau attention, 8 epochs
-    python machine_translation.py --compare-no-attention     # also train --attention none
-    python machine_translation.py --translate "I am cold."   # greedy + top-3 beams, saved model
-    python machine_translation.py --max-pairs 1000 --epochs 1 --units 16 --embedding-dim 16 \
-        --test-sentences 50 --heatmaps 0 --output-dir /tmp/mt          # quick run (< 20 s)
-    python machine_translation.py --max-pairs 0 --epochs 12 --source-vocab-size 10000 \
-        --target-vocab-size 8000 --patience 2 --test-sentences 0 \
-        --output-dir outputs/machine_translation_full                  # FULL_QUALITY
-Outputs (outputs/machine_translation/): metrics.json; gru_bahdanau/ with best.keras,
-vocabulary.json, history.csv/.png and attention_1..3.png heatmaps.
-
-Default run (`python benchmarks/run.py --jobs machine_translation:default`, idle 2-core AMD
-EPYC, no GPU): 159 s wall, 1.3 GB peak memory; 22,509 training pairs, 8 epochs (val loss 1.31);
-on 876 held-out English sentences (1,248 references):
-    copy English (baseline)   BLEU  0.4   chrF 14.7
-    Bahdanau, greedy          BLEU 29.8   chrF 49.4   (1,310 sentences/s)
-    Bahdanau, beam 5          BLEU 33.1   chrF 51.6   (455 sentences/s)
-    no attention, beam 5      BLEU 18.4   chrF 36.5   (`--attention none`, same config, 275 s)
-So attention buys +14.7 BLEU and beam search +3.3 over greedy at this size.
-A 6-epoch, 8k-pair probe gave Luong 5.5 vs Bahdanau 10.8 BLEU (beam 5).
-BLEU here is lower-cased corpus BLEU (sacrebleu 13a) against all references of a sentence.
-Full-quality run (FULL_QUALITY, `python benchmarks/run.py --jobs machine_translation:full`,
-same CPU but shared with other training jobs the whole time): all pairs (118,626 training
-pairs), vocabularies 7,175 English / 8,000 French, early stopping after 8 of 12 epochs (best
-val loss 0.973 at epoch 6); 3,532 s wall (59 min), 1.7 GB peak. On all 4,560 held-out English
-sentences (6,401 references):
-    copy English (baseline)   BLEU  0.4   chrF 14.8
-    Bahdanau, greedy          BLEU 43.5   chrF 62.0
-    Bahdanau, beam 5          BLEU 46.0   chrF 63.4
-Targets: BLEU (beam 5) >= 35 met; beam >= greedy met (+2.5); attention vs none measured at the
-default size above (+14.7).
+Run:
+    python machine_translation.py --preset quick            # a first look: a small model
+    python machine_translation.py                           # 25k pairs, GRU + Bahdanau
+    python machine_translation.py --preset full             # all pairs, larger vocabularies
+    python machine_translation.py --compare-no-attention    # also train --attention none
+    python machine_translation.py --translate "I am cold."  # the saved model: greedy + beams
+Results: benchmarks/RESULTS.md#machine_translation (generated from benchmarks/results.json);
+how the defaults were chosen: benchmarks/NOTES.md#machine_translation.
 """
 
 from __future__ import annotations
@@ -79,13 +48,20 @@ from common import NO_RETRAIN, above, at_least, between
 
 import keras
 import numpy as np
+import sacrebleu
+import tensorflow as tf
 from keras import layers, ops
 
 DATA_FILE = "fra-eng/fra.txt.gz"  # bundled Tatoeba pairs (see data/README.md)
 PAD, UNK, START, END = "", "[UNK]", "[start]", "[end]"  # ids 0, 1, 2, 3 in every vocabulary
 SCRIPT = "python machine_translation.py"
 
-
+# Punctuation becomes a token of its own, curly apostrophes straight ones; the narrow no-break
+# space French puts before "! ? : ;" becomes a space; invisible characters go.
+_TRANSLATION = str.maketrans({c: f" {c} " for c in ".,!?;:\"«»()%$€&/+…–—‽[]"} | {
+    "\u2019": "'", "\u2018": "'", "\u202f": " ", "\u200b": None, "\u00ad": None})
+# An apostrophe between two letters ends a word: "l'", "d'", "j'" become shared tokens.
+_ELISION = re.compile(r"(?<=\w)'(?=\w)")
 Fraction = Annotated[float, between(0, 0.5, True, True)]
 
 
@@ -119,10 +95,10 @@ class Config(common.RunConfig):
     top_k: Annotated[int, at_least(1), NO_RETRAIN] = 3  # Beams printed by --translate.
 
     PRESETS: ClassVar[dict] = {
-        # about 20 s: 2,000 pairs, a small model, 3 epochs, 40 test sentences
+        # a first look: 2,000 pairs, a small model, 3 epochs, 40 test sentences
         "quick": {"max_pairs": 2000, "epochs": 3, "units": 16, "embedding_dim": 16,
                   "test_sentences": 40, "heatmaps": 1, "patience": 5},
-        # all ~131k pairs, twice the vocabularies, up to 12 epochs, every test sentence
+        # all ~131k pairs, larger vocabularies, up to 12 epochs, every test sentence
         "full": {"max_pairs": 0, "epochs": 12, "source_vocab_size": 10000,
                  "target_vocab_size": 8000, "patience": 2, "test_sentences": 0},
     }
@@ -133,86 +109,44 @@ class Config(common.RunConfig):
                      f"--top-k must be <= --beam-width (got {self.top_k} > {self.beam_width})")
 
 
-# ----------------------------------------------------------------------------- Data
-# Punctuation becomes a token of its own; curly apostrophes become straight ones; the narrow
-# no-break space French puts before "! ? : ;" becomes a space; invisible characters go.
-_PUNCTUATION = ".,!?;:\"«»()%$€&/+…–—‽[]"
-_TRANSLATION = str.maketrans(
-    {c: f" {c} " for c in _PUNCTUATION}
-    | {"\u2019": "'", "\u2018": "'", "\u202f": " ", "\u200b": None, "\u00ad": None}
-)
-_ELISION = re.compile(r"(?<=\w)'(?=\w)")  # an apostrophe between two letters
-
-
+# ---------------------------------------------------------------------------------------------
+# 1. Data: normalised text, a split by English sentence, vocabularies, teacher-forcing arrays
+# ---------------------------------------------------------------------------------------------
 def normalize(text: str) -> str:
-    """Canonical token string: NFKC, lower case, punctuation and elisions split off.
-
-    NFKC turns the no-break space (U+00A0) into a plain space (U+202F is mapped explicitly);
-    a word ending in an apostrophe is split from the next ("j'ai" → "j' ai", "don't" →
-    "don' t") so that "l'", "d'", "j'" are shared tokens instead of thousands of rare words.
-    """
+    """NFKC (U+00A0 → space), lower case, punctuation and elisions ("j'ai" → "j' ai") split."""
     text = unicodedata.normalize("NFKC", text).lower().translate(_TRANSLATION)
     if "'" in text:
         text = _ELISION.sub("' ", text)
     return " ".join(text.split())
 
 
-def detokenize(tokens: str) -> str:
-    """Undo the elision split ("j' ai" → "j'ai") and attach "." and "," to the word before,
-    so BLEU's own (13a) tokeniser sees ordinary text."""
-    return re.sub(r" ([.,])", r"\1", re.sub(r"(\w)' (?=\w)", r"\1'", tokens))
-
-
-def split_by_source(
-    pairs: Sequence[tuple[str, str]],
-    max_words: int,
-    max_pairs: int,
-    val_fraction: float,
-    test_fraction: float,
-    seed: int,
-) -> dict[str, dict[str, list[str]]]:
-    """Normalise, drop long pairs, group by English sentence, then split the GROUPS.
-
-    Returns {"train"|"val"|"test": {english: [french, ...]}}: an English sentence and all its
-    translations live in exactly one split, so the test set holds only unseen sentences.
-    """
+def split_by_source(pairs: Sequence[tuple[str, str]], max_words: int, max_pairs: int,
+                    val_fraction: float, test_fraction: float, seed: int) -> dict[str, dict]:
+    """Normalise, drop long pairs, group by English sentence, then split the GROUPS:
+    {"test"|"val"|"train": {english: [french, ...]}}, so the test sentences are all unseen."""
     groups: dict[str, list[str]] = {}
     for english, french in pairs:
-        # Normalising only splits words further, so a raw sentence with too many words
-        # (invisible characters aside) can be skipped before the costly normalisation.
+        # Normalising only splits words, so a raw side already too long is skipped early.
         if any(len(raw.replace("\u200b", "").split()) > max_words for raw in (english, french)):
             continue
         english, french = normalize(english), normalize(french)
-        if not english or not french:
-            continue
-        if len(english.split()) > max_words or len(french.split()) > max_words:
-            continue
-        references = groups.setdefault(english, [])
-        if french not in references:  # same French twice after normalisation
-            references.append(french)
-    sources = sorted(groups)  # fixed order, then a seeded shuffle
+        if english and french and max(len(english.split()), len(french.split())) <= max_words:
+            references = groups.setdefault(english, [])
+            if french not in references:  # the same French twice after normalisation
+                references.append(french)
+    sources = sorted(groups)  # a fixed order, then a seeded shuffle
     np.random.default_rng(seed).shuffle(sources)
     if max_pairs:  # whole groups until the pair budget is reached
-        kept, total = [], 0
-        for english in sources:
-            if total >= max_pairs:
-                break
-            kept.append(english)
-            total += len(groups[english])
-        sources = kept
+        pairs_before = np.cumsum([0] + [len(groups[english]) for english in sources])[:-1]
+        sources = sources[: int(np.sum(pairs_before < max_pairs))]
     test_count = max(1, round(test_fraction * len(sources)))
-    val_count = max(1, round(val_fraction * len(sources)))
-    if len(sources) < test_count + val_count + 1:
+    val_end = test_count + max(1, round(val_fraction * len(sources)))
+    if len(sources) < val_end + 1:
         raise common.DataError(
             f"only {len(sources)} distinct English sentences of at most {max_words} words; "
-            "need at least 3 (raise --max-words or --max-pairs, or use a larger --data-path)"
-        )
-    parts = {
-        "test": sources[:test_count],
-        "val": sources[test_count:test_count + val_count],
-        "train": sources[test_count + val_count:],
-    }
-    return {name: {english: groups[english] for english in keys} for name, keys in parts.items()}
+            "need at least 3 (raise --max-words or --max-pairs, or use a larger --data-path)")
+    parts = {"test": (0, test_count), "val": (test_count, val_end), "train": (val_end, None)}
+    return {name: {e: groups[e] for e in sources[a:b]} for name, (a, b) in parts.items()}
 
 
 def build_vocabulary(sentences: Sequence[str], max_size: int, min_count: int,
@@ -221,47 +155,47 @@ def build_vocabulary(sentences: Sequence[str], max_size: int, min_count: int,
     counts = Counter(word for sentence in sentences for word in sentence.split())
     words = [w for w, c in counts.most_common() if c >= min_count and w not in specials]
     if not words:
-        raise common.DataError(
-            f"the {len(sentences)} training sentences hold no word seen at least --min-count "
-            f"({min_count}) times: too little data; use more pairs (--max-pairs, --data-path) "
-            "or a lower --min-count")
+        raise common.DataError(f"the {len(sentences)} training sentences hold no word seen at "
+                               f"least --min-count ({min_count}) times: too little data; use "
+                               "more pairs (--max-pairs, --data-path) or a lower --min-count")
     return [PAD, UNK, *specials, *words][:max_size]
 
 
 def make_vectorizer(vocabulary: Sequence[str], length: int) -> layers.TextVectorization:
-    """Whitespace tokens → ids, right-padded with 0 to `length` (text is pre-normalised)."""
-    return layers.TextVectorization(
-        standardize=None,
-        split="whitespace",
-        vocabulary=list(vocabulary[2:]),  # the layer adds "" (0) and "[UNK]" (1) itself
-        output_sequence_length=length,
-    )
+    """Whitespace tokens → ids, right-padded with 0 to `length` (the text is pre-normalised);
+    the layer adds "" (0) and "[UNK]" (1) itself."""
+    return layers.TextVectorization(standardize=None, split="whitespace",
+                                    vocabulary=list(vocabulary[2:]), output_sequence_length=length)
 
 
-def make_arrays(
-    group: dict[str, list[str]],
-    source_vectorizer: layers.TextVectorization,
-    target_vectorizer: layers.TextVectorization,
-) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
-    """Teacher forcing: inputs (English ids, "[start] French"), targets "French [end]"."""
-    english = [e for e, references in group.items() for _ in references]
-    french = [f"{START} {f} {END}" for references in group.values() for f in references]
-    source = np.asarray(source_vectorizer(english), dtype="int32")
-    target = np.asarray(target_vectorizer(french), dtype="int32")  # length max_words + 2
-    # target[:, :-1] and target[:, 1:] are padded at the same positions (the last real input
-    # token is followed by [end]), so the input's padding mask is also the loss mask.
-    return (source, target[:, :-1]), target[:, 1:]
+def make_arrays(splits: dict, vocabularies: dict, max_words: int) -> dict:
+    """Teacher forcing, per pair: inputs (English, "[start] French") and target "French [end]"."""
+    source_vectorizer = make_vectorizer(vocabularies["source"], max_words)
+    target_vectorizer = make_vectorizer(vocabularies["target"], max_words + 2)
+    data = {}
+    for name, group in splits.items():
+        english = [e for e, references in group.items() for _ in references]
+        french = [f"{START} {f} {END}" for references in group.values() for f in references]
+        source = np.asarray(source_vectorizer(english), dtype="int32")
+        target = np.asarray(target_vectorizer(french), dtype="int32")
+        # target[:, :-1] and target[:, 1:] are padded at the same positions (the last real
+        # input token is followed by [end]), so the input's padding mask is the loss mask.
+        data[name] = (source, target[:, :-1]), target[:, 1:]
+    return data
 
 
-# ----------------------------------------------------------------------------- Model
-def bridge_states(states: Sequence) -> list:
-    """Bidirectional encoder states [fwd_h, (fwd_c,) bwd_h, (bwd_c)] → decoder initial states
-    [h, (c)] by concatenating the two directions (so the decoder has 2*units)."""
-    half = len(states) // 2
-    pairs = zip(states[:half], states[half:], strict=True)
-    return [ops.concatenate([forward, backward], axis=-1) for forward, backward in pairs]
+# ---------------------------------------------------------------------------------------------
+# 2. Baselines: output the English sentence unchanged (names, numbers, punctuation survive)
+# ---------------------------------------------------------------------------------------------
+def copy_baseline(test: dict[str, list[str]]) -> dict:
+    """BLEU and chrF (`corpus_scores`, section 5) of copying the English sentence."""
+    scores = corpus_scores(list(test), list(test.values()))
+    return {"bleu_copy_baseline": scores["bleu"], "chrf_copy_baseline": scores["chrf"]}
 
 
+# ---------------------------------------------------------------------------------------------
+# 3. Model: encoder, decoder, attention; masked loss and accuracy
+# ---------------------------------------------------------------------------------------------
 def build_model(config: Config, source_vocab_size: int, target_vocab_size: int,
                 attention: str | None = None) -> keras.Model:
     """The training graph (teacher forcing): (source ids, target-in ids) → next-token logits.
@@ -287,8 +221,7 @@ def build_model(config: Config, source_vocab_size: int, target_vocab_size: int,
                          name="source_embedding")(source)
     x = layers.Dropout(config.dropout, name="source_dropout")(x)
     encoder = layers.Bidirectional(
-        recurrent(config.units, return_sequences=True, return_state=True), name="encoder"
-    )
+        recurrent(config.units, return_sequences=True, return_state=True), name="encoder")
     encoder_outputs, *encoder_states = encoder(x)  # (batch, source_len, 2*units), states
 
     # Decoder: reads "[start] w1 w2 ..." (teacher forcing) from the encoder's final state.
@@ -299,30 +232,38 @@ def build_model(config: Config, source_vocab_size: int, target_vocab_size: int,
                         name="decoder")
     decoder_outputs = decoder(y, initial_state=bridge_states(encoder_states))[0]
 
-    if attention == "none":
-        features = decoder_outputs
-    else:
-        if attention == "bahdanau":  # W_q h_t and W_k h̄_s, then Keras adds vᵀ tanh(q + k)
-            query = layers.Dense(config.units, use_bias=False,
-                                 name="query_projection")(decoder_outputs)
-            keys = layers.Dense(config.units, use_bias=False,
-                                name="key_projection")(encoder_outputs)
-            attend = layers.AdditiveAttention(name="attention")
-        else:  # Luong "general": W_k h̄_s, then Keras takes the dot product with h_t.
-            # Unscaled dot products grow large: in our CPU runs the weights saturated to
-            # one-hot on the final "." (no alignment) and BLEU was about half Bahdanau's.
-            query = decoder_outputs
-            keys = layers.Dense(2 * config.units, use_bias=False,
-                                name="key_projection")(encoder_outputs)
-            attend = layers.Attention(name="attention")
-        # Source masks reach the attention through `encoder_outputs`/`keys`: padded English
-        # steps get weight 0. Values are the raw encoder outputs h̄_s.
-        context = attend([query, encoder_outputs, keys])
-        features = layers.Concatenate(name="context_and_state")([context, decoder_outputs])
+    features = attend(attention, decoder_outputs, encoder_outputs, config.units)
     attentional = layers.Dense(2 * config.units, activation="tanh", name="combine")(features)
     attentional = layers.Dropout(config.dropout, name="output_dropout")(attentional)
     logits = layers.Dense(target_vocab_size, name="logits")(attentional)
     return keras.Model([source, target_in], logits, name=f"seq2seq_{config.cell}_{attention}")
+
+
+def bridge_states(states: Sequence) -> list:
+    """Bidirectional encoder states [fwd_h, (fwd_c,) bwd_h, (bwd_c)] → decoder initial states
+    [h, (c)] by concatenating the two directions (so the decoder has 2*units)."""
+    half = len(states) // 2
+    pairs = zip(states[:half], states[half:], strict=True)
+    return [ops.concatenate([forward, backward], axis=-1) for forward, backward in pairs]
+
+
+def attend(attention: str, decoder_outputs, encoder_outputs, units: int):
+    """[c_t; h_t], the context beside each decoder output; h_t alone without attention."""
+    if attention == "none":
+        return decoder_outputs
+    if attention == "bahdanau":  # W_q h_t and W_k h̄_s, then Keras adds vᵀ tanh(q + k)
+        query = layers.Dense(units, use_bias=False, name="query_projection")(decoder_outputs)
+        keys = layers.Dense(units, use_bias=False, name="key_projection")(encoder_outputs)
+        attention_layer = layers.AdditiveAttention(name="attention")
+    else:  # Luong "general": W_k h̄_s, then Keras takes the dot product with h_t.
+        # Unscaled dot products grow large and can saturate the weights to one-hot.
+        query = decoder_outputs
+        keys = layers.Dense(2 * units, use_bias=False, name="key_projection")(encoder_outputs)
+        attention_layer = layers.Attention(name="attention")
+    # Source masks reach the attention through `encoder_outputs`/`keys`: padded English
+    # steps get weight 0. Values are the raw encoder outputs h̄_s.
+    context = attention_layer([query, encoder_outputs, keys])
+    return layers.Concatenate(name="context_and_state")([context, decoder_outputs])
 
 
 # Masked loss and accuracy. Both return one value per target position, zero at padding.
@@ -355,20 +296,59 @@ def compile_model(model: keras.Model, config: Config) -> keras.Model:
     return model
 
 
-# ----------------------------------------------------------------------------- Decoding
-def _take_rows(state: Any, rows: np.ndarray) -> Any:
-    """Reorder the rows of every array in a (nested tuple/list of) state."""
-    if isinstance(state, (tuple, list)):
-        return type(state)(_take_rows(part, rows) for part in state)
-    return state[rows]
+# ---------------------------------------------------------------------------------------------
+# 4. Train: teacher-forced batches and model.fit, one model per attention variant
+# ---------------------------------------------------------------------------------------------
+def train(model: keras.Model, data: dict, folder: Path, settings: dict, assets: dict,
+          config: Config) -> dict[str, list[float]]:
+    """`model.fit` with early stopping, resume after a kill and a best-model checkpoint (saved
+    with `assets`, the vocabularies --translate needs); a rerun with the same settings loads
+    the finished weights instead. Returns every epoch's logs."""
+    run = common.TrainingRun(folder, settings, restart=config.restart,
+                             tensorboard=config.tensorboard, assets=assets)
+    if not run.finished(model):
+        (train_x, train_y), (val_x, val_y) = data["train"], data["val"]
+        train_ds = (tf.data.Dataset.from_tensor_slices((train_x, train_y))
+                    .shuffle(len(train_y), seed=config.seed).batch(config.batch_size)
+                    .prefetch(tf.data.AUTOTUNE))
+        val_ds = tf.data.Dataset.from_tensor_slices((val_x, val_y)).batch(256)
+        callbacks = [  # run.guarded adds the project's: history.csv, a stop at a NaN loss
+            keras.callbacks.EarlyStopping(patience=config.patience, restore_best_weights=True),
+            # resume after a kill; the previous backup is kept in case a kill hits a save
+            keras.callbacks.BackupAndRestore(run.backup_dir, double_checkpoint=True),
+            run.best_checkpoint(),  # ModelCheckpoint(save_best_only=True), atomic
+        ]
+        model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, shuffle=False,
+                  verbose=common.VERBOSE, callbacks=run.guarded(callbacks))
+        run.finish(model)  # refuses a diverged run, keeps the final weights
+    return run.history
 
 
-def _repeat_rows(state: Any, times: int) -> Any:
-    if isinstance(state, (tuple, list)):
-        return type(state)(_repeat_rows(part, times) for part in state)
-    return np.repeat(state, times, axis=0)
+def model_directory(out: Path, config: Config, attention: str) -> Path:
+    return out / f"{config.cell}_{attention}"
 
 
+def train_variant(config: Config, attention: str, data: dict, vocabularies: dict,
+                  out: Path) -> tuple[keras.Model, dict, Path]:
+    """Build and train (or reload) the model with this attention; plot its history."""
+    directory = model_directory(out, config, attention)
+    with common.distribution_strategy(config.strategy).scope():
+        model = compile_model(build_model(config, len(vocabularies["source"]),
+                                          len(vocabularies["target"]), attention), config)
+    print(f"\n== model {model.name}: {model.count_params():,} parameters ==")
+    settings = {**common.settings_of(config), "attention": attention}  # decoding fields aside
+    history = train(model, data, directory, settings, vocabularies, config)
+    common.plot_history(history, directory / "history.png",
+                        f"English→French seq2seq ({config.cell}, attention: {attention})",
+                        metrics=("loss", "masked_accuracy"),
+                        ylabel="masked cross-entropy (nats/token) / token accuracy",
+                        show=config.show)
+    return model, history, directory
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. Evaluate: greedy and beam search with the trained layers, BLEU/chrF, attention heatmaps
+# ---------------------------------------------------------------------------------------------
 StepFn = Callable[[np.ndarray, Any], tuple[np.ndarray, Any]]
 
 
@@ -396,9 +376,17 @@ def greedy_search(step_fn: StepFn, state: Any, batch_size: int, start_id: int, e
     return [(sequence, float(score)) for sequence, score in zip(sequences, scores, strict=True)]
 
 
+
 def length_normalized(log_prob: float, length: int, alpha: float) -> float:
     """Beam score: log p / length**alpha (alpha=0: raw log p, which favours short outputs)."""
     return log_prob / max(length, 1) ** alpha
+
+
+def _take_rows(state: Any, rows: np.ndarray) -> Any:
+    """The rows `rows` of every array in a (nested tuple/list of) state."""
+    if isinstance(state, (tuple, list)):
+        return type(state)(_take_rows(part, rows) for part in state)
+    return state[rows]
 
 
 def beam_search(step_fn: StepFn, state: Any, batch_size: int, start_id: int, end_id: int,
@@ -410,10 +398,9 @@ def beam_search(step_fn: StepFn, state: Any, batch_size: int, start_id: int, end
     `state` has one row per sentence; it is repeated to beam_width rows per sentence (rows
     b*K .. b*K+K-1 belong to sentence b), so `step_fn` must accept batch_size*beam_width rows.
     A hypothesis is finished when it emits [end] or reaches max_length tokens; a sentence is
-    done once it has beam_width finished hypotheses (or at max_length).
-    """
+    done once it has beam_width finished hypotheses (or at max_length)."""
     width = beam_width
-    state = _repeat_rows(state, width)
+    state = _take_rows(state, np.repeat(np.arange(batch_size), width))  # K copies per sentence
     tokens = np.full(batch_size * width, start_id, dtype="int32")
     sequences: list[list[int]] = [[] for _ in range(batch_size * width)]
     # Cumulative log p of every beam; at the start only beam 0 of each sentence is alive so the
@@ -474,9 +461,6 @@ class Translator:
 
     def __init__(self, model: keras.Model, source_vocabulary: Sequence[str],
                  target_vocabulary: Sequence[str]):
-        import tensorflow as tf
-
-        self.tf = tf
         names = {layer.name for layer in model.layers}
         get = model.get_layer
         self.source_embedding, self.encoder = get("source_embedding"), get("encoder")
@@ -496,18 +480,24 @@ class Translator:
         banned[[0, 1, self.start_id]] = -np.inf
         self.banned = tf.constant(banned)
         # Graph functions of plain tensor code (autograph=False: no Python control flow to
-        # convert); traced once per input shape, then run without Python overhead.
-        self.encode = tf.function(self._encode, reduce_retracing=True, autograph=False)
-        self.step = tf.function(self._step, reduce_retracing=True, autograph=False)
+        # convert), each traced once for every batch size and sentence length.
+        width = self.decoder_cell.units  # of the decoder state and of the encoder outputs
+        keys = self.key_projection.units if self.key_projection is not None else width
+        states = tuple(tf.TensorSpec([None, width])
+                       for _ in keras.tree.flatten(self.decoder_cell.state_size))  # h (, c)
+        self.encode = tf.function(self._encode, autograph=False,
+                                  input_signature=[tf.TensorSpec([None, None], tf.int32)])
+        self.step = tf.function(self._step, autograph=False, input_signature=[
+            tf.TensorSpec([None], tf.int32), states, tf.TensorSpec([None, None, width]),
+            tf.TensorSpec([None, None, keys]), tf.TensorSpec([None, None], tf.bool)])
 
     def _encode(self, source):
-        mask = self.tf.not_equal(source, 0)
+        mask = tf.not_equal(source, 0)
         outputs, *states = self.encoder(self.source_embedding(source), mask=mask)
         keys = self.key_projection(outputs) if self.key_projection is not None else outputs
         return outputs, keys, mask, tuple(bridge_states(states))
 
     def _step(self, tokens, states, outputs, keys, mask):
-        tf = self.tf
         x = tf.gather(self.target_embedding.embeddings, tokens)  # (n, embedding_dim)
         h, new_states = self.decoder_cell(x, list(states), training=False)  # one RNN step
         query = h[:, None, :]  # (n, 1, 2*units): the decoder output h_t as a length-1 query
@@ -539,15 +529,13 @@ class Translator:
         """Encode `source` once; return a NumPy `step_fn` for the search functions and the
         decoder's initial state. Encoder outputs are repeated `repeats` times per sentence
         (one copy per beam); `attention_log` collects each step's attention weights."""
-        outputs, keys, mask, states = self.encode(self.tf.constant(source))
+        outputs, keys, mask, states = self.encode(tf.constant(source))
         if repeats > 1:
-            outputs, keys, mask = (self.tf.repeat(t, repeats, axis=0)
-                                   for t in (outputs, keys, mask))
+            outputs, keys, mask = (tf.repeat(t, repeats, axis=0) for t in (outputs, keys, mask))
 
         def step_fn(tokens: np.ndarray, state: tuple) -> tuple[np.ndarray, tuple]:
             log_probs, state, weights = self.step(
-                self.tf.constant(tokens), tuple(self.tf.constant(s) for s in state),
-                outputs, keys, mask)
+                tf.constant(tokens), tuple(tf.constant(s) for s in state), outputs, keys, mask)
             if attention_log is not None:
                 attention_log.append(weights.numpy())
             return log_probs.numpy(), tuple(s.numpy() for s in state)
@@ -578,106 +566,38 @@ class Translator:
         return results
 
 
-# ----------------------------------------------------------------------------- Evaluation
-def reference_streams(references: Sequence[Sequence[str]]) -> list[list[str | None]]:
-    """Per-sentence reference lists → sacrebleu's reference streams (None where a sentence
-    has fewer references than the most-translated one)."""
-    count = max(len(r) for r in references)
-    return [[r[i] if i < len(r) else None for r in references] for i in range(count)]
+def detokenize(tokens: str) -> str:
+    """Undo the elision split ("j' ai" → "j'ai") and attach "." and "," to the word before,
+    so BLEU's own (13a) tokeniser sees ordinary text."""
+    return re.sub(r" ([.,])", r"\1", re.sub(r"(\w)' (?=\w)", r"\1'", tokens))
 
 
 def corpus_scores(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> dict:
     """Corpus BLEU and chrF (sacrebleu defaults: 13a tokenisation, exp smoothing), on
     lower-cased text with every alternative translation as a reference."""
-    import sacrebleu
-
     hypotheses = [detokenize(h) for h in hypotheses]
-    streams = [[None if r is None else detokenize(r) for r in stream]
-               for stream in reference_streams(references)]
+    # sacrebleu's reference streams: stream i holds every sentence's i-th reference (None
+    # where a sentence has fewer references than the most-translated one).
+    streams = [[detokenize(r[i]) if i < len(r) else None for r in references]
+               for i in range(max(len(r) for r in references))]
     return {
         "bleu": float(sacrebleu.corpus_bleu(hypotheses, streams).score),
         "chrf": float(sacrebleu.corpus_chrf(hypotheses, streams).score),
     }
 
 
-def plot_attention(weights: np.ndarray, source: str, output: str, path: Path, title: str,
-                   show: bool = False) -> Path:
-    """Heatmap of α (generated French token × English token)."""
-    plt = common.pyplot(show)
-    source_tokens, output_tokens = source.split(), output.split() + [END]
-    weights = weights[: len(output_tokens), : len(source_tokens)]
-    figure, axis = plt.subplots(figsize=(1 + 0.55 * len(source_tokens),
-                                         1 + 0.45 * len(output_tokens)))
-    image = axis.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
-    axis.set_xticks(range(len(source_tokens)), source_tokens, rotation=60, ha="right")
-    axis.set_yticks(range(len(output_tokens)), output_tokens)
-    axis.set(title=title, xlabel="English source token", ylabel="generated French token")
-    figure.colorbar(image, ax=axis, label="attention weight α (probability)")
-    return common.save_figure(figure, path, show)
-
-
-# ----------------------------------------------------------------------------- Training
-def model_directory(out: Path, config: Config, attention: str) -> Path:
-    return out / f"{config.cell}_{attention}"
-
-
-def model_settings(config: Config, attention: str) -> dict:
-    """The fields that define a trained model (decoding-only ones left out)."""
-    return {**common.settings_of(config), "attention": attention}
-
-
-def train_variant(config: Config, attention: str, data: dict, vocabularies: dict,
-                  out: Path) -> tuple[keras.Model, dict, Path]:
-    """Build, train (or reload) one model; saves its vocabulary beside best.keras."""
-    import tensorflow as tf
-
-    directory = model_directory(out, config, attention)
-    settings = model_settings(config, attention)
-    strategy = common.distribution_strategy(config.strategy)
-    with strategy.scope():
-        model = compile_model(build_model(config, len(vocabularies["source"]),
-                                          len(vocabularies["target"]), attention), config)
-    (train_x, train_y), (val_x, val_y) = data["train"], data["val"]
-    print(f"\n== model {model.name}: {model.count_params():,} parameters ==")
-    run = common.TrainingRun(directory, settings=settings, monitor="val_loss",
-                             patience=config.patience, restart=config.restart,
-                             tensorboard=config.tensorboard,
-                             assets=vocabularies)  # saved with the best model, for --translate
-    if not run.finished(model):
-        train_ds = (tf.data.Dataset.from_tensor_slices((train_x, train_y))
-                    .shuffle(len(train_y), seed=config.seed).batch(config.batch_size)
-                    .prefetch(tf.data.AUTOTUNE))
-        val_ds = tf.data.Dataset.from_tensor_slices((val_x, val_y)).batch(256)
-        model.fit(train_ds, validation_data=val_ds, epochs=config.epochs,
-                  callbacks=run.callbacks(), shuffle=False, verbose=2)
-        run.finish(model)
-    common.plot_history(run.history, directory / "history.png",
-                        f"English→French seq2seq ({config.cell}, attention: {attention})",
-                        metrics=("loss", "masked_accuracy"),
-                        ylabel="masked cross-entropy (nats/token) / token accuracy",
-                        show=config.show)
-    return model, run.history, directory
-
-
-def evaluate_variant(config: Config, model: keras.Model, vocabularies: dict, data: dict,
-                     test: dict[str, list[str]], directory: Path, greedy_too: bool) -> dict:
-    """Teacher-forced test loss, then BLEU/chrF of greedy and beam decoding."""
-    test_x, test_y = data["test"]
-    loss, accuracy = model.evaluate(test_x, test_y, batch_size=256, verbose=0)
-    translator = Translator(model, vocabularies["source"], vocabularies["target"])
-    sources = list(test)
-    references = [test[s] for s in sources]
+def decode_test(config: Config, translator: Translator, test: dict[str, list[str]],
+                decoders: dict[str, int]) -> dict:
+    """BLEU, chrF and speed of each decoder (name: beam width, 1 = greedy), and examples."""
+    sources, references = list(test), list(test.values())
     max_length = config.max_words + 1  # longest target seen in training, plus [end]
-    metrics = {"test_loss": float(loss), "test_token_accuracy": float(accuracy)}
-    decoded = {}
-    for name, width in (("greedy", 1), ("beam", config.beam_width)):
-        if name == "greedy" and not greedy_too:
-            continue
+    metrics, decoded = {}, {}
+    for name, width in decoders.items():
         began = time.perf_counter()
         outputs = translator.translate(sources, max_length, width, config.length_alpha,
                                        config.decode_batch_size)
         seconds = time.perf_counter() - began
-        decoded[name] = [o[0][0] for o in outputs]
+        decoded[name] = [o[0][0] for o in outputs]  # the best hypothesis of each sentence
         scores = corpus_scores(decoded[name], references)
         metrics.update({f"bleu_{name}": scores["bleu"], f"chrf_{name}": scores["chrf"],
                         f"{name}_sentences_per_s": len(sources) / seconds})
@@ -685,22 +605,73 @@ def evaluate_variant(config: Config, model: keras.Model, vocabularies: dict, dat
         {"english": s, "references": r, **{name: decoded[name][i] for name in decoded}}
         for i, (s, r) in enumerate(zip(sources[:8], references[:8], strict=True))
     ]
-    if translator.attention is not None and config.heatmaps:
-        log: list[np.ndarray] = []
-        chosen = sources[: config.heatmaps]
-        step_fn, state = translator.step_fn(translator.source_ids(chosen), attention_log=log)
-        results = greedy_search(step_fn, state, len(chosen), translator.start_id,
-                                translator.end_id, max_length)
-        for i, (sentence, (tokens, _)) in enumerate(zip(chosen, results, strict=True)):
-            weights = np.stack([step[i] for step in log[: len(tokens)]])
-            plot_attention(weights, sentence, translator.words(tokens),
-                           directory / f"attention_{i + 1}.png",
-                           f"{model.name} attention: “{detokenize(sentence)}”",
-                           show=config.show)
     return metrics
 
 
-# ----------------------------------------------------------------------------- Inference
+def draw_attention(translator: Translator, sentences: list[str], directory: Path, title: str,
+                   config: Config) -> None:
+    """Greedy-decode `sentences` while logging the attention weights; one heatmap each."""
+    log: list[np.ndarray] = []
+    step_fn, state = translator.step_fn(translator.source_ids(sentences), attention_log=log)
+    results = greedy_search(step_fn, state, len(sentences), translator.start_id,
+                            translator.end_id, config.max_words + 1)
+    for i, (sentence, (tokens, _)) in enumerate(zip(sentences, results, strict=True)):
+        weights = np.stack([step[i] for step in log[: len(tokens)]])
+        plot_attention(weights, sentence, translator.words(tokens),
+                       directory / f"attention_{i + 1}.png",
+                       f"{title} attention: “{detokenize(sentence)}”", show=config.show)
+
+
+def evaluate_variant(config: Config, model: keras.Model, vocabularies: dict, data: dict,
+                     test: dict[str, list[str]], directory: Path, greedy_too: bool) -> dict:
+    """Teacher-forced test loss, then BLEU/chrF of greedy and beam decoding; heatmaps."""
+    test_x, test_y = data["test"]
+    loss, accuracy = model.evaluate(test_x, test_y, batch_size=256, verbose=0)
+    translator = Translator(model, vocabularies["source"], vocabularies["target"])
+    decoders = {"greedy": 1} if greedy_too else {}
+    metrics = {"test_loss": float(loss), "test_token_accuracy": float(accuracy),
+               **decode_test(config, translator, test, {**decoders, "beam": config.beam_width})}
+    if translator.attention is not None and config.heatmaps:
+        draw_attention(translator, list(test)[: config.heatmaps], directory, model.name, config)
+    return metrics
+
+
+def headline_metrics(evaluation: dict, history: dict, main_model: bool) -> dict:
+    """The metrics of the main model (with its training curve's ends), or the three of the
+    no-attention model it is compared with."""
+    if not main_model:
+        return {"bleu_no_attention": evaluation["bleu_beam"],
+                "chrf_no_attention": evaluation["chrf_beam"],
+                "test_loss_no_attention": evaluation["test_loss"]}
+    return {**{k: v for k, v in evaluation.items() if k != "examples"},
+            "epochs_trained": len(history.get("loss", [])),
+            "first_epoch_loss": history["loss"][0], "final_epoch_loss": history["loss"][-1],
+            "best_val_loss": min(history["val_loss"]), "examples": evaluation["examples"]}
+
+
+def print_results(metrics: dict, config: Config) -> None:
+    """The table of BLEU and chrF on the held-out test set, four examples, the speed."""
+    print("\n== held-out test set (lower-cased, multi-reference) ==")
+    beam = f"beam {config.beam_width}"
+    rows = [("copy English (baseline)", metrics["bleu_copy_baseline"],
+             metrics["chrf_copy_baseline"]),
+            (f"{config.attention}, greedy", metrics["bleu_greedy"], metrics["chrf_greedy"]),
+            (f"{config.attention}, {beam}", metrics["bleu_beam"], metrics["chrf_beam"])]
+    if "bleu_no_attention" in metrics:
+        rows.append((f"no attention, {beam}", metrics["bleu_no_attention"],
+                     metrics["chrf_no_attention"]))
+    print(f"{'decoder':28s} {'BLEU':>6s} {'chrF':>6s}")
+    for name, bleu, chrf in rows:
+        print(f"{name:28s} {bleu:6.2f} {chrf:6.2f}")
+    for example in metrics["examples"][:4]:
+        print(f"  {example['english']}  →  {detokenize(example['beam'])}"
+              f"   (ref: {detokenize(example['references'][0])})")
+    print(f"beam search: {metrics['beam_sentences_per_s']:.1f} sentences/s")
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. Use the saved model: --translate "an English sentence"
+# ---------------------------------------------------------------------------------------------
 def load_translator(config: Config, out: Path) -> Translator:
     """The saved best model of `--cell/--attention` in `out`, with its vocabularies."""
     train_command = f"{SCRIPT} --cell {config.cell} --attention {config.attention}"
@@ -751,85 +722,74 @@ def translate_sentence(config: Config, out: Path) -> dict:
     }
 
 
-# ----------------------------------------------------------------------------- main
+# ---------------------------------------------------------------------------------------------
+# Plots
+# ---------------------------------------------------------------------------------------------
+def plot_attention(weights: np.ndarray, source: str, output: str, path: Path, title: str,
+                   show: bool = False) -> Path:
+    """Heatmap of α (generated French token × English token)."""
+    plt = common.pyplot(show)
+    source_tokens, output_tokens = source.split(), output.split() + [END]
+    weights = weights[: len(output_tokens), : len(source_tokens)]
+    figure, axis = plt.subplots(figsize=(1 + 0.55 * len(source_tokens),
+                                         1 + 0.45 * len(output_tokens)))
+    image = axis.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+    axis.set_xticks(range(len(source_tokens)), source_tokens, rotation=60, ha="right")
+    axis.set_yticks(range(len(output_tokens)), output_tokens)
+    axis.set(title=title, xlabel="English source token", ylabel="generated French token")
+    figure.colorbar(image, ax=axis, label="attention weight α (probability)")
+    return common.save_figure(figure, path, show)
+
+
+# ---------------------------------------------------------------------------------------------
+# main
+# ---------------------------------------------------------------------------------------------
+def load_data(config: Config) -> tuple[dict, dict, dict[str, list[str]]]:
+    """The vocabularies, the teacher-forcing arrays of every split, the test sentences."""
+    path = Path(config.data_path) if config.data_path else readers.data_file(DATA_FILE)
+    splits = split_by_source(readers.read_pairs(path), config.max_words, config.max_pairs,
+                             config.val_fraction, config.test_fraction, config.seed)
+    for name, group in splits.items():
+        print(f"{name:5s}: {len(group):6,} English sentences, "
+              f"{sum(map(len, group.values())):6,} pairs")
+    train_french = [f"{START} {f} {END}" for refs in splits["train"].values() for f in refs]
+    vocabularies = {  # of the TRAINING sentences only
+        "source": build_vocabulary(list(splits["train"]), config.source_vocab_size,
+                                   config.min_count),
+        "target": build_vocabulary(train_french, config.target_vocab_size, config.min_count,
+                                   specials=(START, END)),
+    }
+    print(f"vocabulary: {len(vocabularies['source']):,} English, "
+          f"{len(vocabularies['target']):,} French tokens (incl. padding and [UNK])")
+    data = make_arrays(splits, vocabularies, config.max_words)
+    (source, target_in), target_out = data["train"]
+    print(f"tensors: source {source.shape}, target in {target_in.shape}, "
+          f"target out {target_out.shape}")
+    test = dict(list(splits["test"].items())[: config.test_sentences or None])
+    print(f"test: {len(test):,} English sentences, {sum(map(len, test.values())):,} references")
+    return vocabularies, data, test
+
+
 def main(config: Config) -> dict:
     """Prepare the data, train the attention model (and the no-attention one), evaluate."""
     with common.Run(config, "machine_translation") as run:
-        out = run.out
-        if config.translate is not None:
-            return run.save(translate_sentence(config, out), "inference.json")
-
-        # Data: normalise, filter by length, split by distinct English sentence.
-        path = Path(config.data_path) if config.data_path else readers.data_file(DATA_FILE)
-        splits = split_by_source(readers.read_pairs(path), config.max_words, config.max_pairs,
-                                 config.val_fraction, config.test_fraction, config.seed)
-        for name, group in splits.items():
-            print(f"{name:5s}: {len(group):6,} English sentences, "
-                  f"{sum(map(len, group.values())):6,} pairs")
-        train_english = list(splits["train"])
-        train_french = [f"{START} {f} {END}" for refs in splits["train"].values() for f in refs]
-        vocabularies = {
-            "source": build_vocabulary(train_english, config.source_vocab_size, config.min_count),
-            "target": build_vocabulary(train_french, config.target_vocab_size, config.min_count,
-                                       specials=(START, END)),
-        }
-        print(f"vocabulary: {len(vocabularies['source']):,} English, "
-              f"{len(vocabularies['target']):,} French tokens (incl. padding and [UNK])")
-        source_vectorizer = make_vectorizer(vocabularies["source"], config.max_words)
-        target_vectorizer = make_vectorizer(vocabularies["target"], config.max_words + 2)
-        data = {name: make_arrays(group, source_vectorizer, target_vectorizer)
-                for name, group in splits.items()}
-        (source, target_in), target_out = data["train"]
-        print(f"tensors: source {source.shape}, target in {target_in.shape}, "
-              f"target out {target_out.shape}")
-        test = dict(list(splits["test"].items())[: config.test_sentences or None])
-        print(f"test: {len(test):,} English sentences, "
-              f"{sum(map(len, test.values())):,} references")
-
-        # Naive baseline: output the English sentence unchanged (names, numbers, punctuation).
-        baseline = corpus_scores(list(test), list(test.values()))
-        metrics: dict[str, Any] = {"bleu_copy_baseline": baseline["bleu"],
-                                   "chrf_copy_baseline": baseline["chrf"]}
-
+        if config.translate is not None:  # 6. use the saved model
+            return run.save(translate_sentence(config, run.out), "inference.json")
+        vocabularies, data, test = load_data(config)  # 1. data
+        metrics = copy_baseline(test)  # 2. the baseline to beat
         variants = [config.attention]
         if config.compare_no_attention and config.attention != "none":
             variants.append("none")
-        for attention in variants:
-            model, history, directory = train_variant(config, attention, data, vocabularies, out)
+        for attention in variants:  # 3.-4. build and train; 5. evaluate
+            model, history, directory = train_variant(config, attention, data, vocabularies,
+                                                      run.out)
             main_model = attention == config.attention
             evaluation = evaluate_variant(config, model, vocabularies, data, test, directory,
                                           greedy_too=main_model)
-            if main_model:
-                metrics.update({k: v for k, v in evaluation.items() if k != "examples"})
-                metrics.update(epochs_trained=len(history.get("loss", [])),
-                               first_epoch_loss=history["loss"][0],
-                               final_epoch_loss=history["loss"][-1],
-                               best_val_loss=min(history["val_loss"]),
-                               examples=evaluation["examples"])
-                metrics["beam_sentences_per_s"] = evaluation["beam_sentences_per_s"]
-            else:
-                metrics.update(bleu_no_attention=evaluation["bleu_beam"],
-                               chrf_no_attention=evaluation["chrf_beam"],
-                               test_loss_no_attention=evaluation["test_loss"])
+            metrics.update(headline_metrics(evaluation, history, main_model))
             keras.backend.clear_session()
-
-        metrics.update(train_pairs=int(len(target_out)), test_sentence_count=len(test))
-        print("\n== held-out test set (lower-cased, multi-reference) ==")
-        rows = [("copy English (baseline)", metrics["bleu_copy_baseline"],
-                 metrics["chrf_copy_baseline"])]
-        rows.append((f"{config.attention}, greedy", metrics["bleu_greedy"], metrics["chrf_greedy"]))
-        rows.append((f"{config.attention}, beam {config.beam_width}", metrics["bleu_beam"],
-                     metrics["chrf_beam"]))
-        if "bleu_no_attention" in metrics:
-            rows.append((f"no attention, beam {config.beam_width}",
-                         metrics["bleu_no_attention"], metrics["chrf_no_attention"]))
-        print(f"{'decoder':28s} {'BLEU':>6s} {'chrF':>6s}")
-        for name, bleu, chrf in rows:
-            print(f"{name:28s} {bleu:6.2f} {chrf:6.2f}")
-        for example in metrics["examples"][:4]:
-            print(f"  {example['english']}  →  {detokenize(example['beam'])}"
-                  f"   (ref: {detokenize(example['references'][0])})")
-        print(f"beam search: {metrics['beam_sentences_per_s']:.1f} sentences/s")
+        metrics.update(train_pairs=int(len(data["train"][1])), test_sentence_count=len(test))
+        print_results(metrics, config)
         return run.save(metrics)
 
 
