@@ -588,13 +588,13 @@ class TrainingRun:
     """
 
     def __init__(self, directory: Path, settings: dict, monitor: str = "val_loss",
-                 mode: Literal["min", "max"] = "min", patience: int = 5, restart: bool = False,
+                 mode: Literal["min", "max"] = "min", restart: bool = False,
                  tensorboard: bool = False, assets: dict | None = None):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.settings = json.loads(json.dumps(settings, default=str))
         self.assets = assets or {}
-        self.monitor, self.mode, self.patience = monitor, mode, patience
+        self.monitor, self.mode = monitor, mode
         self.tensorboard = tensorboard
         self.best_path = self.directory / "best.keras"
         self.best_record = self.directory / "best.json"
@@ -704,16 +704,6 @@ class TrainingRun:
         if self.tensorboard:
             guards.append(keras.callbacks.TensorBoard(str(self.directory / "tensorboard")))
         return [*first, *guards, *callbacks]
-
-    def callbacks(self) -> list:
-        """The standard set: early stopping (restoring the best weights), resume after a kill,
-        the best-model checkpoint, all guarded (see `guarded`)."""
-        return self.guarded([
-            keras.callbacks.EarlyStopping(monitor=self.monitor, mode=self.mode,
-                                          patience=self.patience, restore_best_weights=True),
-            keras.callbacks.BackupAndRestore(str(self.backup_dir), double_checkpoint=True),
-            self.best_checkpoint(),
-        ])
 
     def finish(self, model) -> dict[str, list[float]]:
         """After `fit`: refuse a diverged run, save the final weights, return the full history

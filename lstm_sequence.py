@@ -146,7 +146,7 @@ def load_treebank(config: Config) -> dict[str, list[list[tuple[str, str]]]]:
     rng = np.random.default_rng(config.seed)
     splits = {}
     for split in UD_SPLITS:
-        sentences = readers.read_conllu(_ud_path(config, split), UPOS_TAGS)
+        sentences = readers.read_conllu(readers.ud_ewt_file(split, config.ud_dir), UPOS_TAGS)
         if config.max_sentences and len(sentences) > config.max_sentences:
             keep = rng.choice(len(sentences), config.max_sentences, replace=False)
             sentences = [sentences[i] for i in sorted(keep)]
@@ -739,20 +739,6 @@ def main(config: Config) -> dict:
         for key, value in metrics.items():
             print(f"  {key}: {value:.4f}" if isinstance(value, float) else f"  {key}: {value}")
         return run.save(metrics)
-
-
-# ---------------------------------------------------------------------------------------------
-# Plumbing
-# ---------------------------------------------------------------------------------------------
-def _ud_path(config: Config, split: str) -> Path:
-    """The CoNLL-U file of `split`: from --ud-dir when given, else the verified bundled one."""
-    name = f"en_ewt-ud-{split}.conllu"
-    if not config.ud_dir:
-        return readers.data_file(f"ud-english-ewt/{name}.gz")
-    for candidate in (Path(config.ud_dir) / f"{name}.gz", Path(config.ud_dir) / name):
-        if candidate.is_file():
-            return candidate
-    raise common.DataError(f"no {name}[.gz] in {common.shown(config.ud_dir)} (--ud-dir)")
 
 
 if __name__ == "__main__":

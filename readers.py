@@ -365,6 +365,18 @@ def read_conllu(path: Path, tags: Sequence[str]) -> list[list[tuple[str, str]]]:
     return sentences
 
 
+def ud_ewt_file(split: str, folder: str = "") -> Path:
+    """The UD English EWT CoNLL-U file of `split` ("train", "dev", "test"): from `folder`
+    (--ud-dir) when given, else the verified bundled copy."""
+    name = f"en_ewt-ud-{split}.conllu"
+    if not folder:
+        return data_file(f"ud-english-ewt/{name}.gz")
+    for candidate in (Path(folder) / f"{name}.gz", Path(folder) / name):
+        if candidate.is_file():
+            return candidate
+    raise DataError(f"no {name}[.gz] in {shown(folder)} (--ud-dir)")
+
+
 def read_pairs(path: Path) -> list[tuple[str, str]]:
     """(source, target) strings from a tab-separated file (gzip or plain text); further
     columns (newer Tatoeba releases add an attribution) are ignored."""

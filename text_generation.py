@@ -317,13 +317,13 @@ def train(model, train_data, val_data, vocabulary: Vocabulary, prompts: tuple[st
         report = LanguageModelReport(config.level)
         model.fit(train_data, validation_data=val_data, epochs=config.epochs,
                   steps_per_epoch=config.steps_per_epoch, verbose=common.VERBOSE,
-                  callbacks=[report, *run.guarded([  # report first: history.csv has its logs
+                  callbacks=run.guarded([
                       keras.callbacks.EarlyStopping(patience=config.patience,
                                                     restore_best_weights=True),
                       keras.callbacks.BackupAndRestore(run.backup_dir,  # resume after a kill
                                                        double_checkpoint=True),
                       run.best_checkpoint(),  # ModelCheckpoint(save_best_only=True), atomic
-                  ])])
+                  ], first=(report,)))  # the report adds bits/perplexity before history.csv
         run.finish(model)  # refuses a diverged run, keeps the final weights
         tokens = report.train_steps * config.batch_size * config.sequence_length
         common.write_json(folder / "timing.json", {

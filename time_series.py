@@ -294,7 +294,8 @@ def train(model, windows: dict, folder: Path, settings: dict, epochs: int, patie
         model.fit(windows["train"], validation_data=windows["val"], epochs=epochs,
                   verbose=common.VERBOSE, callbacks=run.guarded([
                       keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True),
-                      keras.callbacks.BackupAndRestore(run.backup_dir),  # resume after a kill
+                      keras.callbacks.BackupAndRestore(run.backup_dir,  # resume after a kill
+                                                       double_checkpoint=True),
                       run.best_checkpoint(),  # ModelCheckpoint(save_best_only=True), atomic
                   ]))
         run.finish(model)  # refuses a diverged run, keeps the final weights

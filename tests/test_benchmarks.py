@@ -179,3 +179,25 @@ def test_gpu_section_renders_the_measurement(tmp_path):
     assert lines[0].startswith("## GPU") and "GPU X" in lines[2]
     assert lines[-2] == "| s | m | LSTM | 8 | 4 x 5 | 20/20 | 3,000 | 400 | 7.5x |"
     assert bench.gpu_section(tmp_path / "missing.json") == []
+
+
+def test_learning_path_points_at_functions_in_their_sections():
+    """Each "§N `name`" in the README's learning path names a function or class that lives in
+    section N of a script (so the path cannot point at code that moved or vanished)."""
+    readme = bench.README.read_text()
+    path = readme[readme.index("## Learning path"):readme.index("## The scripts")]
+    references = re.findall(r"§(\d) `(\w+)`", path)
+    assert len(references) >= 20, references
+    sections = {}
+    for script in SCRIPTS:
+        section = None
+        for line in (bench.ROOT / f"{script}.py").read_text().splitlines():
+            header = re.match(r"# (\d)\. ", line)
+            if header:
+                section = header[1]
+            definition = re.match(r"(?:def|class) (\w+)", line)
+            if definition and section:
+                sections.setdefault(definition[1], set()).add(section)
+    for number, name in references:
+        assert name in sections, f"{name} (§{number}) is defined in no script"
+        assert number in sections[name], f"{name} is in section {sections[name]}, not §{number}"

@@ -204,6 +204,15 @@ def _model(learning_rate=0.05):
     return model
 
 
+def standard(run: common.TrainingRun, patience: int = 100) -> list:
+    """The callbacks every lesson's train() writes out, guarded as the lessons guard them."""
+    return run.guarded([
+        keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True),
+        keras.callbacks.BackupAndRestore(run.backup_dir, double_checkpoint=True),
+        run.best_checkpoint(),
+    ])
+
+
 class _StopAfter(keras.callbacks.Callback):
     """Simulates Ctrl-C after `n` finished epochs."""
 
@@ -225,22 +234,22 @@ class _FirstEpoch(keras.callbacks.Callback):
 def test_interrupted_fit_resumes_at_the_next_epoch_and_keeps_the_best(out_dir, capsys):
     x, y = _regression_data()
     settings = {"lr": 0.05}
-    run = common.TrainingRun(out_dir / "m", settings, patience=10)
+    run = common.TrainingRun(out_dir / "m", settings)
     model = _model()
     with pytest.raises(KeyboardInterrupt):
         model.fit(x, y, validation_data=(x, y), epochs=5, verbose=0,
-                  callbacks=run.callbacks() + [_StopAfter(2)])
+                  callbacks=standard(run) + [_StopAfter(2)])
     best_after_two = common.read_json(run.best_record)
     assert best_after_two["epoch"] == 2
     assert run.best_path.is_file()
 
     keras.backend.clear_session()
-    rerun = common.TrainingRun(out_dir / "m", settings, patience=10)
+    rerun = common.TrainingRun(out_dir / "m", settings)
     assert rerun.resuming
     model = _model()
     first = _FirstEpoch()
     model.fit(x, y, validation_data=(x, y), epochs=5, verbose=0,
-              callbacks=rerun.callbacks() + [first])
+              callbacks=standard(rerun) + [first])
     assert "resuming the interrupted run after epoch 2" in capsys.readouterr().out
     assert first.first == 2, "training restarted from scratch instead of epoch 3"
     history = rerun.finish(model)
@@ -261,9 +270,9 @@ def test_interrupted_fit_resumes_at_the_next_epoch_and_keeps_the_best(out_dir, c
 
 def test_worse_or_diverged_run_never_overwrites_the_best_model(out_dir):
     x, y = _regression_data()
-    good = common.TrainingRun(out_dir / "m", {"lr": 0.1}, patience=100)
+    good = common.TrainingRun(out_dir / "m", {"lr": 0.1})
     model = _model(0.1)
-    model.fit(x, y, validation_data=(x, y), epochs=60, verbose=0, callbacks=good.callbacks())
+    model.fit(x, y, validation_data=(x, y), epochs=60, verbose=0, callbacks=standard(good))
     good.finish(model)
     best = common.read_json(good.best_record)
     best_bytes = good.best_path.read_bytes()
@@ -272,7 +281,7 @@ def test_worse_or_diverged_run_never_overwrites_the_best_model(out_dir):
     keras.backend.clear_session()
     worse = common.TrainingRun(out_dir / "m", {"lr": 1e-5})  # barely moves: worse val_loss
     model = _model(1e-5)
-    model.fit(x, y, validation_data=(x, y), epochs=2, verbose=0, callbacks=worse.callbacks())
+    model.fit(x, y, validation_data=(x, y), epochs=2, verbose=0, callbacks=standard(worse))
     worse.finish(model)
     assert common.read_json(worse.best_record) == best
     assert worse.best_path.read_bytes() == best_bytes
@@ -282,7 +291,7 @@ def test_worse_or_diverged_run_never_overwrites_the_best_model(out_dir):
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
     model.compile(keras.optimizers.SGD(1e30), "mse")  # no clipping: the loss explodes
     model.fit(x, y * 1e3, validation_data=(x, y), epochs=3, verbose=0,
-              callbacks=diverged.callbacks())
+              callbacks=standard(diverged))
     with pytest.raises(common.TrainingDiverged, match="NaN or infinite.*best model so far"):
         diverged.finish(model)
     assert diverged.best_path.read_bytes() == best_bytes
@@ -295,7 +304,7 @@ def test_a_non_finite_score_is_never_saved_and_never_blocks_a_better_model(out_d
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
     model.compile(keras.optimizers.SGD(1e30), "mse")
     model.fit(x, y * 1e3, validation_data=(x, y), epochs=2, verbose=0,
-              callbacks=diverged.callbacks())
+              callbacks=standard(diverged))
     assert not diverged.best_path.exists() and not diverged.best_record.exists()
     with pytest.raises(common.TrainingDiverged, match="no model was saved"):
         diverged.finish(model)
@@ -307,7 +316,7 @@ def test_a_non_finite_score_is_never_saved_and_never_blocks_a_better_model(out_d
     good = common.TrainingRun(out_dir / "m", {"lr": 0.05}, assets={"vocabulary": ["a", "b"]})
     assert good.previous_best() is None
     model = _model()
-    model.fit(x, y, validation_data=(x, y), epochs=3, verbose=0, callbacks=good.callbacks())
+    model.fit(x, y, validation_data=(x, y), epochs=3, verbose=0, callbacks=standard(good))
     record = common.read_json(good.best_record)
     assert np.isfinite(record["value"]) and record["settings"] == {"lr": 0.05}
     loaded, saved = common.load_best(out_dir / "m", "python demo.py")
@@ -320,7 +329,7 @@ def test_a_kill_during_a_best_model_save_is_completed_or_discarded(out_dir):
     x, y = _regression_data()
     run = common.TrainingRun(out_dir / "m", {"lr": 0.05})
     model = _model()
-    model.fit(x, y, validation_data=(x, y), epochs=2, verbose=0, callbacks=run.callbacks())
+    model.fit(x, y, validation_data=(x, y), epochs=2, verbose=0, callbacks=standard(run))
     good_bytes, good_record = run.best_path.read_bytes(), common.read_json(run.best_record)
 
     # killed while Keras wrote the new model: the partial file is discarded on the next start
@@ -345,17 +354,17 @@ def test_a_kill_during_a_best_model_save_is_completed_or_discarded(out_dir):
 
 def test_history_has_one_row_per_trained_epoch_after_a_resume(out_dir, capsys):
     x, y = _regression_data()
-    run = common.TrainingRun(out_dir / "m", {"lr": 0.05}, patience=10)
+    run = common.TrainingRun(out_dir / "m", {"lr": 0.05})
     with pytest.raises(KeyboardInterrupt):
         _model().fit(x, y, validation_data=(x, y), epochs=5, verbose=0,
-                     callbacks=run.callbacks() + [_StopAfter(3)])
+                     callbacks=standard(run) + [_StopAfter(3)])
     # as if killed after epoch 3's row was written but before its backup: a row too many
     rows = run.history_path.read_text().splitlines()
     assert len(rows) == 1 + 3
     run.history_path.write_text("\n".join(rows + [rows[-1].replace("2,", "3,", 1)]) + "\n")
-    rerun = common.TrainingRun(out_dir / "m", {"lr": 0.05}, patience=10)
+    rerun = common.TrainingRun(out_dir / "m", {"lr": 0.05})
     model = _model()
-    model.fit(x, y, validation_data=(x, y), epochs=5, verbose=0, callbacks=rerun.callbacks())
+    model.fit(x, y, validation_data=(x, y), epochs=5, verbose=0, callbacks=standard(rerun))
     history = rerun.finish(model)
     assert len(history["loss"]) == 5
     epochs = [line.split(",")[0] for line in rerun.history_path.read_text().splitlines()[1:]]
@@ -366,7 +375,7 @@ def test_rerunning_a_finished_run_loads_its_weights_without_optimizer_warnings(o
     x, y = _regression_data()
     run = common.TrainingRun(out_dir / "m", {"lr": 0.05})
     model = _model()
-    model.fit(x, y, validation_data=(x, y), epochs=2, verbose=0, callbacks=run.callbacks())
+    model.fit(x, y, validation_data=(x, y), epochs=2, verbose=0, callbacks=standard(run))
     run.finish(model)
     import warnings
 
@@ -383,7 +392,7 @@ def test_changed_settings_discard_the_interrupted_run(out_dir, capsys):
     run = common.TrainingRun(out_dir / "m", {"units": 1})
     with pytest.raises(KeyboardInterrupt):
         _model().fit(x, y, validation_data=(x, y), epochs=4, verbose=0,
-                     callbacks=run.callbacks() + [_StopAfter(1)])
+                     callbacks=standard(run) + [_StopAfter(1)])
     assert run.resuming
     other = common.TrainingRun(out_dir / "m", {"units": 2})
     assert not other.resuming

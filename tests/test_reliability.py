@@ -57,7 +57,8 @@ class KillAfterEpoch(keras.callbacks.Callback):
         if epoch + 1 >= {epoch}:
             die()
 guarded = common.TrainingRun.guarded
-common.TrainingRun.guarded = lambda self, callbacks: guarded(self, callbacks) + [KillAfterEpoch()]
+common.TrainingRun.guarded = lambda self, callbacks, **kw: (guarded(self, callbacks, **kw)
+                                                            + [KillAfterEpoch()])
 """
 DURING_BEST_MODEL_SAVE = """
 save = keras.callbacks.ModelCheckpoint._save_model
