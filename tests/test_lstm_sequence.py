@@ -14,6 +14,8 @@ import common
 import readers
 import lstm_sequence as ls
 
+pytestmark = pytest.mark.xdist_group("lstm_sequence")  # one worker runs its quick run once
+
 ROOT = Path(__file__).resolve().parents[1]
 
 CONLLU = """\

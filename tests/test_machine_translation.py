@@ -15,6 +15,8 @@ import common
 import readers
 import machine_translation as mt
 
+pytestmark = pytest.mark.xdist_group("machine_translation")  # one worker runs its quick run once
+
 # ----------------------------------------------------------------------------- data
 def test_normalize_splits_punctuation_and_french_spaces():
     assert mt.normalize("Quand est-ce supposé se produire\u202f?") == (

@@ -24,6 +24,8 @@ from helpers import (ROOT, SCRIPTS, assert_one_line_error, random_walk_prices, r
 
 pytestmark = pytest.mark.reliability
 QUICK = ["--preset", "quick"]
+# The tests of one script run in one pytest-xdist worker, which makes its quick run once.
+BY_SCRIPT = [pytest.param(script, marks=pytest.mark.xdist_group(script)) for script in SCRIPTS]
 
 # How to use the saved model without training, where a script offers it, and the file that
 # this loads.
@@ -70,12 +72,6 @@ keras.callbacks.ModelCheckpoint._save_model = save_then_die
 """
 
 
-def launch_and_kill(script: str, args: list[str], patch: str) -> subprocess.CompletedProcess:
-    code = KILL_LAUNCHER.format(root=str(ROOT), script=f"{script}.py", args=args, patch=patch)
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
-
-
 def numeric_metrics(directory: Path) -> dict[str, float]:
     metrics = common.read_json(directory / "metrics.json")
     assert metrics, f"no metrics.json in {directory}"
@@ -105,9 +101,21 @@ def copy_of(source: Path, destination: Path) -> Path:
     return destination
 
 
+# One model per script is enough to kill and resume (the quick preset trains several).
+ONE_MODEL = {"rnn_basics": ["--cells", "lstm"], "lstm_sequence": ["--task", "pos", "--uni-epochs",
+             "0"], "time_series": ["--tasks", "single", "--models", "gru"]}
+
+
+def launch_and_kill(script: str, args: list[str], patch: str) -> subprocess.CompletedProcess:
+    code = KILL_LAUNCHER.format(root=str(ROOT), script=f"{script}.py", args=args, patch=patch)
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+
+
 # ----------------------------------------------------------------------------- as typed
 def test_every_scripts_help_works_as_a_user_types_it():
-    """`python <script>.py --help`, all six at once: exit 0, every flag listed."""
+    """`python <script>.py --help` in new processes, all six at once: exit 0, every flag
+    listed, nothing on stderr."""
     processes = {script: subprocess.Popen([sys.executable, f"{script}.py", "--help"], cwd=ROOT,
                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                           text=True) for script in SCRIPTS}
@@ -115,8 +123,7 @@ def test_every_scripts_help_works_as_a_user_types_it():
         out, err = process.communicate(timeout=300)
         assert process.returncode == 0, f"{script}: {err[-2000:]}"
         assert err == "", f"{script} printed to stderr: {err[-2000:]}"
-        module = __import__(script)
-        for field in dataclasses.fields(module.Config):
+        for field in dataclasses.fields(__import__(script).Config):
             flag = f"--{field.name.replace('_', '-')}"
             assert flag in out, f"{script}: {flag} missing"
         assert "--preset {default,quick,full}" in out, script
@@ -124,15 +131,18 @@ def test_every_scripts_help_works_as_a_user_types_it():
 
 # ----------------------------------------------------------------------------- kills
 @pytest.mark.slow
-@pytest.mark.parametrize("script", SCRIPTS)
-def test_kill_then_rerun_resumes_and_matches_an_uninterrupted_run(
-        script, finished_runs, tmp_path):
-    clean = finished_runs(script)
+@pytest.mark.parametrize("script", BY_SCRIPT)
+def test_kill_then_rerun_resumes_and_matches_an_uninterrupted_run(script, quick_run, tmp_path):
     killed = tmp_path / "killed"
-    args = [*QUICK, "--output-dir", str(killed)]
+    args = [*QUICK, *ONE_MODEL.get(script, []), "--output-dir", str(killed)]
     result = launch_and_kill(script, args, AFTER_EPOCH.format(epoch=1))
-    assert result.returncode == -9, result.stderr[-3000:]  # died by SIGKILL
+    assert result.returncode == -9, result.stderr[-3000:]  # died by SIGKILL, after epoch 1
     assert not (killed / "metrics.json").exists()
+    if script in ONE_MODEL:  # the same command, uninterrupted
+        clean = tmp_path / "clean"
+        assert run_command(script, [*args[:-1], str(clean)]).returncode == 0
+    else:
+        clean = quick_run(script)[0]
 
     rerun = run_command(script, args)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
@@ -154,12 +164,12 @@ def test_kill_then_rerun_resumes_and_matches_an_uninterrupted_run(
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("time_series")
 def test_kill_during_a_best_model_save_loses_nothing(tmp_path):
-    out = tmp_path / "out"
-    args = [*QUICK, "--output-dir", str(out)]
+    args = [*QUICK, "--output-dir", str(tmp_path / "out")]
     result = launch_and_kill("time_series", args, DURING_BEST_MODEL_SAVE)
     assert result.returncode == -9, result.stderr[-3000:]
-    model_dir = out / "single_linear"  # the first model trained
+    model_dir = tmp_path / "out" / "single_linear"  # the first model trained
     assert (model_dir / "saving.partial.keras").exists()  # what the kill left behind
     rerun = run_command("time_series", args)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
@@ -173,7 +183,7 @@ def test_kill_during_a_best_model_save_loses_nothing(tmp_path):
 
 
 # ----------------------------------------------------------------------------- models kept
-@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("script", BY_SCRIPT)
 def test_a_second_run_on_the_same_folder_is_refused(script, tmp_path):
     module = __import__(script)
     with common.output_lock(tmp_path):
@@ -182,7 +192,7 @@ def test_a_second_run_on_the_same_folder_is_refused(script, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("script", BY_SCRIPT)
 def test_diverging_runs_keep_the_best_model_and_never_save_nan(
         script, finished_runs, tmp_path):
     clean = copy_of(finished_runs(script), tmp_path / "clean")
@@ -200,6 +210,7 @@ def test_diverging_runs_keep_the_best_model_and_never_save_nan(
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("text_generation")
 def test_a_good_run_after_a_diverged_one_is_kept_and_generates(tmp_path):
     out = ["--output-dir", str(tmp_path)]
     diverged = run_command("text_generation", [*QUICK, *out, *ABSURD_LEARNING_RATE])
@@ -213,7 +224,7 @@ def test_a_good_run_after_a_diverged_one_is_kept_and_generates(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("script", BY_SCRIPT)
 def test_broken_checkpoint_is_reported_in_one_line(script, finished_runs, tmp_path):
     broken = copy_of(finished_runs(script), tmp_path / "broken")
     if script in INFERENCE:
@@ -230,7 +241,7 @@ def test_broken_checkpoint_is_reported_in_one_line(script, finished_runs, tmp_pa
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("script", sorted(INFERENCE))
+@pytest.mark.parametrize("script", [p for p in BY_SCRIPT if p.values[0] in INFERENCE])
 def test_inference_writes_its_own_file_and_leaves_the_training_metrics(
         script, finished_runs, tmp_path):
     folder = copy_of(finished_runs(script), tmp_path / "run")
@@ -242,6 +253,7 @@ def test_inference_writes_its_own_file_and_leaves_the_training_metrics(
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("lstm_sequence")
 def test_the_deployable_tagger_is_the_best_one(finished_runs, tmp_path):
     """A worse run replaces neither best.keras nor what --tag uses (that is best.keras)."""
     folder = copy_of(finished_runs("lstm_sequence"), tmp_path / "run")
@@ -251,7 +263,8 @@ def test_the_deployable_tagger_is_the_best_one(finished_runs, tmp_path):
     tagged = run_command("lstm_sequence", [*INFERENCE["lstm_sequence"][0], "--output-dir",
                                            str(folder)])
     worse = run_command("lstm_sequence", [*QUICK, "--output-dir", str(folder), "--epochs", "1",
-                                          "--learning-rate", "1e-6"])
+                                          "--learning-rate", "1e-6", "--task", "pos",
+                                          "--uni-epochs", "0"])
     assert worse.returncode == 0, worse.stderr[-2000:]
     assert (model_dir / "best.keras").read_bytes() == best_bytes
     assert common.read_json(model_dir / "best.json") == record
@@ -386,7 +399,7 @@ def test_every_bad_input_gets_one_line_and_a_nonzero_exit(tmp_path):
         assert snapshot(output) == before, f"{label} changed the output folder"
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("script", BY_SCRIPT)
 def test_an_unusable_output_folder_is_refused_in_every_mode(script, tmp_path):
     file = tmp_path / "a_file"
     file.write_text("not a folder")
@@ -409,6 +422,7 @@ def test_unknown_ticker_while_offline_is_refused(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("text_generation")
 def test_prompts_are_checked_before_training_and_default_to_the_texts_opening(tmp_path):
     text = tmp_path / "fox.txt"
     text.write_text("the quick brown fox jumps over the lazy dog.\n" * 400)
@@ -422,6 +436,7 @@ def test_prompts_are_checked_before_training_and_default_to_the_texts_opening(tm
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("machine_translation")
 def test_a_translation_far_longer_than_the_training_sentences_gets_a_note(finished_runs):
     translated = run_command("machine_translation", [
         "--translate", " ".join(["the cat sat on the mat ."] * 70), "--output-dir",

@@ -13,6 +13,8 @@ import common
 import rnn_basics
 from rnn_basics import Config
 
+pytestmark = pytest.mark.xdist_group("rnn_basics")  # one worker runs its quick run once
+
 TINY = dict(
     lengths=(6,), hidden_size=4, train_samples=128, val_samples=32, test_samples=32, epochs=2,
     batch_size=32, char_steps=8, char_hidden=12, char_seq_length=16, text_chars=5000,

@@ -18,6 +18,8 @@ import common
 import readers
 import speech_recognition as sr
 
+pytestmark = pytest.mark.xdist_group("speech_recognition")  # one worker runs its quick run once
+
 SAMPLE_RATE = sr.SAMPLE_RATE
 
 

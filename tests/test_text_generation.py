@@ -15,6 +15,8 @@ import tensorflow as tf
 import common
 import text_generation as tg
 
+pytestmark = pytest.mark.xdist_group("text_generation")  # one worker runs its quick run once
+
 ROOT = Path(__file__).resolve().parents[1]
 
 TINY = dict(  # a run of a few seconds: 1 small layer, a few steps on 30k characters

@@ -11,6 +11,8 @@ import time_series as ts
 from helpers import random_walk_prices as _prices
 from helpers import write_prices as _write_csv
 
+pytestmark = pytest.mark.xdist_group("time_series")  # one worker runs its quick run once
+
 
 
 # ----------------------------------------------------------------------------- no look-ahead
