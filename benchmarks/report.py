@@ -9,7 +9,9 @@ A tag is an HTML comment (invisible on GitHub) around the value it shows:
 `time_series.jena_single_mae_ratio` is an expression over results.json: a script's headline
 metrics (`time_series.…`), any job's metrics and runner figures with ":" and "-" in its name
 read as "_" (`time_series_default.run_seconds`, `machine_translation_default_none.bleu_beam`,
-`rnn_basics_full.wall_seconds`), published figures (`anchors.…`), the machine (`machine.cpu`);
+`rnn_basics_full.wall_seconds`) of the primary CPU kind, the same of any kind
+(`cpus.amd_epyc__avx512_bf16.time_series_default.wall_seconds`), published figures
+(`anchors.…`), the machine (`machine.cpu`);
 arithmetic and `a if condition else b` are allowed. After the second ":" comes a Python format
 spec. `<!--include:docs/file.md-->…<!--/include-->` inserts a generated file.
 `python benchmarks/run.py --render` rewrites README.md and RESULTS.md; the tests check that
@@ -41,6 +43,11 @@ def namespace(results: dict) -> dict[str, Any]:
         if key == "jobs":
             names.update({job_name(job): SimpleNamespace(**values)
                           for job, values in value.items()})
+        elif key == "jobs_by_cpu":  # cpus.intel_xeon_avx2.time_series_default.wall_seconds
+            names["cpus"] = SimpleNamespace(**{
+                job_name(kind.lower()): SimpleNamespace(**{
+                    job_name(job): SimpleNamespace(**values) for job, values in jobs.items()})
+                for kind, jobs in value.items()})
         elif isinstance(value, dict):
             names[key] = SimpleNamespace(**value)
     return names

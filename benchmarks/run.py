@@ -25,6 +25,7 @@ import fcntl
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -177,16 +178,38 @@ ANCHOR_VALUES = {
 }
 
 
-def machine_info() -> dict:
-    """CPU model, cores, memory and library versions."""
-    cpu = platform.processor()
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
+
+
+def cpu_info() -> dict:
+    """The CPU: model, clock, the ISA flags that decide speed here, and its kind, e.g.
+    "AMD EPYC, AVX512-BF16" or "Intel Xeon, AVX2" (ONEDNN_MAX_CPU_ISA, when set, is named:
+    oneDNN then uses only that instruction set, which emulates an older CPU in part)."""
+    cpu, mhz, flags = platform.processor(), None, set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key == "model name" and cpu == platform.processor():
+                cpu = value.strip()
+            elif key == "cpu MHz" and mhz is None:
+                mhz = round(float(value))
+            elif key == "flags" and not flags:
+                flags = set(value.split())
     except OSError:
         pass
+    present = [flag for flag in ISA_FLAGS if flag in flags]
+    isa = ("AMX-BF16" if "amx_bf16" in flags else "AVX512-BF16" if "avx512_bf16" in flags
+           else "AVX512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "x86-64")
+    limit = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    name = " ".join(re.sub(r"\((R|TM)\)|Processor|CPU|@.*", " ", cpu).split())
+    kind = f"{name}, {isa}" + (f" limited to {limit} (ONEDNN_MAX_CPU_ISA)" if limit else "")
+    return {"cpu": cpu, "mhz": mhz, "isa_flags": present, "kind": kind,
+            "onednn_max_cpu_isa": limit}
+
+
+def machine_info() -> dict:
+    """The CPU (`cpu_info`), cores, memory and library versions."""
     versions = subprocess.run(
         [sys.executable, "-c",
          "import os; os.environ['TF_CPP_MIN_LOG_LEVEL']='2'\n"
@@ -196,7 +219,7 @@ def machine_info() -> dict:
     ).stdout.split()
     memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return {
-        "cpu": cpu,
+        **cpu_info(),
         "cores": os.cpu_count(),
         "memory_gib": round(memory_gib, 1),
         "python": platform.python_version(),
@@ -292,10 +315,14 @@ def _targets(keys: str | tuple[str, ...]) -> tuple[str, ...]:
 def collect(results: dict) -> dict:
     """results.json: each script's headline keys (the key maps above), every job's numeric
     metrics and runner figures (wall time, peak memory) under "jobs", the published figures
-    under "anchors". The README and RESULTS.md quote only these (benchmarks/report.py)."""
-    flat: dict = {"machine": results.get("machine", {})}
+    under "anchors", all from the primary CPU kind; every kind's machine and jobs under
+    "machines" and "jobs_by_cpu". The README and RESULTS.md quote only these."""
+    primary = results.get("primary", "")
+    primary_runs = results.get("runs", {}).get(primary, {})
+    flat: dict = {"machine": results.get("machines", {}).get(primary, {}),
+                  "machines": results.get("machines", {})}
     for name, (script, _, _, keys) in JOBS.items():
-        run = results.get("runs", {}).get(name)
+        run = primary_runs.get(name)
         if not run or run.get("failed"):
             continue
         for source, targets in keys.items():
@@ -306,15 +333,10 @@ def collect(results: dict) -> dict:
     extra = results.get("extra", {})
     for script, values in extra.items():
         flat.setdefault(script, {}).update(values)
-    jobs = {}
-    for name, run in results.get("runs", {}).items():
-        if run.get("failed"):
-            continue
-        numbers = {key: value for key, value in run["metrics"].items()  # numbers and words
-                   if isinstance(value, (int, float, str)) and not key.startswith("_")}
-        jobs[name] = {**numbers, "wall_seconds": run["wall_seconds"],
-                      "peak_memory_mb": run["peak_memory_mb"]}
-    flat["jobs"] = jobs
+    flat["jobs_by_cpu"] = {kind: {name: job_figures(run) for name, run in runs.items()
+                                  if not run.get("failed")}
+                           for kind, runs in results.get("runs", {}).items()}
+    flat["jobs"] = flat["jobs_by_cpu"].get(primary, {})
     flat["anchors"] = ANCHOR_VALUES
     if GPU_RESULTS.is_file():  # benchmarks/gpu_cudnn.py measure, run on a GPU machine
         gpu = json.loads(GPU_RESULTS.read_text())
@@ -324,6 +346,14 @@ def collect(results: dict) -> dict:
                                               for row in gpu["results"]),
                        "min_speedup": min(speedups), "max_speedup": max(speedups)}
     return flat
+
+
+def job_figures(run: dict) -> dict:
+    """A job's metrics (numbers and words) and the runner's wall time and peak memory."""
+    numbers = {key: value for key, value in run["metrics"].items()
+               if isinstance(value, (int, float, str)) and not key.startswith("_")}
+    return {**numbers, "wall_seconds": run["wall_seconds"],
+            "peak_memory_mb": run["peak_memory_mb"]}
 
 
 def _format(value) -> str:
@@ -339,7 +369,8 @@ SCRIPTS = ("rnn_basics", "lstm_sequence", "time_series", "text_generation",
 def results_markdown(runs: dict) -> str:
     """RESULTS.md: the targets (benchmarks/targets.md, its numbers filled from results.json),
     the GPU check, then every job's command, time, memory and metrics, script by script."""
-    machine = runs.get("machine", {})
+    kinds = list(runs.get("runs", {}))  # the primary CPU kind first
+    kinds.sort(key=lambda kind: kind != runs.get("primary"))
     lines = [
         "# Benchmark results",
         "",
@@ -349,9 +380,9 @@ def results_markdown(runs: dict) -> str:
         "`python benchmarks/run.py --render`. How the defaults were chosen: "
         "[NOTES.md](NOTES.md).",
         "",
-        f"Machine: {machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, "
-        f"{machine.get('memory_gib', '?')} GiB; Python {machine.get('python', '?')}, "
-        f"TensorFlow {machine.get('tensorflow', '?')}, Keras {machine.get('keras', '?')}.",
+        "Machines (the README quotes the first; job sections show every one that ran the job):",
+        "",
+        *[machine_line(kind, runs["machines"].get(kind, {})) for kind in kinds],
         "",
         report.render(TARGETS_MD.read_text(), collect(runs)).strip(),
         "",
@@ -362,27 +393,47 @@ def results_markdown(runs: dict) -> str:
     for script, names in by_script.items():
         lines += [f"## {script}", ""]
         for name in names:
-            lines += job_section(name, runs.get("runs", {}).get(name))
+            lines += job_section(name, {kind: runs["runs"][kind][name] for kind in kinds
+                                        if name in runs["runs"][kind]})
     return "\n".join(lines).rstrip() + "\n"
 
 
-def job_section(name: str, run: dict | None) -> list[str]:
-    """One job's lines in RESULTS.md."""
-    if not run:
+def machine_line(kind: str, machine: dict) -> str:
+    flags = ", ".join(machine.get("isa_flags", [])) or "not recorded"
+    clock = f", {machine['mhz']} MHz" if machine.get("mhz") else ""
+    return (f"- **{kind}**: {machine.get('cpu', '?')}{clock}, {machine.get('cores', '?')} "
+            f"cores, {machine.get('memory_gib', '?')} GiB; ISA flags: {flags}"
+            + (f" ({machine['flags_source']})" if machine.get("flags_source") else "")
+            + f"; Python {machine.get('python', '?')}, TensorFlow "
+            f"{machine.get('tensorflow', '?')}, Keras {machine.get('keras', '?')}.")
+
+
+def job_section(name: str, by_cpu: dict[str, dict]) -> list[str]:
+    """One job's lines in RESULTS.md: its command, and per CPU kind its time, memory and
+    metrics side by side."""
+    if not by_cpu:
         return [f"### {name}", "", "Not run yet.", ""]
-    if run.get("failed"):
-        return [f"### {name}", "", f"Failed after {run['wall_seconds']} s.", ""]
-    lines = [f"### {name}", "",
-             f"`{run['command']}` — {run['wall_seconds']:.0f} s wall, peak "
-             f"{run['peak_memory_mb']} MB, {run['date']}"
-             + (f" ({run['note']})" if run.get("note") else ""),
-             "", "| metric | value | anchor |", "|---|---:|---|"]
+    kinds = list(by_cpu)
+    lines = [f"### {name}", "", f"`{job_command(name)}`", ""]
+    for kind, run in by_cpu.items():
+        if run.get("failed"):
+            lines.append(f"- {kind}: failed after {run['wall_seconds']} s")
+        else:
+            lines.append(f"- {kind}: {run['wall_seconds']:.0f} s wall, peak "
+                         f"{run['peak_memory_mb']} MB, {run['date']}"
+                         + (f" ({run['note']})" if run.get("note") else ""))
+    lines += ["", "| metric | " + " | ".join(kinds) + " | anchor |",
+              "|---|" + "---:|" * len(kinds) + "---|"]
     keys = JOBS[name][3]
-    for key, value in run["metrics"].items():
-        if key.startswith("_") or isinstance(value, (dict, list)):
-            continue
+    metrics = {}
+    for run in by_cpu.values():
+        for key, value in run.get("metrics", {}).items():
+            if not key.startswith("_") and not isinstance(value, (dict, list)):
+                metrics.setdefault(key, None)
+    for key in metrics:
+        values = [_format(run.get("metrics", {}).get(key, "")) for run in by_cpu.values()]
         anchor = ANCHORS.get(_targets(keys.get(key, key))[-1], "")
-        lines.append(f"| {key} | {_format(value)} | {anchor} |")
+        lines.append(f"| {key} | " + " | ".join(values) + f" | {anchor} |")
     return lines + [""]
 
 
@@ -445,6 +496,8 @@ def main() -> int:
     log_dir = ROOT / "outputs" / "benchmarks" / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     machine = machine_info()  # once: it starts a Python that imports TensorFlow
+    kind = machine["kind"]
+    print(f"CPU: {kind} ({machine['mhz']} MHz; {', '.join(machine['isa_flags'])})")
     failed = 0
     for name in names:
         run = run_job(name, log_dir)
@@ -454,8 +507,10 @@ def main() -> int:
         with open(RUNS_JSON.with_suffix(".lock"), "w") as lock:  # jobs run side by side merge
             fcntl.flock(lock, fcntl.LOCK_EX)  # into the file as it is now, not as it was
             results = json.loads(RUNS_JSON.read_text()) if RUNS_JSON.is_file() else {}
-            results["machine"] = machine
-            results.setdefault("runs", {})[name] = run
+            results.setdefault("machines", {})[kind] = machine
+            results.setdefault("primary", kind)
+            results.setdefault("runs", {}).setdefault(kind, {})[name] = {**run,
+                                                                         "cpu": kind}
             RUNS_JSON.write_text(json.dumps(results, indent=2, default=float) + "\n")
             write_reports(results)
     return 1 if failed else 0

@@ -34,10 +34,13 @@ def test_job_command_reproduces_the_job_config(name):
     assert dataclasses.replace(parsed, output_dir="") == dataclasses.replace(config, output_dir="")
 
 
-def test_results_are_flattened_per_script():
+def test_results_are_flattened_per_script_from_the_primary_cpu_kind():
+    fast, slow = "AMD EPYC, AVX512-BF16", "Intel Xeon, AVX2"
     runs = {
-        "machine": {"cores": 2},
-        "runs": {
+        "primary": fast,
+        "machines": {fast: {"cores": 2, "isa_flags": ["avx2", "avx512_bf16"]},
+                     slow: {"cores": 2, "isa_flags": ["avx2"]}},
+        "runs": {fast: {
             "rnn_basics:default": {"metrics": {"adding_t100_mse_lstm": 0.004, "run_seconds": 200},
                                    "wall_seconds": 210.0, "peak_memory_mb": 900},
             "text_generation:full": {"metrics": {"val_loss_nats": 1.44, "samples": ["x"]},
@@ -46,13 +49,16 @@ def test_results_are_flattened_per_script():
             "lstm_models:speed": {"metrics": {"time_series_lstm_speedup": 1.7,
                                               "lstm_sequence_pos_tagger_speedup": 2.5},
                                   "wall_seconds": 60.0, "peak_memory_mb": 700},
-        },
+        }, slow: {
+            "rnn_basics:default": {"metrics": {"adding_t100_mse_lstm": 0.005, "run_seconds": 600},
+                                   "wall_seconds": 640.0, "peak_memory_mb": 900},
+        }},
     }
     flat = bench.collect(runs)
     headline = {key: value for key, value in flat.items()
-                if key not in ("jobs", "anchors", "gpu")}
+                if key not in ("jobs", "jobs_by_cpu", "machines", "anchors", "gpu")}
     assert headline == {  # "script.metric" targets land under that script
-        "machine": {"cores": 2},
+        "machine": {"cores": 2, "isa_flags": ["avx2", "avx512_bf16"]},
         "rnn_basics": {"adding_t100_mse_lstm": 0.004, "default_run_seconds": 200},
         "text_generation": {"val_loss_nats_full": 1.44},
         "time_series": {"train_speedup_vs_keras_defaults": 1.7},
@@ -61,9 +67,24 @@ def test_results_are_flattened_per_script():
     assert flat["jobs"]["rnn_basics:default"] == {"adding_t100_mse_lstm": 0.004,
                                                   "run_seconds": 200, "wall_seconds": 210.0,
                                                   "peak_memory_mb": 900}
+    assert flat["jobs_by_cpu"][slow]["rnn_basics:default"]["wall_seconds"] == 640.0
     assert "samples" not in flat["jobs"]["text_generation:full"]  # numbers and words only
     assert "machine_translation:full" not in flat["jobs"]
     assert flat["anchors"] == bench.ANCHOR_VALUES
+    text = "<!--r:cpus.intel_xeon__avx2.rnn_basics_default.wall_seconds:.0f-->?<!--/r-->"
+    assert report.render(text, flat).endswith("-->640<!--/r-->")
+    section = "\n".join(bench.job_section("rnn_basics:default", {
+        kind: {**runs["runs"][kind]["rnn_basics:default"], "date": "2026-12-01"}
+        for kind in (fast, slow)}))
+    assert "| adding_t100_mse_lstm | 0.004 | 0.005 |" in section  # side by side
+
+
+def test_the_cpu_record_names_model_clock_and_isa_flags(monkeypatch):
+    info = bench.cpu_info()
+    assert info["cpu"] and info["kind"].startswith(info["kind"].split(",")[0])
+    assert set(info["isa_flags"]) <= set(bench.ISA_FLAGS) and "avx2" in info["isa_flags"]
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert bench.cpu_info()["kind"].endswith("limited to AVX2 (ONEDNN_MAX_CPU_ISA)")
 
 
 # ----------------------------------------------------------------------------- reports
