@@ -200,9 +200,10 @@ def simple_rnn_forward(x: np.ndarray, kernel: np.ndarray, recurrent_kernel: np.n
 
 
 def lstm_forward(x: np.ndarray, kernel: np.ndarray, recurrent_kernel: np.ndarray,
-                 bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                 bias: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """An LSTM, gate by gate, with Keras' weight layout (gates packed as i, f, c, o).
-    x (B, T, D) -> all h_t (B, T, H) and the last cell state c_T (B, H)."""
+    x (B, T, D) -> all h_t (B, T, H), and every step's gates and cell state, (B, T, H) each:
+    {"input", "forget", "candidate", "output", "cell"}."""
     w_i, w_f, w_c, w_o = np.split(kernel, 4, axis=1)  # input -> gate weights
     u_i, u_f, u_c, u_o = np.split(recurrent_kernel, 4, axis=1)  # h_{t-1} -> gate weights
     b_i, b_f, b_c, b_o = np.split(bias, 4)
@@ -211,6 +212,8 @@ def lstm_forward(x: np.ndarray, kernel: np.ndarray, recurrent_kernel: np.ndarray
     h = np.zeros((batch, hidden), dtype=x.dtype)
     c = np.zeros((batch, hidden), dtype=x.dtype)
     states = np.empty((batch, steps, hidden), dtype=x.dtype)
+    gates = {name: np.empty_like(states) for name in ("input", "forget", "candidate", "output",
+                                                      "cell")}
     for t in range(steps):
         x_t = x[:, t]  # input
         forget = sigmoid(x_t @ w_f + h @ u_f + b_f)  # forget gate: how much old memory to keep
@@ -220,13 +223,16 @@ def lstm_forward(x: np.ndarray, kernel: np.ndarray, recurrent_kernel: np.ndarray
         output = sigmoid(x_t @ w_o + h @ u_o + b_o)  # output gate: how much memory to show
         h = output * np.tanh(c)  # h_t
         states[:, t] = h
-    return states, c
+        for name, value in (("input", input_gate), ("forget", forget), ("candidate", candidate),
+                            ("output", output), ("cell", c)):
+            gates[name][:, t] = value
+    return states, gates
 
 
 def gru_forward(x: np.ndarray, kernel: np.ndarray, recurrent_kernel: np.ndarray,
-                bias: np.ndarray) -> np.ndarray:
+                bias: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """A GRU in Keras' `reset_after=True` form (gates packed as z, r, h; bias rows: input,
-    recurrent). x (B, T, D) -> all h_t (B, T, H)."""
+    recurrent). x (B, T, D) -> all h_t (B, T, H), and every step's gates {"update", "reset"}."""
     w_z, w_r, w_h = np.split(kernel, 3, axis=1)
     u_z, u_r, u_h = np.split(recurrent_kernel, 3, axis=1)
     input_bias, recurrent_bias = bias
@@ -235,6 +241,7 @@ def gru_forward(x: np.ndarray, kernel: np.ndarray, recurrent_kernel: np.ndarray,
     batch, steps, _ = x.shape
     h = np.zeros((batch, recurrent_kernel.shape[0]), dtype=x.dtype)
     states = np.empty((batch, steps, h.shape[1]), dtype=x.dtype)
+    gates = {"update": np.empty_like(states), "reset": np.empty_like(states)}
     for t in range(steps):
         x_t = x[:, t]
         update = sigmoid(x_t @ w_z + b_z + h @ u_z + rb_z)  # update gate z: keep old vs new
@@ -242,7 +249,8 @@ def gru_forward(x: np.ndarray, kernel: np.ndarray, recurrent_kernel: np.ndarray,
         candidate = np.tanh(x_t @ w_h + b_h + reset * (h @ u_h + rb_h))  # reset after matmul
         h = update * h + (1.0 - update) * candidate  # interpolate: z = 1 copies h_{t-1}
         states[:, t] = h
-    return states
+        gates["update"][:, t], gates["reset"][:, t] = update, reset
+    return states, gates
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
@@ -503,7 +511,7 @@ def train_adding_models(config: Config, out: Path) -> dict:
         data = adding_splits(length, config)
         (x_train, y_train), (x_test, y_test) = data["train"], data["test"]
         baselines = adding_baselines(y_train, y_test)
-        results["lengths"][length] = {**baselines, "x_test": x_test}
+        results["lengths"][length] = {**baselines, "x_test": x_test, "y_test": y_test}
         print(f"\nadding problem T={length}: x {x_train.shape} train, {len(data['val'][0])} val, "
               f"{x_test.shape[0]} test; baseline test MSE {baselines['baseline_mse']:.4f} "
               f"(training mean), {baselines['baseline_one_mse']:.4f} (always 1.0)")
@@ -566,10 +574,8 @@ def forward_checks(seed: int) -> dict[str, float]:
         expected = np.asarray(layer(x))
         if cell == "simplernn":
             ours = simple_rnn_forward(x, *weights)
-        elif cell == "lstm":
-            ours = lstm_forward(x, *weights)[0]
         else:
-            ours = gru_forward(x, *weights)
+            ours = (lstm_forward if cell == "lstm" else gru_forward)(x, *weights)[0]
         errors[f"forward_max_abs_error_{cell}"] = float(np.abs(ours - expected).max())
     return errors
 
@@ -686,6 +692,77 @@ def gradient_study_trained(config: Config, results: dict, curves: dict[str, np.n
         vanishing[cell] = (float(init_curve[distance] / init_curve[0]), distance,
                            float(curve[-1] / curve[0]))
     return vanishing
+
+
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson's r of two arrays of numbers (0 when either one is constant)."""
+    a, b = np.asarray(a, "float64").ravel(), np.asarray(b, "float64").ravel()
+    spread = a.std() * b.std()
+    return float(((a - a.mean()) * (b - b.mean())).mean() / spread) if spread else 0.0
+
+
+def gates_at_work(config: Config, results: dict, length: int, out: Path) -> dict:
+    """Inside the trained adding-problem LSTM and GRU: the from-scratch forward pass of §3
+    with the trained weights records every gate on held-out sequences; the units whose gate
+    follows the marks best show what the gates do. Prints one line per claim, with the number
+    that backs it (or says the claim did not hold), and plots one sequence."""
+    print(f"\n== Inside the trained LSTM and GRU (T={length}, 256 test sequences)")
+    x, y = (results["lengths"][length][key][:256] for key in ("x_test", "y_test"))
+    marks = x[..., 1] == 1  # (sequences, steps): the two marked positions
+    after_first = np.cumsum(marks, axis=1) >= 1  # from the first mark to the end
+    found: dict = {}
+    for cell in ("lstm", "gru"):
+        if (cell, length) not in results["models"]:
+            continue
+        model = results["models"][(cell, length)]["model"]
+        layer = model.get_layer(cell)
+        weights = [np.asarray(w, "float64") for w in layer.get_weights()]
+        states, gates = (lstm_forward if cell == "lstm" else gru_forward)(
+            x.astype("float64"), *weights)
+        keras_last = keras.Model(model.inputs, layer.output).predict(x, verbose=0)
+        found[f"gates_{cell}_max_abs_error_vs_keras"] = float(np.abs(states[:, -1] -
+                                                                     keras_last).max())
+        # writing: the LSTM's input gate; the GRU writes where its update gate z is low
+        write = gates["input"] if cell == "lstm" else 1 - gates["update"]
+        units = np.argsort([-correlation(write[..., u], marks) for u in range(write.shape[-1])])[:3]
+        found[f"gates_{cell}_write_marked"] = float(write[..., units][marks].mean())
+        found[f"gates_{cell}_write_unmarked"] = float(write[..., units][~marks].mean())
+        found[f"{cell}_units"] = units
+        found[f"{cell}_gates"] = gates
+        if cell == "lstm":  # the memory: forget gate held open, the cell carrying the sum
+            held = gates["forget"][..., units][after_first]
+            found["gates_lstm_forget_after_first_mark"] = float(held.mean())
+            sum_r = [abs(correlation(gates["cell"][:, -1, u], y))
+                     for u in range(gates["cell"].shape[-1])]
+            found["lstm_sum_unit"] = int(np.argmax(sum_r))
+            found["gates_lstm_cell_sum_r"] = float(max(sum_r))
+    report_gates(found, length)
+    plot_gates(found, x[0], length, config, out)
+    return {key: value for key, value in found.items() if key.startswith("gates_")}
+
+
+def report_gates(found: dict, length: int) -> None:
+    """One line per claim about the gates, with its number, and whether it held."""
+    def say(claim: str, holds: bool, numbers: str) -> None:
+        print(f"  {claim}: {numbers}" + ("" if holds else " - this did NOT hold on this run"))
+
+    for cell, gate in (("lstm", "LSTM input gate"), ("gru", "GRU 1 - update gate")):
+        if f"gates_{cell}_write_marked" in found:
+            marked, other = (found[f"gates_{cell}_write_{k}"] for k in ("marked", "unmarked"))
+            say(f"{gate} (its 3 units most tied to the marks) opens to write the marked numbers",
+                marked > 2 * other, f"mean {marked:.2f} at the marked steps, {other:.2f} at the "
+                f"other {length - 2}")
+    if "gates_lstm_forget_after_first_mark" in found:
+        held = found["gates_lstm_forget_after_first_mark"]
+        say("LSTM forget gate of those units holds the memory after the first mark",
+            held > 0.9, f"mean {held:.3f} (1 keeps everything)")
+        r = found["gates_lstm_cell_sum_r"]
+        say("LSTM cell state carries the sum to the end", r > 0.9,
+            f"|correlation| of the best unit's last cell state with the target sum {r:.3f}")
+    for cell in ("lstm", "gru"):
+        if f"gates_{cell}_max_abs_error_vs_keras" in found:
+            print(f"  (the NumPy pass with the trained {cell.upper()} weights matches Keras' last "
+                  f"state to {found[f'gates_{cell}_max_abs_error_vs_keras']:.0e})")
 
 
 def clipping_demo(config: Config, out: Path) -> dict:
@@ -905,6 +982,44 @@ def plot_clipping_demo(runs: dict[str, np.ndarray], notes: dict[str, str], confi
     return common.save_figure(figure, out / "clipping_demo.png", config.show)
 
 
+def plot_gates(found: dict, x: np.ndarray, length: int, config: Config, out: Path) -> None:
+    """One held-out sequence through the trained LSTM and GRU: the input and its two marks,
+    then each gate over time (the 3 units most tied to the marks, and the mean of all units),
+    the cell state of those units and of the unit that carries the sum."""
+    if "lstm_gates" not in found and "gru_gates" not in found:
+        return
+    plt = common.pyplot(config.show)
+    rows = [("input", "LSTM input gate i_t (writes)"), ("forget", "LSTM forget gate f_t (keeps)"),
+            ("output", "LSTM output gate o_t (shows)"), ("cell", "LSTM cell state c_t"),
+            ("update", "GRU update gate z_t (1 = keep the old state)")]
+    rows = [(gate, title) for gate, title in rows
+            if f"{'gru' if gate == 'update' else 'lstm'}_gates" in found]
+    figure, axes = plt.subplots(len(rows) + 1, 1, figsize=(10, 1.9 * (len(rows) + 1)),
+                                sharex=True, constrained_layout=True)
+    steps, marked = np.arange(len(x)), np.flatnonzero(x[:, 1] == 1)
+    axes[0].bar(steps, x[:, 0], color=np.where(x[:, 1] == 1, "tab:red", "0.7"))
+    axes[0].set(title=f"Adding problem, T={length}: the input values (the two to add in red)",
+                ylabel="value")
+    for axis, (gate, title) in zip(axes[1:], rows, strict=True):
+        cell = "gru" if gate == "update" else "lstm"
+        values, units = found[f"{cell}_gates"][gate][0], found[f"{cell}_units"]
+        if gate == "cell":
+            units = [*units, found["lstm_sum_unit"]] if found["lstm_sum_unit"] not in units \
+                else units
+        else:
+            axis.plot(steps, values.mean(axis=-1), "k--", linewidth=1, label="mean of all units")
+        for unit in units:
+            label = f"unit {unit}" + (" (carries the sum)" if gate == "cell" and
+                                      unit == found.get("lstm_sum_unit") else "")
+            axis.plot(steps, values[:, unit], linewidth=1.5, label=label)
+        for step in marked:
+            axis.axvline(step, color="tab:red", alpha=0.3)
+        axis.set(title=title, ylabel="activation" if gate != "cell" else "c_t")
+        axis.legend(fontsize=7, ncol=4, loc="upper left")
+    axes[-1].set_xlabel("time step t (red lines: the marked steps)")
+    common.save_figure(figure, out / "lstm_gates.png", config.show)
+
+
 def plot_adding_results(config: Config, results: dict, out: Path) -> Path:
     plt = common.pyplot(config.show)
     figure, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5))
@@ -966,6 +1081,7 @@ def main(config: Config) -> dict:
         with timed("adding_problem", metrics):
             results = train_adding_models(config, run.out)  # 1. data, 2. baselines, 4. train
             vanishing = gradient_study_trained(config, results, curves, table_length)  # 5.
+            metrics.update(gates_at_work(config, results, table_length, run.out))  # 5.
             plot_gradient_study(curves, config, run.out, table_length)
             plot_adding_results(config, results, run.out)
         write_comparison_table(config, results, vanishing, table_length, run.out)  # 5.

@@ -91,6 +91,8 @@ class Config(common.RunConfig):
     sample_length: Annotated[int, at_least(1), NO_RETRAIN] = 500  # Tokens per generated sample.
     complete: Annotated[str, NO_RETRAIN] = ""  # Autocomplete this text; "" = a default phrase.
     num_completions: Annotated[int, at_least(1), NO_RETRAIN] = 10  # Next tokens --complete shows.
+    inspect: Annotated[bool, NO_RETRAIN] = False  # Look inside the saved model's memory cells.
+    inspect_chars: Annotated[int, at_least(200), NO_RETRAIN] = 20000  # Validation text it reads.
 
     PRESETS: ClassVar[dict] = {
         # a first look: a small one-layer model, a few short epochs on a slice of the text
@@ -355,7 +357,7 @@ def evaluate(model, val_data, baselines: dict, unit: str) -> float:
 
 
 # ---------------------------------------------------------------------------------------------
-# 6. Use the saved model: prompts, a stateful one-step sampler, autocomplete
+# 6. Use the saved model: prompts, a stateful one-step sampler, autocomplete, what cells track
 # ---------------------------------------------------------------------------------------------
 def default_prompts(text: str, name: str, level: str) -> list[str]:
     """Default prompts to try, in order: Tiny Shakespeare's classics ("ROMEO:", "To be or not
@@ -455,6 +457,7 @@ class Sampler:
         self.vocab_size = int(self.dense.units)
         self._generate = tf.function(self._generate_graph, reduce_retracing=True)
         self._prime = tf.function(self._prime_graph, reduce_retracing=True)
+        self._cells = tf.function(self._cells_graph, reduce_retracing=True)
 
     def initial_states(self, batch_size: int) -> list:
         states = []
@@ -493,6 +496,20 @@ class Sampler:
             generated = generated.write(t, token)
             logits, states = self.step(token, states)
         return tf.transpose(generated.stack())
+
+    def _cells_graph(self, ids):
+        """Read `ids` (1, n) one token at a time; after each, every layer's memory: the cell
+        state c_t of an LSTM (h_t of a GRU, which has no other), side by side."""
+        states = self.initial_states(1)
+        memories = tf.TensorArray(tf.float32, size=tf.shape(ids)[1])
+        for t in tf.range(tf.shape(ids)[1]):
+            _, states = self.step(ids[:, t], states)
+            memories = memories.write(t, tf.concat([state[-1][0] for state in states], axis=0))
+        return memories.stack()
+
+    def cell_states(self, ids: np.ndarray) -> np.ndarray:
+        """Every unit's memory after each token of `ids`: (tokens, layers x units)."""
+        return self._cells(tf.constant(np.asarray(ids, np.int32)[None, :])).numpy()
 
     def prompt_logits(self, prompt_ids: np.ndarray) -> np.ndarray:
         """Logits after each prompt token, computed one step at a time: (batch, n, vocab)."""
@@ -580,8 +597,76 @@ def generation_report(model, vocabulary: Vocabulary, config: Config, out: Path,
     }
 
 
-def generate_from_saved_model(config: Config, out: Path) -> dict:
-    """`--generate`: the saved best model and its vocabulary, no training."""
+def text_properties(text: str) -> dict[str, np.ndarray]:
+    """Per character, what a memory cell might keep track of: the position within the line,
+    the first character of a line, a speaker's name line ("ROMEO:"), and, where the text has
+    them, being inside brackets or quotes."""
+    properties = {"position in the line": np.zeros(len(text)),
+                  "first character of a line": np.zeros(len(text)),
+                  "a speaker's name line": np.zeros(len(text))}
+    start = 0
+    for line in text.split("\n"):
+        if start >= len(text):  # after a final line break
+            break
+        span = slice(start, start + len(line) + 1)  # the line and its line break
+        properties["position in the line"][span] = np.arange(len(line) + 1)[:len(text) - start]
+        properties["first character of a line"][start] = 1.0
+        if re.fullmatch(r"[A-Z][A-Za-z' ]*:", line.strip()):
+            properties["a speaker's name line"][span] = 1.0
+        start += len(line) + 1
+    for name, opening, closing in (("inside brackets", "([", ")]"), ("inside quotes", '"', '"')):
+        depth, inside = 0, np.zeros(len(text))
+        for i, char in enumerate(text):
+            if char in closing and depth and (opening != closing or depth % 2):
+                depth -= 1
+            elif char in opening:
+                depth += 1
+            inside[i] = depth > 0
+        if inside.sum() >= 20:  # only where the text has them
+            properties[name] = inside
+    return properties
+
+
+def most_correlated_units(activations: np.ndarray, properties: dict[str, np.ndarray]
+                          ) -> dict[str, tuple[int, float]]:
+    """For each property, the unit (column of `activations`, (steps, units)) whose activation
+    follows it best: (unit, Pearson's r)."""
+    centred = activations - activations.mean(axis=0)
+    spread = np.maximum(centred.std(axis=0), 1e-12)
+    best = {}
+    for name, values in properties.items():
+        if values.std() == 0:
+            continue
+        r = (centred * (values - values.mean())[:, None]).mean(axis=0) / spread / values.std()
+        unit = int(np.argmax(np.abs(r)))
+        best[name] = (unit, float(r[unit]))
+    return best
+
+
+def inspect_cells(sampler: Sampler, vocabulary: Vocabulary, val_text: str, config: Config,
+                  out: Path) -> dict:
+    """Which memory cells track which property of the text: every unit's state over a stretch
+    of validation text, correlated with each property; the best units drawn on the text."""
+    if vocabulary.level != "char":
+        print("looking inside the cells needs --level char; skipped")
+        return {}
+    text = val_text[val_text.find("\n") + 1:][: config.inspect_chars]  # from a line start
+    cells = sampler.cell_states(vocabulary.encode(text))
+    best = most_correlated_units(cells, text_properties(text))
+    units = sampler.recurrent[0].units
+    print(f"\nmemory cells on {len(text):,} validation characters (the unit that follows each "
+          "property best):")
+    found = {}
+    for name, (unit, r) in sorted(best.items(), key=lambda item: -abs(item[1][1])):
+        print(f"  {name:<28} unit {unit % units} of layer {unit // units + 1}: r = {r:+.2f}")
+        slug = re.sub(r"\W+", "_", name).strip("_")
+        found[f"cells_{slug}_r"], found[f"cells_{slug}_unit"] = r, unit
+    plot_cells(text, cells, best, units, out / "lstm_cells.png", config.show)
+    return found
+
+
+def use_saved_model(config: Config, out: Path) -> dict:
+    """`--generate` and/or `--inspect`: the saved best model and its vocabulary, no training."""
     what = "python text_generation.py" + (f" --text {config.text}" if config.text else "")
     model, record = common.load_best(model_folder(out, config), what)
     saved = record["assets"].get("vocabulary")
@@ -590,9 +675,16 @@ def generate_from_saved_model(config: Config, out: Path) -> dict:
             f"the saved model's vocabulary is missing or unreadable; retrain with `{what} "
             "--restart`")
     vocabulary = Vocabulary(saved.get("level", "char"), saved["tokens"])
-    prompts = choose_prompts(config, vocabulary, record["assets"].get("prompts", ["ROMEO:"]))
-    report = generation_report(model, vocabulary, config, out, prompts, (config.temperature,))
-    return {**loss_metrics(record.get("value"), config.level), **report}
+    results = loss_metrics(record.get("value"), config.level)
+    if config.generate:
+        prompts = choose_prompts(config, vocabulary, record["assets"].get("prompts", ["ROMEO:"]))
+        results.update(generation_report(model, vocabulary, config, out, prompts,
+                                         (config.temperature,)))
+    if config.inspect:
+        text, _ = load_text(config)
+        results.update(inspect_cells(Sampler(model), vocabulary,
+                                     split_text(text, config.validation_fraction)[1], config, out))
+    return results
 
 
 # ---------------------------------------------------------------------------------------------
@@ -602,6 +694,35 @@ def plot_loss(history: dict, config: Config, out: Path) -> None:
     common.plot_history(history, out / "loss.png",
                         f"{config.level}-level {config.cell.upper()} language model",
                         ylabel=f"cross-entropy (nats/{config.level})", show=config.show)
+
+
+def plot_cells(text: str, cells: np.ndarray, best: dict[str, tuple[int, float]], units: int,
+               path: Path, show: bool, lines: int = 10, width: int = 80) -> None:
+    """The opening of the text, each character on the colour of one unit's memory after it
+    (red above the unit's mean, blue below), for the three units that follow a property best."""
+    plt = common.pyplot(show)
+    shown_units = sorted(best.items(), key=lambda item: -abs(item[1][1]))[:3]
+    rows = [row[:width] for row in text.split("\n")[:lines]]
+    figure, axes = plt.subplots(len(shown_units), 1, figsize=(width * 0.1, 0.24 * lines *
+                                                              len(shown_units) + 0.6),
+                                squeeze=False)
+    for axis, (name, (unit, r)) in zip(axes[:, 0], shown_units, strict=True):
+        activation = cells[:, unit] - cells[:, unit].mean()  # around the unit's mean
+        scale = np.abs(activation[:sum(len(row) + 1 for row in rows)]).max() or 1.0
+        position = 0
+        for row, line in enumerate(rows):
+            for column, char in enumerate(line + "\n"):
+                value = activation[position + column] / scale
+                axis.add_patch(plt.Rectangle((column, -row - 1), 1, 1, linewidth=0,
+                                             color=plt.get_cmap("coolwarm")(0.5 + value / 2)))
+                axis.text(column + 0.5, -row - 0.5, char if char != "\n" else "⏎",
+                          ha="center", va="center", family="monospace", fontsize=7)
+            position += len(text.split("\n")[row]) + 1
+        axis.set(xlim=(0, width), ylim=(-len(rows), 0),
+                 title=f"{name}: unit {unit % units} of layer {unit // units + 1} "
+                       f"(r = {r:+.2f}); colour = its cell state after each character")
+        axis.axis("off")
+    common.save_figure(figure, path, show)
 
 
 def plot_next_token_chart(table: list[tuple[str, float]], prompt: str, path: Path,
@@ -635,7 +756,7 @@ def load_text(config: Config) -> tuple[str, str]:
     return text, name
 
 
-def load_data(config: Config) -> tuple[Vocabulary, np.ndarray, np.ndarray, tuple[str, str]]:
+def load_data(config: Config) -> tuple[Vocabulary, np.ndarray, np.ndarray, tuple, str]:
     """Text -> contiguous split -> vocabulary (training text only) -> ids; and the prompt and
     autocomplete phrase, checked against the vocabulary before any training."""
     text, name = load_text(config)
@@ -653,16 +774,16 @@ def load_data(config: Config) -> tuple[Vocabulary, np.ndarray, np.ndarray, tuple
     print(f"text: {len(text):,} characters; train {len(train_ids):,} / validation "
           f"{len(val_ids):,} {unit}s (contiguous {1 - config.validation_fraction:.0%}/"
           f"{config.validation_fraction:.0%} split); vocabulary {len(vocabulary):,} {unit}s")
-    return vocabulary, train_ids, val_ids, prompts
+    return vocabulary, train_ids, val_ids, prompts, val_text
 
 
 def main(config: Config) -> dict:
     """Train a language model and sample from it (--generate: sample from the saved one)."""
     with common.Run(config, "text_generation") as run:
-        if config.generate:  # 6. use the saved model, no training
-            return run.save(generate_from_saved_model(config, run.out), "inference.json")
+        if config.generate or config.inspect:  # 6. use the saved model, no training
+            return run.save(use_saved_model(config, run.out), "inference.json")
         unit = config.level
-        vocabulary, train_ids, val_ids, prompts = load_data(config)  # 1. data
+        vocabulary, train_ids, val_ids, prompts, val_text = load_data(config)  # 1. data
         baselines = baseline_losses(train_ids, val_ids, len(vocabulary))  # 2. baselines
         for label, nats in baselines.items():
             print(f"baseline {label} counts: {nats:.4f} nats/{unit} = {bits(nats):.4f} bits/{unit}")
@@ -679,12 +800,13 @@ def main(config: Config) -> dict:
         plot_loss(history, config, run.out)
         generated = generation_report(model, vocabulary, config, run.out, prompts,
                                       config.temperatures)  # 6. samples and autocomplete
+        cells = inspect_cells(Sampler(model), vocabulary, val_text, config, run.out)  # 6.
         metrics = {**loss_metrics(val_nats, unit), "baseline_unigram_nats": baselines["unigram"],
                    "baseline_bigram_nats": baselines["bigram"],
                    "epochs_run": len(history.get("loss", [])), "history": history, **generated,
                    "train_tokens_per_s": timing.get("train_tokens_per_s"),
                    "train_seconds": timing.get("train_seconds"),
-                   "parameters": model.count_params()}
+                   "parameters": model.count_params(), **cells}
         keras.backend.clear_session()
         return run.save(metrics)
 

@@ -141,11 +141,13 @@ JOBS: dict[str, tuple[str, str, dict | str, dict[str, str | tuple[str, ...]]]] =
 # job's output folder, name under docs/)].
 DOC_PLOTS = {
     "rnn_basics:default": [("gradient_norms.png", "vanishing_gradients.png"),
-                           ("adding_mse_vs_length.png", "adding_mse_vs_length.png")],
+                           ("adding_mse_vs_length.png", "adding_mse_vs_length.png"),
+                           ("lstm_gates.png", "lstm_gates.png")],
     "time_series:default": [("predictions_vs_actual.png", "forecast_vs_actual.png"),
                             ("mae_per_model.png", "jena_mae_per_model.png")],
     "lstm_sequence:default": [("pos_confusion.png", "pos_confusion.png")],
-    "text_generation:default": [("loss.png", "text_generation_loss.png")],
+    "text_generation:default": [("loss.png", "text_generation_loss.png"),
+                                ("lstm_cells.png", "text_generation_cells.png")],
     "machine_translation:default": [("attention_1.png", "attention_heatmap.png")],
 }
 DOCS = ROOT / "docs"

@@ -66,7 +66,7 @@ def test_numpy_forward_passes_equal_keras_layers_with_copied_weights():
     forwards = {
         "simplernn": (layers.SimpleRNN, rnn_basics.simple_rnn_forward),
         "lstm": (layers.LSTM, lambda *a: rnn_basics.lstm_forward(*a)[0]),
-        "gru": (layers.GRU, rnn_basics.gru_forward),
+        "gru": (layers.GRU, lambda *a: rnn_basics.gru_forward(*a)[0]),
     }
     for cell, (layer_class, forward) in forwards.items():
         layer = layer_class(5, return_sequences=True)
@@ -223,3 +223,36 @@ def test_quick_run_writes_its_files_and_skips_finished_models(quick_run, tmp_pat
     assert "already trained with these settings" in printed and "Epoch 1/" not in printed
     assert again["adding_t8_mse_lstm"] == pytest.approx(metrics["adding_t8_mse_lstm"])
     assert "adding_t8_mse_gru" not in again
+
+
+def test_recorded_gates_give_the_models_own_states():
+    """The gates recorded by the from-scratch passes explain the states: h = o * tanh(c) with
+    c = f * c_prev + i * candidate for the LSTM, and the last state equals the trained-like
+    Keras adding model's (`model.predict` of its recurrent layer) for both cells."""
+    rng = np.random.default_rng(3)
+    x, _ = rnn_basics.make_adding_problem(5, 12, rng)
+    for cell in ("lstm", "gru"):
+        keras.utils.set_random_seed(4)
+        model = rnn_basics.build_adding_model(cell, 12, 6, "adam", jit_compile=False)
+        layer = model.get_layer(cell)
+        layer.set_weights([rng.normal(scale=0.4, size=w.shape) for w in layer.get_weights()])
+        forward = rnn_basics.lstm_forward if cell == "lstm" else rnn_basics.gru_forward
+        states, gates = forward(x.astype("float64"), *[np.asarray(w, "float64")
+                                                       for w in layer.get_weights()])
+        keras_last = keras.Model(model.inputs, layer.output).predict(x, verbose=0)
+        np.testing.assert_allclose(states[:, -1], keras_last, atol=1e-5)
+        if cell == "lstm":
+            np.testing.assert_allclose(states, gates["output"] * np.tanh(gates["cell"]))
+            previous = np.concatenate([np.zeros_like(gates["cell"][:, :1]),
+                                       gates["cell"][:, :-1]], axis=1)
+            np.testing.assert_allclose(gates["cell"], gates["forget"] * previous
+                                       + gates["input"] * gates["candidate"])
+        for name, values in gates.items():
+            if name not in ("cell", "candidate"):
+                assert (values > 0).all() and (values < 1).all(), name  # sigmoid gates
+
+
+def test_correlation_and_gate_claims():
+    assert rnn_basics.correlation([1, 2, 3], [2, 4, 6]) == pytest.approx(1.0)
+    assert rnn_basics.correlation([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert rnn_basics.correlation([1, 1, 1], [1, 2, 3]) == 0.0

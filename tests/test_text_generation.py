@@ -252,3 +252,50 @@ def test_bundled_gzipped_text_is_read():
     assert name == "tinyshakespeare" and text.startswith("First Citizen:") and len(text) == 100
     with gzip.open(ROOT / "data/tinyshakespeare/input.txt.gz", "rt", encoding="utf-8") as f:
         assert f.read(100) == text
+
+
+# ----------------------------------------------------------------------------- inside the cells
+def test_recorded_cell_states_are_the_layers_own_states():
+    """The one-step sampler's record of every unit's cell state equals what each LSTM layer
+    computes on the whole sequence (its final c), layer by layer."""
+    config = tg.Config(units=6, num_layers=2, embedding_dim=5, dropout=0.0, precision="float32")
+    model = tg.build_model(config, vocab_size=11)
+    ids = np.random.default_rng(0).integers(1, 11, size=17)
+    cells = tg.Sampler(model).cell_states(ids)
+    assert cells.shape == (17, 12)
+    x = model.get_layer("embedding")(ids[None, :])
+    for index, name in enumerate(("lstm_1", "lstm_2")):
+        layer = model.get_layer(name)
+        twin = keras.layers.LSTM(6, return_sequences=True, return_state=True)
+        twin.build(x.shape)
+        twin.set_weights(layer.get_weights())
+        x, _, last_cell = twin(x)
+        np.testing.assert_allclose(cells[-1, index * 6:(index + 1) * 6], last_cell.numpy()[0],
+                                   atol=1e-5)
+
+
+def test_correlation_search_finds_a_planted_unit():
+    rng = np.random.default_rng(1)
+    activations = rng.normal(size=(2000, 40))
+    planted = (rng.random(2000) < 0.2).astype(float)
+    activations[:, 17] = -3 * planted + rng.normal(scale=0.5, size=2000)  # tracks it, negatively
+    unrelated = rng.normal(size=2000)
+    best = tg.most_correlated_units(activations, {"planted": planted, "unrelated": unrelated,
+                                                  "constant": np.ones(2000)})
+    unit, r = best["planted"]
+    assert unit == 17 and r < -0.9
+    assert abs(best["unrelated"][1]) < 0.15 and "constant" not in best
+
+
+def test_text_properties_by_hand():
+    text = "ROMEO:\nAy me (sad).\n"
+    properties = tg.text_properties(text)
+    assert properties["position in the line"].tolist() == [0, 1, 2, 3, 4, 5, 6,
+                                                           0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
+    assert properties["first character of a line"].nonzero()[0].tolist() == [0, 7]
+    assert properties["a speaker's name line"].nonzero()[0].tolist() == list(range(7))
+    assert "inside brackets" not in properties  # four characters: too few to correlate
+    long = "(" + "x" * 30 + ") and " + '"' + "y" * 25 + '"'
+    inside = tg.text_properties(long)
+    assert inside["inside brackets"][1:31].all() and not inside["inside brackets"][32:].any()
+    assert inside["inside quotes"][38:63].all() and not inside["inside quotes"][:37].any()
