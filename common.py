@@ -31,7 +31,9 @@ import io  # noqa: E402
 import inspect  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
+import re  # noqa: E402
 import shutil  # noqa: E402
+import socket  # noqa: E402
 import sys  # noqa: E402
 import textwrap  # noqa: E402
 import time  # noqa: E402
@@ -230,10 +232,11 @@ class RunConfig:
     output_dir: Annotated[str, NO_RETRAIN] = ""  # Output folder; "" = outputs/<script>[-<preset>]/.
     restart: Annotated[bool, NO_RETRAIN] = False  # Discard earlier runs in the output folder.
     deterministic: bool = False  # TF op determinism: same seed, same numbers (a bit slower).
-    strategy: Annotated[Strategy, NO_RETRAIN] = "default"  # tf.distribute strategy to train with.
+    strategy: Annotated[Strategy, NO_RETRAIN] = "default"  # tf.distribute strategy; global batch.
     tensorboard: Annotated[bool, NO_RETRAIN] = False  # Also write TensorBoard logs per model.
     show: Annotated[bool, NO_RETRAIN] = False  # Open plot windows as well as saving the PNGs.
     preset: Annotated[str, NO_RETRAIN] = "default"  # Start from a named preset (see PRESETS).
+    cluster_timeout: Annotated[float, above(0), NO_RETRAIN] = 120.0  # Seconds to wait for peers.
 
     # Named configurations, {"quick": {field: value}, "full": {...}}; "default" is the fields'
     # own defaults. A script's Config overrides this.
@@ -425,6 +428,12 @@ def run_cli(main: Callable[[Any], dict], config_cls: type, description: str = ""
               "(free space, permissions) or pass another --output-dir", file=sys.stderr)
         return 1
     except Exception as error:  # the last line of defence: one line, and how to see more
+        lost = _lost_worker(error)
+        if lost:
+            print(f"error: the cluster lost {lost} during training ({type(error).__name__}); "
+                  "restart every worker with the same command to resume after the last "
+                  "finished epoch", file=sys.stderr)
+            return 1
         if os.environ.get(TRACEBACK_VARIABLE) == "1":
             traceback.print_exc()
         print(f"error: unexpected {type(error).__name__}: {one_line(error)} (a bug, or an input "
@@ -492,24 +501,43 @@ def output_lock(directory: Path) -> Iterator[None]:
 
 
 class Run:
-    """One run of a script: `with common.Run(config, "time_series") as run:` seeds every
-    generator, creates and locks the output folder `run.out`, and starts the clock;
-    `run.save(results)` adds the run's seconds and writes them atomically to metrics.json
-    (an inference mode writes `run.save(results, "inference.json")`, never metrics.json)."""
+    """One run of a script: `with common.Run(config, "time_series") as run:` creates the
+    tf.distribute strategy (first: a multi-worker strategy must exist before any TensorFlow
+    work), seeds every generator, creates and locks the output folder `run.out`, and starts
+    the clock; `run.save(results)` adds the run's seconds and writes them atomically to
+    metrics.json (an inference mode writes `run.save(results, "inference.json")`).
+
+    With --strategy multiworker every worker runs the same command; `run.chief` is True on
+    one of them. The chief writes to the output folder as usual; any other worker writes to
+    `<folder>/.worker-<index>/` (its own lock, its own checkpoints to resume from), which is
+    removed when its run ends well, so that it leaves nothing behind."""
 
     def __init__(self, config: RunConfig, script: str):
         self.config, self.script = config, script
 
     def __enter__(self) -> Run:
         self.started = time.perf_counter()
+        self.chief, self.task = True, None
+        if self.config.strategy == "multiworker":
+            self.task = cluster_task()
+            self.chief = self.task.chief
+            if getattr(self.config, "jit_compile", False) and not tf.config.list_physical_devices(
+                    "GPU"):
+                raise UserError("--strategy multiworker cannot XLA-compile on CPUs (TensorFlow "
+                                "has no CPU collectives under XLA); add --no-jit-compile")
+        self.strategy = distribution_strategy(self.config.strategy, self.config.cluster_timeout)
         set_seed(self.config.seed, self.config.deterministic)
         self.out = output_folder(self.config, self.script)
+        if not self.chief:
+            self.out = self.out / f".worker-{self.task.index}"
         self._lock = output_lock(self.out)
         self._lock.__enter__()
         return self
 
-    def __exit__(self, *exc_info) -> None:
-        self._lock.__exit__(*exc_info)
+    def __exit__(self, kind, error, trace) -> None:
+        self._lock.__exit__(kind, error, trace)
+        if not self.chief and kind is None:
+            shutil.rmtree(self.out, ignore_errors=True)
 
     @property
     def seconds(self) -> float:
@@ -759,13 +787,196 @@ def load_best(directory: Path, what: str) -> tuple[Any, dict]:
 
 
 # ----------------------------------------------------------------------------- devices
-def distribution_strategy(name: str):
-    """The `tf.distribute` strategy to build and compile the model under."""
-    if name == "mirrored":  # all local GPUs (or the CPU), gradients all-reduced
-        return tf.distribute.MirroredStrategy()
-    if name == "multiworker":  # several machines, described by the TF_CONFIG variable
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    return tf.distribute.get_strategy()
+_STRATEGIES: dict[str, Any] = {}  # one per process: a second MultiWorkerMirroredStrategy fails
+
+
+def distribution_strategy(name: str, cluster_timeout: float = 120.0):
+    """The `tf.distribute` strategy to build and compile the models under: the default (one
+    device), "mirrored" (every GPU of this machine, or its CPU) or "multiworker" (several
+    machines, described by TF_CONFIG; created once per process, and only after every worker
+    of the cluster has answered, at most `cluster_timeout` seconds)."""
+    if name not in _STRATEGIES:
+        if name == "mirrored":  # all local GPUs (or the CPU), gradients all-reduced
+            _STRATEGIES[name] = tf.distribute.MirroredStrategy()
+        elif name == "multiworker":
+            task = cluster_task()  # a malformed TF_CONFIG is refused before TensorFlow starts
+            _support_multiworker_in_keras()
+            _STRATEGIES[name] = _join_cluster(task, cluster_timeout)
+        else:
+            return tf.distribute.get_strategy()
+    return _STRATEGIES[name]
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterTask:
+    """This process's place in the TF_CONFIG cluster."""
+
+    kind: str  # "chief" or "worker"
+    index: int
+    addresses: dict[str, list[str]]  # the cluster: {"chief": [...], "worker": [...]}
+
+    @property
+    def chief(self) -> bool:
+        """The chief writes the outputs: the "chief" task, or worker 0 when there is none."""
+        return self.kind == "chief" or ("chief" not in self.addresses and self.index == 0)
+
+    def peers(self) -> list[tuple[str, str]]:
+        """("worker 1", "host:port") of every other task."""
+        return [(f"{kind} {i}", address) for kind, addresses in self.addresses.items()
+                for i, address in enumerate(addresses) if (kind, i) != (self.kind, self.index)]
+
+
+CLUSTER_HELP = ("see the README, 'Training on several machines': e.g. TF_CONFIG='{\"cluster\": "
+                "{\"worker\": [\"host1:23456\", \"host2:23456\"]}, \"task\": {\"type\": "
+                "\"worker\", \"index\": 0}}'")
+
+
+def cluster_task() -> ClusterTask:
+    """TF_CONFIG, checked: a cluster of chief/worker addresses "host:port" and this task."""
+    raw = os.environ.get("TF_CONFIG", "").strip()
+    if not raw:
+        raise UserError("--strategy multiworker needs the TF_CONFIG environment variable (the "
+                        f"cluster and this machine's task); {CLUSTER_HELP}")
+    try:
+        spec = json.loads(raw)
+    except ValueError as error:
+        raise UserError(f"TF_CONFIG is not valid JSON ({error}); {CLUSTER_HELP}") from None
+    cluster = spec.get("cluster") if isinstance(spec, dict) else None
+    task = spec.get("task") if isinstance(spec, dict) else None
+    if not isinstance(cluster, dict) or not cluster or not isinstance(task, dict):
+        raise UserError(f"TF_CONFIG needs a \"cluster\" and a \"task\"; {CLUSTER_HELP}")
+    for kind, addresses in cluster.items():
+        if kind not in ("chief", "worker"):
+            raise UserError(f"TF_CONFIG's cluster has {kind!r} tasks; only \"chief\" and "
+                            f"\"worker\" train with this strategy")
+        if not isinstance(addresses, list) or not addresses or not all(
+                isinstance(a, str) and re.fullmatch(r"[\w.\-\[\]:]+:\d{1,5}", a)
+                for a in addresses):
+            raise UserError(f"TF_CONFIG's {kind} addresses must be a list of \"host:port\" "
+                            f"(got {addresses!r})")
+    kind, index = task.get("type"), task.get("index")
+    if kind not in cluster:
+        raise UserError(f"TF_CONFIG's task type {kind!r} is not in its cluster "
+                        f"({', '.join(cluster)})")
+    if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(
+            cluster[kind]):
+        raise UserError(f"TF_CONFIG's task index {index!r} is outside the cluster's "
+                        f"{len(cluster[kind])} {kind} address(es) (0..{len(cluster[kind]) - 1})")
+    return ClusterTask(kind, index, cluster)
+
+
+def _lost_worker(error: Exception) -> str:
+    """"worker 1 at host:port" (or "a worker") when `error` is TensorFlow's report that a
+    multi-worker cluster lost a peer mid-training; "" for any other error."""
+    if "multiworker" not in _STRATEGIES or not isinstance(error, (
+            tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.CancelledError,
+            tf.errors.DeadlineExceededError)):
+        return ""
+    found = re.search(r"/job:(chief|worker)/(?:replica:\d+/)?task:(\d+)\b(?!/device)", str(error))
+    if found:
+        kind, index = found.group(1), int(found.group(2))
+        addresses = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {}).get(kind, [])
+        if index < len(addresses):
+            return f"{kind} {index} at {addresses[index]}"
+    return "a worker"
+
+
+def _answers(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _join_cluster(task: ClusterTask, timeout: float):
+    """The MultiWorkerMirroredStrategy, once every worker of the cluster has joined, or a
+    one-line error naming the workers that did not answer within `timeout` seconds.
+
+    TensorFlow waits for a missing worker forever, and while it waits nothing else in the
+    process runs. So the chief (it hosts the cluster's coordination service) first waits here
+    until every other worker's server answers; the others register with the chief under a
+    deadline of `timeout` seconds, and their DeadlineExceededError becomes the error."""
+    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+    from tensorflow.python.distribute import multi_worker_util
+    from tensorflow.python.eager import context
+
+    def silent_error(names: list[str]) -> UserError:
+        return UserError(f"{', '.join(names)} did not answer within {timeout:g} s; start the "
+                         "same command there (with its own TF_CONFIG task), check TF_CONFIG's "
+                         "addresses, or raise --cluster-timeout")
+
+    if task.chief:
+        waiting, deadline = dict(task.peers()), time.monotonic() + timeout
+        print(f"cluster: waiting for {len(waiting)} other worker(s), at most {timeout:g} s")
+        while waiting and time.monotonic() < deadline:
+            waiting = {name: address for name, address in waiting.items() if not _answers(address)}
+            time.sleep(0.2 if waiting else 0)
+        if waiting:
+            raise silent_error([f"{name} at {address}" for name, address in waiting.items()])
+    spec = tf.train.ClusterSpec(task.addresses)
+    context.context().configure_coordination_service(  # what the strategy would set, plus
+        service_type="standalone", service_leader=multi_worker_util.coordination_leader(spec),
+        coordinated_jobs=[coordination_config_pb2.CoordinatedJob(name=job, num_tasks=len(hosts))
+                          for job, hosts in task.addresses.items()],
+        cluster_register_timeout_in_ms=int(timeout * 1000))  # the deadline
+    try:
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    except tf.errors.DeadlineExceededError:
+        kind = "chief" if "chief" in task.addresses else "worker"
+        raise silent_error([f"{kind} 0 at {task.addresses[kind][0]} (the chief)"]) from None
+    except tf.errors.OpError as error:  # e.g. this worker's port is taken
+        raise UserError(f"could not join the cluster as {task.kind} {task.index}: "
+                        f"{error.message.splitlines()[0]}") from None
+
+    def one() -> tf.Tensor:
+        return tf.ones(())
+
+    @tf.function
+    def count_workers() -> tf.Tensor:  # an all-reduce: every worker's first collective
+        return strategy.reduce("SUM", strategy.run(one), axis=None)
+
+    print(f"cluster: {int(count_workers())} workers joined; this is {task.kind} {task.index}"
+          + (" (the chief: it writes the outputs)" if task.chief else ""))
+    return strategy
+
+
+def _support_multiworker_in_keras() -> None:
+    """Keras 3 (up to 3.15 at least) cannot `fit` under MultiWorkerMirroredStrategy
+    (keras-team/keras#20585): it averages a first distributed batch with a collective just to
+    learn its shapes, and it averages scalar logs along an axis they do not have. Both are
+    mended here: the shapes come from this worker's own part of the batch, and scalars are
+    averaged as scalars."""
+    from keras.src import tree
+    from keras.src.backend.tensorflow import trainer
+
+    if getattr(trainer, "_multiworker_mended", False):
+        return
+
+    def maybe_symbolic_build(self, iterator=None, data_batch=None):
+        if self._distribute_strategy is None:
+            return
+        if iterator is not None:
+            for _, _, batches in iterator:
+                data_batch = tree.map_structure(
+                    lambda x: self.distribute_strategy.experimental_local_results(x)[0]
+                    if isinstance(x, tf.distribute.DistributedValues) else x, next(batches))
+                break
+        with self.distribute_strategy.scope():
+            self._symbolic_build(data_batch=data_batch)
+
+    keras_reduce = trainer.reduce_per_replica
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction in ("auto", "mean") and trainer._collective_all_reduce_multi_worker(
+                strategy):
+            return tree.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), values)
+        return keras_reduce(values, strategy, reduction)
+
+    trainer.TensorFlowTrainer._maybe_symbolic_build = maybe_symbolic_build
+    trainer.reduce_per_replica = reduce_per_replica
+    trainer._multiworker_mended = True
 
 
 def cpu_has_native_bf16() -> bool:

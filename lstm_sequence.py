@@ -338,10 +338,12 @@ def bucket_boundaries(max_length: int, step: int = 8) -> list[int]:
     return list(range(step + 1, max_length + step + 2, step))
 
 
-def tagging_dataset(encoded: dict, config: Config, shuffle: bool):
+def tagging_dataset(encoded: dict, config: Config, shuffle: bool, full_batches: bool = False):
     """A tf.data pipeline of padded, length-bucketed batches: ((words, chars), tags, weights)
     for `fit`, plus the 'unseen' flags for evaluation. Weights are 1 on real tokens and 0 on
-    padding, so the loss and the accuracy count real tokens only."""
+    padding, so the loss and the accuracy count real tokens only. With `full_batches` each
+    bucket's last, partial batch is left out: tf.distribute splits every batch between the
+    workers of a cluster, and cannot split a partial one whose shape differs from the next."""
     lengths = np.array([len(w) for w in encoded["words"]])
 
     def ragged(key: str):
@@ -355,11 +357,12 @@ def tagging_dataset(encoded: dict, config: Config, shuffle: bool):
         dataset = dataset.shuffle(len(lengths), seed=config.seed, reshuffle_each_iteration=True)
     boundaries = bucket_boundaries(int(lengths.max()))
     bucket_sizes = np.bincount(np.searchsorted(boundaries, lengths, side="right"))
-    num_batches = int(np.sum(-(-bucket_sizes // config.batch_size)))  # ceil per bucket
+    num_batches = int(np.sum(bucket_sizes // config.batch_size if full_batches
+                             else -(-bucket_sizes // config.batch_size)))  # ceil per bucket
     dataset = dataset.bucket_by_sequence_length(
         element_length_func=lambda words, *_: tf.shape(words)[0], bucket_boundaries=boundaries,
         bucket_batch_sizes=[config.batch_size] * (len(boundaries) + 1),
-        pad_to_bucket_boundary=True)  # pads with 0 = PAD
+        pad_to_bucket_boundary=True, drop_remainder=full_batches)  # pads with 0 = PAD
 
     def to_model_inputs(words, chars, tags, unseen):
         features = {"words": words}
@@ -386,7 +389,8 @@ def tagger_inputs(treebank: dict, config: Config) -> tuple[dict, dict, dict]:
           f"{len(vocab['chars'])} characters, {len(vocab['tags']) - 1} tags")
     encoded = {name: encode_treebank(s, vocab, config.max_word_length)
                for name, s in treebank.items()}
-    data = {name: tagging_dataset(encoded[name], config, shuffle=name == "train")
+    data = {name: tagging_dataset(encoded[name], config, shuffle=name == "train",
+                                  full_batches=name != "test" and config.strategy == "multiworker")
             for name in UD_SPLITS}
     features, tags, weights, _ = next(iter(data["train"]))
     print("a batch: " + ", ".join(f"{k} {tuple(v.shape)}" for k, v in features.items())

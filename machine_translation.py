@@ -623,10 +623,14 @@ def draw_attention(translator: Translator, sentences: list[str], directory: Path
 
 
 def evaluate_variant(config: Config, model: keras.Model, vocabularies: dict, data: dict,
-                     test: dict[str, list[str]], directory: Path, greedy_too: bool) -> dict:
-    """Teacher-forced test loss, then BLEU/chrF of greedy and beam decoding; heatmaps."""
+                     test: dict[str, list[str]], directory: Path, greedy_too: bool,
+                     decode: bool = True) -> dict:
+    """Teacher-forced test loss, then BLEU/chrF of greedy and beam decoding; heatmaps.
+    (`decode` False: the loss only, as on the other workers of a cluster, which only train.)"""
     test_x, test_y = data["test"]
     loss, accuracy = model.evaluate(test_x, test_y, batch_size=256, verbose=0)
+    if not decode:
+        return {"test_loss": float(loss), "test_token_accuracy": float(accuracy)}
     translator = Translator(model, vocabularies["source"], vocabularies["target"])
     decoders = {"greedy": 1} if greedy_too else {}
     metrics = {"test_loss": float(loss), "test_token_accuracy": float(accuracy),
@@ -785,11 +789,13 @@ def main(config: Config) -> dict:
                                                       run.out)
             main_model = attention == config.attention
             evaluation = evaluate_variant(config, model, vocabularies, data, test, directory,
-                                          greedy_too=main_model)
-            metrics.update(headline_metrics(evaluation, history, main_model))
+                                          greedy_too=main_model, decode=run.chief)
+            if run.chief:  # the other workers of a cluster only train
+                metrics.update(headline_metrics(evaluation, history, main_model))
             keras.backend.clear_session()
         metrics.update(train_pairs=int(len(data["train"][1])), test_sentence_count=len(test))
-        print_results(metrics, config)
+        if run.chief:
+            print_results(metrics, config)
         return run.save(metrics)
 
 

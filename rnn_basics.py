@@ -1059,33 +1059,44 @@ def timed(name: str, metrics: dict):
     print(f"[{name}: {metrics[f'seconds_{name}']:.0f} s]")
 
 
+def numpy_lessons(config: Config, out: Path, metrics: dict) -> dict[str, np.ndarray]:
+    """Sections 1-3 of the run: the NumPy recurrences checked against Keras, the NumPy char
+    RNN beside its Keras twin, gradients by distance at initialisation, the clipping demo;
+    their numbers go into `metrics`, the gradient curves are returned."""
+    print("== 1. NumPy recurrences vs Keras (float64, copied weights)")
+    # NumPy's BLAS on one thread: its small matrices gain nothing from more threads, which
+    # would only contend with TensorFlow's for the same cores.
+    with timed("checks", metrics), threadpoolctl.threadpool_limits(1, "blas"):
+        metrics.update(check_against_keras(config.seed))  # 5. checks against Keras
+    print("\n== 2. The from-scratch RNN on Tiny Shakespeare")
+    with timed("char_rnn", metrics), threadpoolctl.threadpool_limits(1, "blas"):
+        metrics.update(train_char_rnns(config, out))  # 1.-6. for the char RNN
+    print(f"\n== 3. Vanishing / exploding gradients (T={config.gradient_length}, "
+          f"hidden {config.hidden_size})")
+    with timed("gradient_study", metrics):
+        curves = gradient_study_at_init(config)  # 5. gradient norms at initialisation
+        metrics.update(clipping_demo(config, out))  # 5. with and without clipnorm
+    return curves
+
+
 def main(config: Config) -> dict:
-    """Every section of the lesson in run order; returns (and saves) the measured metrics."""
+    """Every section of the lesson in run order; returns (and saves) the measured metrics.
+    (In a cluster, --strategy multiworker, the other workers only train the Keras models.)"""
     with common.Run(config, "rnn_basics") as run:
         metrics: dict = {"jit_compile": config.jit_compile, "lengths": list(config.lengths)}
-        print("== 1. NumPy recurrences vs Keras (float64, copied weights)")
-        # NumPy's BLAS on one thread: its small matrices gain nothing from more threads, which
-        # would only contend with TensorFlow's for the same cores.
-        with timed("checks", metrics), threadpoolctl.threadpool_limits(1, "blas"):
-            metrics.update(check_against_keras(config.seed))  # 5. checks against Keras
-        print("\n== 2. The from-scratch RNN on Tiny Shakespeare")
-        with timed("char_rnn", metrics), threadpoolctl.threadpool_limits(1, "blas"):
-            metrics.update(train_char_rnns(config, run.out))  # 1.-6. for the char RNN
-        print(f"\n== 3. Vanishing / exploding gradients (T={config.gradient_length}, "
-              f"hidden {config.hidden_size})")
-        with timed("gradient_study", metrics):
-            curves = gradient_study_at_init(config)  # 5. gradient norms at initialisation
-            metrics.update(clipping_demo(config, run.out))  # 5. with and without clipnorm
+        curves = numpy_lessons(config, run.out, metrics) if run.chief else {}  # sections 1-3
         print("\n== 4. RNN vs LSTM vs GRU on the adding problem")
         table_length = 100 if 100 in config.lengths else max(config.lengths)
         with timed("adding_problem", metrics):
             results = train_adding_models(config, run.out)  # 1. data, 2. baselines, 4. train
-            vanishing = gradient_study_trained(config, results, curves, table_length)  # 5.
-            metrics.update(gates_at_work(config, results, table_length, run.out))  # 5.
-            plot_gradient_study(curves, config, run.out, table_length)
-            plot_adding_results(config, results, run.out)
-        write_comparison_table(config, results, vanishing, table_length, run.out)  # 5.
-        metrics.update(adding_metrics(config, results, vanishing, table_length))
+            if run.chief:  # 5. inside the trained models
+                vanishing = gradient_study_trained(config, results, curves, table_length)
+                metrics.update(gates_at_work(config, results, table_length, run.out))
+                plot_gradient_study(curves, config, run.out, table_length)
+                plot_adding_results(config, results, run.out)
+        if run.chief:
+            write_comparison_table(config, results, vanishing, table_length, run.out)  # 5.
+            metrics.update(adding_metrics(config, results, vanishing, table_length))
         return run.save(metrics)
 
 

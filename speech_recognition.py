@@ -641,6 +641,8 @@ def main(config: Config) -> dict:
         common.plot_history(history, run.out / "history.png",
                             "BiGRU + CTC on spoken digit strings",
                             ylabel="CTC loss (nats per utterance)", show=config.show)
+        if not run.chief:  # the other workers of a cluster only train
+            return run.save({"epochs_trained": len(history.get("loss", []))})
         metrics, test = evaluate(model, history, features, labels, baseline, config)  # 5.
         plot_posteriors(test["log_probs"][0], labels["test"][0], test["beam"][0], config,
                         run.out / "posteriors.png", config.show)

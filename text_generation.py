@@ -798,9 +798,11 @@ def main(config: Config) -> dict:
                                 run.out)  # 4. train
         val_nats = evaluate(model, val_data, baselines, unit)  # 5. evaluate
         plot_loss(history, config, run.out)
-        generated = generation_report(model, vocabulary, config, run.out, prompts,
-                                      config.temperatures)  # 6. samples and autocomplete
-        cells = inspect_cells(Sampler(model), vocabulary, val_text, config, run.out)  # 6.
+        generated, cells = {}, {}
+        if run.chief:  # 6. sampling runs on one machine (other workers of a cluster only train)
+            generated = generation_report(model, vocabulary, config, run.out, prompts,
+                                          config.temperatures)  # samples and autocomplete
+            cells = inspect_cells(Sampler(model), vocabulary, val_text, config, run.out)
         metrics = {**loss_metrics(val_nats, unit), "baseline_unigram_nats": baselines["unigram"],
                    "baseline_bigram_nats": baselines["bigram"],
                    "epochs_run": len(history.get("loss", [])), "history": history, **generated,

@@ -104,6 +104,14 @@ JOBS: dict[str, tuple[str, str, dict | str, dict[str, str | tuple[str, ...]]]] =
         "time_series_lstm_speedup": "time_series.train_speedup_vs_keras_defaults",
         "lstm_sequence_pos_tagger_speedup": "lstm_sequence.train_speedup_vs_keras_defaults",
     }),
+    # --strategy multiworker on this machine (benchmarks/speed_multiworker.py): text_generation's
+    # default model, fixed steps, one process vs a cluster of 1 and of 2 workers on 127.0.0.1.
+    "multiworker:speed": ("multiworker", "default", "SCRIPT", {
+        "examples_per_s_one_process": "text_generation.multiworker_examples_per_s_one_process",
+        "examples_per_s_1_worker": "text_generation.multiworker_examples_per_s_1_worker",
+        "examples_per_s_2_workers": "text_generation.multiworker_examples_per_s_2_workers",
+        "scaling_2_workers": "text_generation.multiworker_scaling_2_workers",
+    }),
     "machine_translation:default": ("machine_translation", "default", {}, {
         "bleu_beam": "default_bleu_beam",
         "bleu_greedy": "default_bleu_greedy",

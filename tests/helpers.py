@@ -8,7 +8,9 @@ import dataclasses
 import hashlib
 import importlib
 import io
+import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -121,3 +123,45 @@ def random_walk_prices(days: int = 120, seed: int = 0) -> pd.DataFrame:
 def write_prices(path: Path, frame: pd.DataFrame, date_format: str = "%Y-%m-%d") -> Path:
     frame.to_csv(path, date_format=date_format)
     return path
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` TCP ports on 127.0.0.1 that nothing listens on now."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def cluster_config(ports: list[int], index: int) -> str:
+    """The TF_CONFIG of worker `index` in a cluster of workers on 127.0.0.1:`ports`."""
+    return json.dumps({"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
+                       "task": {"type": "worker", "index": index}})
+
+
+def run_cluster(script: str, args: list[str], workers: int = 2, timeout: int = 300,
+                only: tuple[int, ...] | None = None, env=None, command=None) -> list[Result]:
+    """`python <script>.py --strategy multiworker ARGS` (or `command`) on `workers` real worker
+    processes on 127.0.0.1, each with its own TF_CONFIG, as one would start them on several
+    machines; only the workers numbered in `only` are started when it is given."""
+    ports = free_ports(workers)
+    command = command or [sys.executable, f"{script}.py", "--strategy", "multiworker", *args]
+    processes = []
+    for index in range(workers) if only is None else only:
+        processes.append(subprocess.Popen(
+            command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "CUDA_VISIBLE_DEVICES": "", **(env or {}),
+                 "TF_CONFIG": cluster_config(ports, index)}))
+    results = []
+    try:
+        for process in processes:
+            stdout, stderr = process.communicate(timeout=timeout)
+            results.append(Result(process.returncode, stdout, stderr))
+    finally:
+        for process in processes:
+            process.kill()
+    return results
