@@ -245,12 +245,13 @@ class RunConfig:
     def __post_init__(self) -> None:
         """Check every field against its type, choices and bounds (cross-field rules live in
         the script's own `__post_init__`, after `super().__post_init__()`)."""
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
         for name, (kind, marks) in _hints(type(self)).items():
             value = getattr(self, name)
             if value is None:
                 continue
-            if typing.get_origin(kind) is tuple:
-                check(isinstance(value, tuple) and len(value) >= 1,
+            if typing.get_origin(kind) is tuple:  # () only where it is the default ("all")
+                check(isinstance(value, tuple) and (len(value) >= 1 or defaults.get(name) == ()),
                       f"--{_flag(name)} needs at least one value (got {value!r})")
                 check(len(set(value)) == len(value),
                       f"--{_flag(name)} must not repeat a value (got {' '.join(map(str, value))})")

@@ -4,12 +4,14 @@ Each reader returns clean data or raises a one-line `common.DataError` that name
 the line and what to do: bundled files are checked against data/manifest.json, downloads fall
 back to the bundled copy, and user files (a stock CSV, a text, a treebank, a WAV) are checked
 for what real files get wrong (encodings, time zones, day-first dates, impossible prices,
+irregular time steps and gaps in a series,
 NaN samples, folders given for files).
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -171,6 +173,201 @@ def parse_dates(texts: Sequence[str], path: Path, date_format: str = "",
                     f"{' or as '.join(readings)}; say which with {choices}")
 
 
+def when(time: pd.Timestamp) -> str:
+    """"2020-01-03" for a midnight, "2020-01-03 13:00:00" otherwise."""
+    return str(time.date()) if time == time.normalize() else str(time)
+
+
+def check_time_order(times: pd.DatetimeIndex, path: Path, column: str) -> None:
+    """DataError for a repeated timestamp or one earlier than the row before it."""
+    steps = np.diff(times.to_numpy()).astype("int64")
+
+    if (steps == 0).any():
+        row = int(np.flatnonzero(steps == 0)[0]) + 1
+        raise DataError(f"{shown(path)}: duplicate date {when(times[row])} on lines {row + 1} and "
+                        f"{row + 2}; keep one row per date")
+    if (steps < 0).any():
+        row = int(np.flatnonzero(steps < 0)[0]) + 1
+        raise DataError(f"{shown(path)}: dates are not sorted: {when(times[row])} on line "
+                        f"{row + 2} comes after {when(times[row - 1])}; sort the file by {column}")
+
+
+# ----------------------------------------------------------------------------- any series
+TIME_NAMES = ("date", "time", "datetime", "date time", "timestamp", "period", "month", "day")
+
+
+def load_series(path: Path | str, target: str, time_column: str = "",
+                features: Sequence[str] = (), date_format: str = "") -> pd.DataFrame:
+    """Any CSV (or gzipped CSV) of a time column and numeric columns, as a float table indexed
+    by time with the target first; blank cells stay NaN (gaps are filled by the caller).
+
+    The time column is `time_column`, else the first one named like a date or time, else the
+    first column. The inputs are `features` (the target is always one), else every other
+    column that is numeric. DataError names what is wrong: a column that does not exist (with
+    the columns found), a non-numeric cell, unreadable, unsorted or duplicate times."""
+    path = existing_file(path, "CSV file")
+    try:
+        frame = pd.read_csv(io.StringIO(read_text(path, "CSV file")), dtype=str,
+                            keep_default_na=False)
+    except (ValueError, pd.errors.ParserError) as error:
+        raise DataError(f"cannot read {shown(path)} as CSV ({common.one_line(error)})") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    found = ", ".join(frame.columns)
+    if not time_column:
+        named = [c for c in frame.columns if c.lower() in TIME_NAMES]
+        time_column = named[0] if named else frame.columns[0]
+    for what, column in (("--time-column", time_column), ("--target", target),
+                         *(("--features", c) for c in features)):
+        if column not in frame.columns:
+            raise DataError(f"{shown(path)} has no column {column!r} ({what}); its columns: "
+                            f"{found}")
+    if target == time_column:
+        raise DataError(f"--target {target!r} is the time column of {shown(path)}; pick one of "
+                        f"the value columns ({found})")
+    if frame.empty:
+        raise DataError(f"{shown(path)} has a header but no rows")
+    times = parse_dates(frame[time_column], path, date_format)
+    check_time_order(times, path, time_column)
+    table = pd.DataFrame(index=pd.DatetimeIndex(times, name=time_column))
+
+    def numbers(column: str) -> np.ndarray:
+        text = frame[column].str.strip()
+        values = pd.to_numeric(text.where(~text.str.upper().isin(("", "NA", "NAN", "NULL"))),
+                               errors="coerce").to_numpy(dtype="float64")
+        blank = text.str.upper().isin(("", "NA", "NAN", "NULL")).to_numpy()
+        bad = (~np.isfinite(values)) & ~blank
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DataError(f"{shown(path)}: non-numeric value {frame[column][row]!r} in column "
+                            f"{column} on line {row + 2}; fix it, or leave the cell empty (a gap)")
+        return values
+
+    others = [c for c in (features or frame.columns) if c not in (target, time_column)]
+    table[target] = numbers(target)
+    for column in others:
+        try:
+            table[column] = numbers(column)
+        except DataError:
+            if features:  # asked for by name: say what is wrong with it
+                raise
+            print(f"note: {shown(path)}: column {column!r} is not numeric; left out")
+    return table
+
+
+@dataclasses.dataclass(frozen=True)
+class Sampling:
+    """How a series is sampled, and the sizes that follow: a window sees `input_steps` rows,
+    the multi-step task forecasts `horizon_steps`, and one season (a day of hours, a year of
+    weeks) is `season` steps; `cycles` are the calendar cycles worth a sin/cos feature."""
+
+    name: str  # "hourly", "weekly", "every 10 minutes"
+    step: str  # one step in words: "hour", "week", "10-minute step"
+    freq: str  # the regular grid as a pandas frequency: "h", "7D", "MS"
+    season: int  # steps in one season; 1 = no season (yearly data)
+    season_name: str  # "day", "week", "year"
+    input_steps: int
+    horizon_steps: int
+    cycles: tuple[str, ...]
+
+
+HOURLY = Sampling("hourly", "hour", "h", 24, "day", 24, 24, ("day", "year"))  # Jena
+# interval -> its sampling; sub-daily intervals that divide a day are derived from the hour's
+CALENDAR = {  # (shortest, longest) gap in days between rows -> sampling
+    (1, 1): Sampling("daily", "day", "D", 7, "week", 28, 7, ("week", "year")),
+    (7, 7): Sampling("weekly", "week", "7D", 52, "year", 52, 4, ("year",)),
+    (28, 31): Sampling("monthly", "month", "MS", 12, "year", 12, 12, ("year",)),
+    (89, 92): Sampling("quarterly", "quarter", "QS", 4, "year", 8, 4, ("year",)),
+    (365, 366): Sampling("yearly", "year", "YS", 1, "year", 10, 5, ()),
+}
+
+
+def detect_sampling(times: pd.DatetimeIndex, input_steps: int = 0,
+                    horizon_steps: int = 0) -> Sampling:
+    """The sampling interval of `times` (the commonest gap between rows), or a DataError if
+    there is none: rows must fall on a regular grid, with gaps a whole number of steps."""
+    if len(times) < 3:
+        raise DataError(f"only {len(times)} rows: too few to tell the sampling interval")
+    gaps = np.diff(times.to_numpy()).astype("timedelta64[s]").astype("int64")
+    commonest = int(pd.Series(gaps).mode().iloc[0])
+    days = commonest / 86400
+    found = None
+    if commonest < 86400 and 86400 % commonest == 0:  # hourly, every 10 minutes, 6-hourly ...
+        per_day = 86400 // commonest
+        amount, unit = (commonest // 60, "minute") if commonest < 3600 else (
+            commonest // 3600, "hour")
+        step = "hour" if commonest == 3600 else f"{amount}-{unit} step"
+        found = Sampling("hourly" if commonest == 3600 else f"every {amount} {unit}s", step,
+                         f"{commonest}s", per_day, "day", per_day, min(per_day, 24),
+                         ("day", "year"))
+        on_grid = gaps % commonest == 0
+    else:
+        for (low, high), sampling in CALENDAR.items():
+            if low <= round(days) <= high:
+                found = sampling
+        if found is not None and found.freq.endswith("S"):  # months, quarters, years
+            months = {"MS": 1, "QS": 3, "YS": 12}[found.freq]
+            month_numbers = times.year * 12 + times.month
+            on_grid = np.diff(month_numbers) % months == 0
+        elif found is not None:
+            on_grid = gaps % commonest == 0
+    if found is None or np.mean(on_grid) < 0.99:  # a clock that shifted now and then is fine
+        raise DataError(
+            f"the time steps are irregular (most common gap {pd.Timedelta(seconds=commonest)}, "
+            f"but {int(np.sum(~on_grid)) if found else len(gaps)} of {len(gaps)} gaps are not a "
+            "whole number of it): resample the series to a fixed interval first (hourly, "
+            "daily, weekly, monthly, ...), e.g. with pandas' DataFrame.resample")
+    return dataclasses.replace(found, input_steps=input_steps or found.input_steps,
+                               horizon_steps=horizon_steps or found.horizon_steps)
+
+
+def fill_gaps(frame: pd.DataFrame, sampling: Sampling, max_gap: int) -> tuple[pd.DataFrame, str]:
+    """The series on its regular grid, every missing step (a row absent, or a blank cell)
+    filled with the last value before it: never a later one, which interpolation would bring
+    into the inputs before it was known. A gap longer than `max_gap` steps is refused.
+    Timestamps between grid steps (a logger whose clock shifted: Jena's rows move from :10 to
+    :40 past the hour after some gaps) are moved to the nearest step, and the note says so."""
+    moved = ""
+    if sampling.freq.endswith("S"):  # calendar steps: each row stands for its month's start
+        months = {"MS": 1, "QS": 3, "YS": 12}[sampling.freq]
+        starts = frame.index.to_period("M").to_timestamp()
+        count = ((starts[-1].year - starts[0].year) * 12 + starts[-1].month
+                 - starts[0].month) // months + 1
+        grid = pd.date_range(starts[0], periods=count, freq=pd.DateOffset(months=months),
+                             name=frame.index.name)
+        frame = frame.set_axis(starts).reindex(grid)
+    else:
+        step = pd.Timedelta(pd.tseries.frequencies.to_offset(sampling.freq))
+        snapped = frame.index[0] + ((frame.index - frame.index[0]) / step).round() * step
+        shifted = int(np.sum(snapped != frame.index))
+        if shifted:
+            check_time_order(pd.DatetimeIndex(snapped), Path("the series on its grid"),
+                             frame.index.name or "time")
+            moved = (f"moved {shifted} timestamp(s) that fell between {sampling.step}s to the "
+                     f"nearest one; ")
+        frame = frame.set_axis(pd.DatetimeIndex(snapped, name=frame.index.name)).reindex(
+            pd.date_range(snapped[0], snapped[-1], freq=sampling.freq, name=frame.index.name))
+    missing = frame.isna().any(axis=1).to_numpy()
+    if not missing.any():
+        return frame, moved + "no gaps"
+    starts = np.flatnonzero(np.diff(np.concatenate([[0], missing.astype(int)])) == 1)
+    ends = np.flatnonzero(np.diff(np.concatenate([missing.astype(int), [0]])) == -1)
+    longest = int(np.argmax(ends - starts))
+    length, begins = int(ends[longest] - starts[longest] + 1), frame.index[starts[longest]]
+    word = sampling.step + "s"
+    if length > max_gap:
+        raise DataError(
+            f"the series has {len(starts)} gap(s); the longest is {length} {word} from "
+            f"{when(begins)} "
+            f"(more than --max-gap-steps {max_gap}): filling it would invent data; cut the "
+            "file to one side of it, fill it yourself, or raise --max-gap-steps")
+    if missing[0]:
+        raise DataError(f"the first row ({when(frame.index[0])}) has blank cells: "
+                               "nothing comes before it to fill them from; drop that row")
+    filled = frame.ffill()
+    return filled, (f"{moved}filled {int(missing.sum())} missing {word} ({len(starts)} gap(s), the "
+                    f"longest {length} from {when(begins)}) with the last value before each")
+
+
 # ----------------------------------------------------------------------------- stock prices
 STOCK_COLUMNS = ("Date", "Open", "High", "Low", "Close", "Volume")
 PRICE_RANGE = (1e-6, 1e9)  # a price outside this is a data error (1e308, 1e-320), not a stock
@@ -224,16 +421,7 @@ def load_prices(path: Path, min_rows: int = 2, date_format: str = "") -> pd.Data
             raise DataError(f"{shown(path)}: {name} {where(row)} (Open {prices['Open'].iloc[row]:g}"
                             f", High {prices['High'].iloc[row]:g}, Low {prices['Low'].iloc[row]:g}"
                             f", Close {prices['Close'].iloc[row]:g}); fix that row")
-    steps = np.diff(prices.index.to_numpy()).astype("int64")
-    if (steps == 0).any():
-        row = int(np.flatnonzero(steps == 0)[0]) + 1
-        raise DataError(f"{shown(path)}: duplicate date {prices.index[row].date()} on lines "
-                        f"{row + 1} and {row + 2}; keep one row per date")
-    if (steps < 0).any():
-        row = int(np.flatnonzero(steps < 0)[0]) + 1
-        raise DataError(f"{shown(path)}: dates are not sorted: {prices.index[row].date()} on line "
-                        f"{row + 2} comes after {prices.index[row - 1].date()}; sort the file by "
-                        "Date")
+    check_time_order(prices.index, path, "Date")
     if len(prices) < min_rows:
         raise DataError(f"{shown(path)} has {len(prices)} rows: too few for one window; need at "
                         f"least {min_rows} (or lower --window-days)")

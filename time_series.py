@@ -1,7 +1,9 @@
-"""Time-series forecasting with LSTM and GRU: weather and stock prices, without look-ahead.
+"""Time-series forecasting with LSTM and GRU: weather, your own series and stock prices,
+without look-ahead.
 
-Forecast the temperature at the Jena weather station an hour and a day ahead, and a stock's
-next close, and compare every model with the forecast it has to beat: the last value.
+Forecast the temperature at the Jena weather station an hour and a day ahead (or any series
+of your own), and a stock's next close, and compare every model with the forecasts it has to
+beat: the last value, the same time one season ago, and gradient-boosted trees.
 
 What it teaches:
 - a chronological train/validation/test split (70/20/10), scaling fitted on the training
@@ -10,20 +12,26 @@ What it teaches:
 - single-step (next hour) and multi-step (all next 24 hours at once) forecasting; a residual
   forecast (the model predicts the change from the last value); time of day and year as
   sin/cos features;
-- baselines first (last value, the same hours yesterday, a linear model), then a stacked LSTM,
-  a GRU and the TensorFlow tutorial's recipe, side by side on the same windows;
+- baselines first (last value, the same hours one season ago, a linear model, and what a
+  practitioner would try first on tabular series: gradient-boosted trees on lag features),
+  then a stacked LSTM, a GRU and the TensorFlow tutorial's recipe, on the same windows;
+- your own CSV: the sampling interval detected, windows and seasons sized from it, gaps
+  reported and filled from the past only;
 - stocks: scale-free features from OHLCV, errors in dollars against persistence.
 
 Data: the Jena climate record, hourly, 2009-2016 (Max Planck Institute for Biogeochemistry, as
 redistributed for the Keras/TensorFlow tutorials; 6 of its 14 columns, data/jena-climate);
-daily AAPL, MSFT and SPY prices from Yahoo Finance (Yahoo's terms; not investment advice).
-`--csv PATH` reads any Yahoo-style CSV (Date,Open,High,Low,Close[,Adj Close],Volume), and
+weekly Mauna Loa CO2, 1958-2001 (public domain; Keeling and Whorf, CDIAC; data/mauna-loa-co2),
+the example of your own series; daily AAPL, MSFT and SPY prices from Yahoo Finance (Yahoo's
+terms; not investment advice). `--csv FILE --target COLUMN` forecasts any CSV with a time
+column; with `--dataset stock`, `--csv` reads a Yahoo-style price file instead, and
 `--download` fetches a ticker with yfinance (the bundled copy is used when offline).
 
 Run:
     python time_series.py --preset quick       # a first look: small models, few windows
     python time_series.py                      # weather: both tasks, every model
     python time_series.py --preset full        # wider models, more epochs
+    python time_series.py --csv data/mauna-loa-co2/co2_weekly.csv --target co2 --forecast-steps 4
     python time_series.py --dataset stock --ticker MSFT --forecast-days 10
 Results: benchmarks/RESULTS.md#time_series (generated from benchmarks/results.json);
 how the defaults were chosen: benchmarks/NOTES.md#time_series.
@@ -31,8 +39,10 @@ how the defaults were chosen: benchmarks/NOTES.md#time_series.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
@@ -47,13 +57,13 @@ import pandas as pd
 import tensorflow as tf
 from keras import layers
 
-Dataset = Literal["weather", "stock"]
+Dataset = Literal["weather", "stock", "series"]
 Task = Literal["single", "multi"]
-WeatherModel = Literal["linear", "lstm", "gru", "reference"]
-WEATHER_MODELS = ("linear", "lstm", "gru", "reference")
+WeatherModel = Literal["linear", "gbt", "lstm", "gru", "reference"]
+WEATHER_MODELS = ("linear", "gbt", "lstm", "gru", "reference")
+RNNS = ("lstm", "gru", "lstm+gru")  # the recurrent models (and their average)
 BUNDLED_TICKERS = ("AAPL", "MSFT", "SPY")
 JENA_COLUMNS = readers.JENA_COLUMNS  # T, p, rh, VPmax, wv, Tdew: the target T comes first
-TASK_TITLES = {"single": "next hour", "multi": "next 24 hours"}
 SPLIT = (0.7, 0.9)  # train ends at 70 % of the rows, validation at 90 %; test gets the rest
 # The TensorFlow tutorial's recipe (tensorflow.org/tutorials/structured_data/time_series),
 # kept fixed so that its numbers compare: LSTM(32), Adam(1e-3), MSE, batch 32, early stopping
@@ -64,8 +74,8 @@ Fraction = Annotated[float, between(0, 1, high_open=True)]
 
 @dataclass
 class Config(common.RunConfig):
-    dataset: Annotated[Dataset, NO_RETRAIN] = "weather"  # Jena weather, or daily stock prices.
-    models: Annotated[tuple[WeatherModel, ...], NO_RETRAIN] = WEATHER_MODELS  # Weather models.
+    dataset: Annotated[Dataset, NO_RETRAIN] = "weather"  # Jena weather, stocks, or your --csv.
+    models: Annotated[tuple[WeatherModel, ...], NO_RETRAIN] = WEATHER_MODELS  # Models to train.
     tasks: Annotated[tuple[Task, ...], NO_RETRAIN] = ("single", "multi")  # Next hour, next 24 h.
     input_hours: Annotated[int, at_least(24)] = 24  # Hours of history each weather window sees.
     horizon_hours: Annotated[int, between(1, 24)] = 24  # Hours the multi-step task forecasts.
@@ -84,15 +94,23 @@ class Config(common.RunConfig):
     jit_compile: bool = True  # XLA-compile the training steps.
     max_windows: Annotated[int, at_least(0)] = 0  # At most this many windows per split; 0 = all.
     ticker: str = "AAPL"  # Stock symbol: bundled AAPL, MSFT, SPY; others need --download.
-    csv: str = ""  # Read prices from this Yahoo-style CSV instead of the bundled file.
+    csv: str = ""  # Your series (with --target), or prices (with --dataset stock), as CSV.
+    target: str = ""  # The --csv column to forecast; giving it selects --dataset series.
+    time_column: str = ""  # The --csv time column; "" = the one named date/time, else the first.
+    features: tuple[str, ...] = ()  # Input columns beside the target; () = every numeric one.
+    input_steps: Annotated[int, at_least(0)] = 0  # Steps each window sees; 0 = from the interval.
+    horizon_steps: Annotated[int, at_least(0)] = 0  # Multi-step task's steps; 0 = from interval.
+    max_gap_steps: Annotated[int, at_least(0)] = 0  # Longest gap to fill; 0 = half a season.
+    forecast_steps: Annotated[int, at_least(0), NO_RETRAIN] = 0  # Steps forecast past the end.
+    gbt_iterations: Annotated[int, at_least(1)] = 100  # Most boosting rounds per tree model.
     date_format: str = ""  # strftime format of the CSV's dates, e.g. %d/%m/%Y; "" = detect.
     download: bool = False  # Fetch the ticker's full history with yfinance (cached).
     window_days: Annotated[int, between(2, 250)] = 30  # Trading days each stock window sees.
     forecast_days: Annotated[int, between(0, 250), NO_RETRAIN] = 5  # Days forecast past the end.
 
     PRESETS: ClassVar[dict] = {
-        # a first look: both tasks, a linear model and a small GRU on a few windows
-        "quick": {"models": ("linear", "gru"), "epochs": 3, "max_windows": 512, "units": 8,
+        # a first look: both tasks, a linear model, trees and a small GRU on a few windows
+        "quick": {"models": ("linear", "gbt", "gru"), "epochs": 3, "max_windows": 512, "units": 8,
                   "patience": 5, "jit_compile": False},
         # wider recurrent layers, smaller batches, more epochs and patience
         "full": {"epochs": 30, "patience": 5, "units": 128, "batch_size": 128},
@@ -103,6 +121,14 @@ class Config(common.RunConfig):
         self.ticker = self.ticker.strip().upper()
         common.check(self.max_windows == 0 or self.max_windows >= 32,
                      f"--max-windows must be 0 (all) or >= 32 (got {self.max_windows})")
+        if self.target and self.dataset == "weather":  # --csv FILE --target COLUMN
+            self.dataset = "series"
+        if self.dataset == "series":
+            common.check(bool(self.csv and self.target), "your own series needs --csv FILE and "
+                         "--target COLUMN (the column to forecast)")
+        common.check(self.dataset != "weather" or not self.csv,
+                     "--csv needs --target COLUMN (your own series) or --dataset stock (a "
+                     "Yahoo-style price file)")
         common.check(bool(self.ticker) and all(c.isalnum() or c in ".-^=" for c in self.ticker),
                      f"--ticker must be a symbol like AAPL or BRK-B (got {self.ticker!r})")
         if self.dataset == "stock" and not self.csv and not self.download:
@@ -115,11 +141,15 @@ class Config(common.RunConfig):
 # ---------------------------------------------------------------------------------------------
 # 1. Data: features, and a chronological split scaled with training statistics
 # ---------------------------------------------------------------------------------------------
-def add_time_features(frame: pd.DataFrame) -> pd.DataFrame:
+CYCLES = {"day": 24 * 3600, "week": 7 * 24 * 3600, "year": 365.2425 * 24 * 3600}  # seconds
+
+
+def add_time_features(frame: pd.DataFrame, cycles=("day", "year")) -> pd.DataFrame:
     """Time of day and of year as sin/cos pairs: 23:00 sits next to 00:00, 31 Dec to 1 Jan."""
     seconds = (frame.index - pd.Timestamp("1970-01-01")).total_seconds().to_numpy()
     frame = frame.copy()
-    for name, period in (("day", 24 * 3600), ("year", 365.2425 * 24 * 3600)):
+    for name in cycles:
+        period = CYCLES[name]
         frame[f"{name} sin"] = np.sin(2 * np.pi * seconds / period)
         frame[f"{name} cos"] = np.cos(2 * np.pi * seconds / period)
     return frame
@@ -143,6 +173,10 @@ class SeriesData:
     std: np.ndarray  # per-column standard deviation of the TRAINING rows
     columns: list[str]  # feature names
     dates: dict[str, pd.DatetimeIndex]  # timestamps of each split's rows
+    sampling: readers.Sampling = readers.HOURLY  # the interval, window and season sizes
+    name: str = "jena"  # what the metrics are called: jena_single_mae_gru, series_...
+    what: str = "temperature"  # the target in words
+    unit: str = "degC"  # the target's unit
 
 
 def split_bounds(num_rows: int, fractions: tuple[float, float] = SPLIT) -> dict[str, slice]:
@@ -173,17 +207,23 @@ def prepare_series(frame: pd.DataFrame) -> SeriesData:
 # ---------------------------------------------------------------------------------------------
 # 2. Baselines: what any model has to beat
 # ---------------------------------------------------------------------------------------------
-def baseline_forecasts(target: np.ndarray, input_width: int, horizon: int) -> dict:
+def baseline_forecasts(target: np.ndarray, input_width: int, horizon: int,
+                       season: int = 24) -> dict:
     """The naive forecasts of every window, from its inputs only.
 
-    last:   every future hour = the last observed value target[i + input_width - 1]
-    repeat: each future hour = the value 24 hours earlier (the same hour yesterday)
+    last:   every future step = the last observed value target[i + input_width - 1]
+    repeat: each future step = the value one season earlier (the same hour yesterday, the
+            same week last year); past one season ahead, the season repeats again.
+            Only when the window reaches a season back and the data has a season.
     """
     count = max(0, len(target) - input_width - horizon + 1)  # windows that fit
     starts = np.arange(count)[:, None]
     last = target[starts + input_width - 1] * np.ones((1, horizon), dtype="float32")
-    repeat = target[starts + input_width - 24 + np.arange(horizon)[None, :]]
-    return {"last": last.astype("float32"), "repeat": repeat.astype("float32")}
+    forecasts = {"last": last.astype("float32")}
+    if 1 < season <= input_width:
+        steps = np.arange(horizon)[None, :] % season
+        forecasts["repeat"] = target[starts + input_width - season + steps].astype("float32")
+    return forecasts
 
 
 # ---------------------------------------------------------------------------------------------
@@ -248,7 +288,7 @@ class AddLastValue(layers.Layer):
 
 
 # ---------------------------------------------------------------------------------------------
-# 4. Train: windows of (past inputs, future labels) cut inside each split, and model.fit
+# 4. Train: windows of (past inputs, future labels) cut inside each split, model.fit, and trees
 # ---------------------------------------------------------------------------------------------
 def window_labels(target: np.ndarray, input_width: int, horizon: int) -> np.ndarray:
     """Row i: target[i + input_width : i + input_width + horizon], what window i forecasts."""
@@ -304,13 +344,17 @@ def train(model, windows: dict, folder: Path, settings: dict, epochs: int, patie
 
 def train_weather_model(kind: str, task: str, data: SeriesData, tutorial_columns: int,
                         config: Config, out: Path) -> tuple:
-    """Windows, model and training of one weather model; its val/test forecasts."""
-    horizon = 1 if task == "single" else config.horizon_hours
+    """Windows, model and training of one model; its history, val/test forecasts, and a
+    function that forecasts from one window of scaled rows."""
+    if kind == "gbt":
+        return {}, *train_trees(task, data, data.sampling, config)
+    width = data.sampling.input_steps
+    horizon = 1 if task == "single" else data.sampling.horizon_steps
     recipe = REFERENCE_RECIPE if kind == "reference" else {}
     batch_size = recipe.get("batch_size", config.batch_size)
     epochs = config.reference_epochs if kind == "reference" else config.epochs
     columns = tutorial_columns if kind == "reference" else len(data.columns)
-    windows = {split: make_windows(values[:, :columns], values[:, 0], config.input_hours,
+    windows = {split: make_windows(values[:, :columns], values[:, 0], width,
                                    horizon, batch_size, shuffle=split == "train",
                                    seed=config.seed, max_windows=config.max_windows)
                for split, values in data.splits.items()}
@@ -319,7 +363,7 @@ def train_weather_model(kind: str, task: str, data: SeriesData, tutorial_columns
     steps = int(windows["train"].cardinality()) * epochs  # for the learning-rate schedule
     keras.utils.set_random_seed(config.seed)  # every model starts from the same seed
     with common.distribution_strategy(config.strategy).scope():
-        model = build_model(kind, config.input_hours, columns, horizon, config.units, dropout,
+        model = build_model(kind, width, columns, horizon, config.units, dropout,
                             config.residual, config.learning_rate, config.clipnorm, steps,
                             config.jit_compile, config.loss)
     print(f"\n{task}/{kind}: {model.count_params():,} parameters, batch {batch_size}, "
@@ -327,7 +371,74 @@ def train_weather_model(kind: str, task: str, data: SeriesData, tutorial_columns
     settings = {**common.settings_of(config), "task": task, "model": kind}
     history = train(model, windows, out / f"{task}_{kind}", settings, epochs,
                     recipe.get("patience", config.patience), config)
-    return history, {split: predict(model, windows[split]) for split in ("val", "test")}
+
+    def forecast(window: np.ndarray) -> np.ndarray:  # one (width, columns) window
+        return np.asarray(model(window[None, :, :columns], training=False))[0]
+
+    return history, {split: predict(model, windows[split]) for split in ("val", "test")}, forecast
+
+
+def lag_steps(input_width: int) -> list[int]:
+    """1, 2, 3, 4, 6, 8, 12, 16, 24, ... steps back, up to the window's length."""
+    lags, lag = [1, 2, 3], 4
+    while lag <= input_width:
+        lags += [lag, lag * 3 // 2]
+        lag *= 2
+    return sorted({x for x in lags if x <= input_width} | {input_width})
+
+
+def lag_features(values: np.ndarray, input_width: int, count: int) -> np.ndarray:
+    """Windows 0..count-1 as flat rows for a tree model: window i (rows i .. i+input_width-1)
+    gives the target (column 0) at each of lag_steps() back from its last row (lag 1 = that
+    row), every other column at lag 1, and every column's mean over the window. Nothing from
+    after the window's last row."""
+    last = np.arange(count) + input_width - 1
+    lagged = [values[last - (lag - 1), :1] for lag in lag_steps(input_width)]
+    running = np.concatenate([np.zeros((1, values.shape[1])),
+                              np.cumsum(values, axis=0, dtype="float64")])
+    means = (running[last + 1] - running[last + 1 - input_width]) / input_width
+    return np.concatenate([*lagged, values[last, 1:], means], axis=1).astype("float32")
+
+
+def train_trees(task: str, data: SeriesData, sampling: readers.Sampling, config: Config) -> tuple:
+    """Gradient-boosted trees on lag features: scikit-learn's HistGradientBoostingRegressor,
+    one model per forecast step (direct multi-step: step k has its own model, none feeds on
+    another's output), each predicting the change from the last value like the networks.
+    Early stopping holds out 10 % of the TRAINING windows. Returns val/test forecasts and a
+    function forecasting from one window."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    width = sampling.input_steps
+    horizon = 1 if task == "single" else sampling.horizon_steps
+    labels = {split: window_labels(values[:, 0], width, horizon)[: config.max_windows or None]
+              for split, values in data.splits.items()}
+    rows = {split: lag_features(values, width, len(labels[split]))
+            for split, values in data.splits.items()}
+    last = {split: values[np.arange(len(labels[split])) + width - 1, 0]
+            for split, values in data.splits.items()}
+    print(f"\n{task}/gbt: {len(rows['train'])} training windows x {rows['train'].shape[1]} lag "
+          f"features, {horizon} model(s)")
+    started = clock = time.perf_counter()
+    models = []
+    for step in range(horizon):
+        model = HistGradientBoostingRegressor(
+            loss="absolute_error" if config.loss == "mae" else "squared_error",
+            max_iter=config.gbt_iterations, early_stopping=True, validation_fraction=0.1,
+            n_iter_no_change=10, random_state=config.seed)
+        models.append(model.fit(rows["train"], labels["train"][:, step] - last["train"]))
+        if time.perf_counter() - clock > 10 or step + 1 == horizon:  # progress
+            clock = time.perf_counter()
+            print(f"{task}/gbt: {step + 1}/{horizon} step model(s), {model.n_iter_} rounds for "
+                  f"the last, {clock - started:.0f} s")
+
+    def predict_trees(split_rows: np.ndarray, split_last: np.ndarray) -> np.ndarray:
+        changes = np.stack([model.predict(split_rows) for model in models], axis=1)
+        return (changes + split_last[:, None]).astype("float32")
+
+    def forecast(window: np.ndarray) -> np.ndarray:  # one (width, columns) window
+        return predict_trees(lag_features(window, width, 1), window[-1:, 0])[0]
+
+    return {split: predict_trees(rows[split], last[split]) for split in ("val", "test")}, forecast
 
 
 # ---------------------------------------------------------------------------------------------
@@ -351,74 +462,110 @@ def directional_accuracy(predicted_change: np.ndarray, actual_change: np.ndarray
     return float(np.mean(np.sign(predicted_change) == np.sign(actual_change)))
 
 
+def task_title(task: str, sampling: readers.Sampling) -> str:
+    """"next hour", "next 24 hours", "next 4 weeks"."""
+    return (f"next {sampling.step}" if task == "single"
+            else f"next {sampling.horizon_steps} {sampling.step}s")
+
+
 def weather_task(task: str, data: SeriesData, tutorial_columns: int, config: Config,
                  out: Path) -> dict:
-    """One weather task: the baselines, then every model, scored on validation and test."""
-    horizon = 1 if task == "single" else config.horizon_hours
-    labels = {split: window_labels(values[:, 0], config.input_hours, horizon)
+    """One task: the baselines, then every model, scored on validation and test."""
+    sampling = data.sampling
+    width, horizon = sampling.input_steps, 1 if task == "single" else sampling.horizon_steps
+    labels = {split: window_labels(values[:, 0], width, horizon)
               [: config.max_windows or None] for split, values in data.splits.items()}
-    print(f"\n== {TASK_TITLES[task]}: {config.input_hours} h in -> {horizon} h out; windows "
-          + ", ".join(f"{k} {len(v)}" for k, v in labels.items()))
-    naive = {split: baseline_forecasts(values[:, 0], config.input_hours, horizon)
+    print(f"\n== {task_title(task, sampling)}: {width} {sampling.step}s in -> {horizon} out; "
+          "windows " + ", ".join(f"{k} {len(v)}" for k, v in labels.items()))
+    naive = {split: baseline_forecasts(values[:, 0], width, horizon, sampling.season)
              for split, values in data.splits.items()}
     forecasts = {name: {s: naive[s][name][: len(labels[s])] for s in ("val", "test")}
-                 for name in (("last",) if task == "single" else ("last", "repeat"))}
-    histories = {}
+                 for name in naive["val"] if task == "multi" or name == "last"}
+    histories, forecasters = {}, {}
     for kind in config.models:
-        histories[kind], forecasts[kind] = train_weather_model(kind, task, data,
-                                                               tutorial_columns, config, out)
+        histories[kind], forecasts[kind], forecasters[kind] = train_weather_model(
+            kind, task, data, tutorial_columns, config, out)
     if "lstm" in forecasts and "gru" in forecasts:  # two different models, averaged
         forecasts["lstm+gru"] = {s: (forecasts["lstm"][s] + forecasts["gru"][s]) / 2
                                  for s in ("val", "test")}
-    rows = []
+    rows, scale = [], float(data.std[0])
     for name, forecast in forecasts.items():
         row = {"task": task, "model": name}
         for split in ("val", "test"):
             row[f"{split}_mae"] = mae(forecast[split], labels[split])
-            row[f"{split}_mae_degC"] = row[f"{split}_mae"] * float(data.std[0])
+            row[f"{split}_mae_units"] = row[f"{split}_mae"] * scale
+            row[f"{split}_rmse_units"] = rmse(forecast[split], labels[split]) * scale
         rows.append(row)
         print(f"{name:>10}: MAE val {row['val_mae']:.4f} test {row['test_mae']:.4f} "
-              f"(scaled) = {row['test_mae_degC']:.3f} degC on test")
-    return {"task": task, "rows": rows, "histories": histories,
+              f"(scaled) = {row['test_mae_units']:.3f} {data.unit} on test")
+    return {"task": task, "rows": rows, "histories": histories, "forecasters": forecasters,
             "test": {name: f["test"] for name, f in forecasts.items()}}
 
 
-def weather_metrics(rows: list[dict], config: Config) -> dict:
-    """Headline numbers: per-model MAEs, the best trained model (chosen on VALIDATION MAE,
-    the reference excluded) and its ratio to the last-value baseline on test."""
+def weather_metrics(rows: list[dict], config: Config, name: str = "jena") -> dict:
+    """Headline numbers: per-model MAEs (scaled, in the target's unit as `_<unit>`, and on
+    validation as `_val`), the best trained model (chosen on VALIDATION MAE, the reference
+    excluded) and its ratio to the last-value baseline on test, and whether the best
+    recurrent model beats the gradient-boosted trees."""
     metrics: dict = {}
+    suffix = "degC" if name == "jena" else "units"  # the target's unit
     for row in rows:
-        key = f"jena_{row['task']}_mae_{row['model']}"
+        key = f"{name}_{row['task']}_mae_{row['model']}"
         metrics[key] = row["test_mae"]
-        metrics[f"{key}_degC"] = row["test_mae_degC"]
+        metrics[f"{key}_{suffix}"] = row["test_mae_units"]
         metrics[f"{key}_val"] = row["val_mae"]
+        if "test_rmse_units" in row:
+            metrics[f"{name}_{row['task']}_rmse_{row['model']}_{suffix}"] = row["test_rmse_units"]
     for task in config.tasks:
         task_rows = {r["model"]: r for r in rows if r["task"] == task}
-        metrics[f"jena_{task}_mae_baseline"] = task_rows["last"]["test_mae"]
-        metrics[f"jena_{task}_mae_baseline_degC"] = task_rows["last"]["test_mae_degC"]
-        trained = [r for name, r in task_rows.items()
-                   if name in ("linear", "lstm", "gru", "lstm+gru")]
+        metrics[f"{name}_{task}_mae_baseline"] = task_rows["last"]["test_mae"]
+        metrics[f"{name}_{task}_mae_baseline_{suffix}"] = task_rows["last"]["test_mae_units"]
+        trained = [r for model, r in task_rows.items() if model in ("linear", *RNNS)]
         if trained:
             best = min(trained, key=lambda r: r["val_mae"])
-            metrics[f"jena_{task}_best_model"] = best["model"]
-            metrics[f"jena_{task}_mae_best"] = best["test_mae"]
-            metrics[f"jena_{task}_mae_best_degC"] = best["test_mae_degC"]
-            metrics[f"jena_{task}_mae_ratio"] = best["test_mae"] / task_rows["last"]["test_mae"]
+            metrics[f"{name}_{task}_best_model"] = best["model"]
+            metrics[f"{name}_{task}_mae_best"] = best["test_mae"]
+            metrics[f"{name}_{task}_mae_best_{suffix}"] = best["test_mae_units"]
+            metrics[f"{name}_{task}_mae_ratio"] = best["test_mae"] / task_rows["last"]["test_mae"]
         if "reference" in task_rows:
-            metrics[f"jena_{task}_mae_reference_ratio"] = (
+            metrics[f"{name}_{task}_mae_reference_ratio"] = (
                 task_rows["reference"]["test_mae"] / task_rows["last"]["test_mae"])
+        rnns = [r for model, r in task_rows.items() if model in RNNS]
+        if rnns and "gbt" in task_rows:  # the practitioner's baseline against the networks
+            rnn = min(rnns, key=lambda r: r["val_mae"])
+            ratio = rnn["test_mae"] / task_rows["gbt"]["test_mae"]
+            metrics[f"{name}_{task}_rnn_vs_gbt_ratio"] = ratio
+            metrics[f"{name}_{task}_rnn_beats_gbt"] = bool(ratio < 1)
     return metrics
 
 
-def print_table(rows: list[dict], target_std: float) -> None:
-    """The results table: MAE of T scaled and in degC, and as a share of the baseline's."""
-    print(f"\nResults (MAE of temperature; scaled units x {target_std:.3f} = degC)")
-    print(f"{'task':<14}{'model':<11}{'val MAE':>9}{'test MAE':>10}{'val degC':>10}"
-          f"{'test degC':>11}{'test / last':>13}")
+def rnn_verdicts(metrics: dict, name: str, tasks, sampling: readers.Sampling) -> list[str]:
+    """One sentence per task: does the best LSTM/GRU beat the gradient-boosted trees?"""
+    verdicts = []
+    for task in tasks:
+        ratio = metrics.get(f"{name}_{task}_rnn_vs_gbt_ratio")
+        if ratio is None:
+            continue
+        change = (f"{100 * (1 - ratio):.1f}% lower test MAE" if ratio < 1
+                  else f"{100 * (ratio - 1):.1f}% higher test MAE")
+        verdicts.append(f"{task_title(task, sampling)}: the best recurrent model "
+                        f"{'BEATS' if ratio < 1 else 'does NOT beat'} gradient-boosted trees "
+                        f"({change}; ratio {ratio:.3f})")
+    return verdicts
+
+
+def print_table(rows: list[dict], data: SeriesData) -> None:
+    """The results table: MAE scaled and in the target's unit, and as a share of the
+    last-value baseline's; RMSE in the unit."""
+    unit, sampling = data.unit, data.sampling
+    print(f"\nResults (MAE of {data.what}; scaled units x {data.std[0]:.3f} = {unit})")
+    print(f"{'task':<16}{'model':<11}{'val MAE':>9}{'test MAE':>10}{'val ' + unit:>12}"
+          f"{'test ' + unit:>12}{'RMSE ' + unit:>12}{'test / last':>13}")
     for row in rows:
         last = next(r for r in rows if r["task"] == row["task"] and r["model"] == "last")
-        print(f"{TASK_TITLES[row['task']]:<14}{row['model']:<11}{row['val_mae']:>9.4f}"
-              f"{row['test_mae']:>10.4f}{row['val_mae_degC']:>10.3f}{row['test_mae_degC']:>11.3f}"
+        print(f"{task_title(row['task'], sampling):<16}{row['model']:<11}{row['val_mae']:>9.4f}"
+              f"{row['test_mae']:>10.4f}{row['val_mae_units']:>12.3f}"
+              f"{row['test_mae_units']:>12.3f}{row['test_rmse_units']:>12.3f}"
               f"{row['test_mae'] / last['test_mae']:>13.3f}")
 
 
@@ -498,7 +645,9 @@ def forecast_stock(config: Config, out: Path) -> dict:
               f"{prices['Close'].iloc[-1]:.2f}); illustration only, errors compound:")
         for date, price in forecast.items():
             print(f"  {date.date()}  {price:10.2f}")
-        plot_forecast(prices["Close"], forecast, name, out / "stock_forecast.png", config.show)
+        plot_forecast(prices["Close"].iloc[-90:], forecast, f"{name}: {len(forecast)}-day "
+                      "forecast beyond the data (illustration)", "close (USD)",
+                      out / "stock_forecast.png", config.show)
     return {"stock_source": source, **metrics}
 
 
@@ -569,15 +718,19 @@ def forecast_beyond(model, data: SeriesData, prices: pd.DataFrame, window: int,
 # Plots
 # ---------------------------------------------------------------------------------------------
 def plot_weather(results: list[dict], data: SeriesData, config: Config, out: Path) -> None:
-    """Training curves, MAE per model, next-hour forecasts and three 24-hour forecasts."""
+    """Training curves, MAE per model, next-step forecasts and three multi-step forecasts."""
     rows = [row for result in results for row in result["rows"]]
     histories = {(r["task"], kind): h for r in results for kind, h in r["histories"].items()}
-    if histories:
-        plot_training_curves(histories, out / "training_curves.png", config.show)
-    plot_mae_bars(rows, out / "mae_per_model.png", config.show)
-    test, width = data.splits["test"], config.input_hours
+    titles = {task: task_title(task, data.sampling) for task in config.tasks}
+    if any(history.get("val_loss") for history in histories.values()):
+        plot_training_curves(histories, titles, data.what, out / "training_curves.png",
+                             config.show)
+    plot_mae_bars(rows, titles, f"{data.what} (scaled; x {data.std[0]:.3g} for {data.unit})",
+                  out / "mae_per_model.png", config.show)
+    test, width = data.splits["test"], data.sampling.input_steps
+    label = f"{data.what} ({data.unit})"
 
-    def celsius(scaled):
+    def in_units(scaled):
         return np.asarray(scaled) * data.std[0] + data.mean[0]
 
     for result in results:
@@ -585,20 +738,25 @@ def plot_weather(results: list[dict], data: SeriesData, config: Config, out: Pat
             count = min(24 * 14, len(result["test"]["last"]))
             plot_test_predictions(
                 data.dates["test"][width: width + count],
-                celsius(window_labels(test[:, 0], width, 1)[:count, 0]),
-                {name: celsius(values[:count, 0]) for name, values in result["test"].items()},
-                out / "predictions_vs_actual.png", config.show)
+                in_units(window_labels(test[:, 0], width, 1)[:count, 0]),
+                {name: in_units(values[:count, 0]) for name, values in result["test"].items()},
+                f"{titles['single'].capitalize()} forecasts over the first {count} test "
+                f"{data.sampling.step}s", label, out / "predictions_vs_actual.png", config.show)
         else:
+            horizon = data.sampling.horizon_steps
             starts = np.linspace(0, len(result["test"]["last"]) - 1, 3).astype(int)
             plot_example_forecasts([{
                 "start": data.dates["test"][start + width - 1].strftime("%Y-%m-%d %H:%M"),
-                "inputs": celsius(test[start: start + width, 0]),
-                "truth": celsius(test[start + width: start + width + config.horizon_hours, 0]),
-                "forecasts": {name: celsius(v[start]) for name, v in result["test"].items()},
-            } for start in starts], width, out / "example_forecasts.png", config.show)
+                "inputs": in_units(test[start: start + width, 0]),
+                "truth": in_units(test[start + width: start + width + horizon, 0]),
+                "forecasts": {name: in_units(v[start]) for name, v in result["test"].items()},
+            } for start in starts], width, f"{horizon}-{data.sampling.step} forecast", label,
+                f"{data.sampling.step}s relative to the forecast time",
+                out / "example_forecasts.png", config.show)
 
 
-def plot_training_curves(histories: dict, path: Path, show: bool) -> None:
+def plot_training_curves(histories: dict, titles: dict, what: str, path: Path,
+                         show: bool) -> None:
     """Validation (solid) and training (dashed) loss per epoch for every model and task."""
     plt = common.pyplot(show)
     tasks = sorted({task for task, _ in histories}, key=["single", "multi"].index)
@@ -611,14 +769,14 @@ def plot_training_curves(histories: dict, path: Path, show: bool) -> None:
             line = axis.plot(epochs, history["val_loss"], "-o", markersize=3,
                              label=f"{name} (validation)")[0]
             axis.plot(epochs, history["loss"], "--", color=line.get_color(), alpha=0.6)
-        axis.set(title=f"Training curves, {TASK_TITLES[task]}", xlabel="epoch",
-                 ylabel="loss on scaled T (dashed: training)", yscale="log")
+        axis.set(title=f"Training curves, {titles[task]}", xlabel="epoch",
+                 ylabel=f"loss on scaled {what} (dashed: training)", yscale="log")
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
     common.save_figure(figure, path, show)
 
 
-def plot_mae_bars(rows: list[dict], path: Path, show: bool) -> None:
+def plot_mae_bars(rows: list[dict], titles: dict, ylabel: str, path: Path, show: bool) -> None:
     """Validation and test MAE per model, one panel per task (as in the TF tutorial)."""
     plt = common.pyplot(show)
     tasks = [t for t in ("single", "multi") if any(r["task"] == t for r in rows)]
@@ -630,32 +788,30 @@ def plot_mae_bars(rows: list[dict], path: Path, show: bool) -> None:
             axis.bar(positions + offset, [r[f"{split}_mae"] for r in task_rows], width=0.4,
                      label="validation" if split == "val" else "test")
         axis.set_xticks(positions, [r["model"] for r in task_rows], rotation=20)
-        axis.set(title=f"MAE per model, {TASK_TITLES[task]}",
-                 ylabel="MAE of T (scaled; x std for degC)")
+        axis.set(title=f"MAE per model, {titles[task]}", ylabel=f"MAE of {ylabel}")
         axis.grid(alpha=0.3, axis="y")
         axis.legend()
     common.save_figure(figure, path, show)
 
 
-def plot_test_predictions(hours: pd.DatetimeIndex, truth: np.ndarray, forecasts: dict,
-                          path: Path, show: bool) -> None:
-    """Next-hour forecasts against the measured temperature over the first test days."""
+def plot_test_predictions(times: pd.DatetimeIndex, truth: np.ndarray, forecasts: dict,
+                          title: str, ylabel: str, path: Path, show: bool) -> None:
+    """Next-step forecasts against the measured values over the first test steps."""
     plt = common.pyplot(show)
     figure, axis = plt.subplots(figsize=(11, 4))
-    axis.plot(hours, truth, color="black", linewidth=2, label="measured")
+    axis.plot(times, truth, color="black", linewidth=2, label="measured")
     for name, values in forecasts.items():
-        axis.plot(hours, values, linewidth=1, label=name)
-    axis.set(title="Next-hour temperature forecasts over the first two test weeks",
-             xlabel="date", ylabel="temperature (degC)")
+        axis.plot(times, values, linewidth=1, label=name)
+    axis.set(title=title, xlabel="date", ylabel=ylabel)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8, ncol=3)
     figure.autofmt_xdate()
     common.save_figure(figure, path, show)
 
 
-def plot_example_forecasts(examples: list[dict], input_width: int, path: Path,
-                           show: bool) -> None:
-    """A few 24-hour forecasts: the inputs, what happened, and each model's prediction."""
+def plot_example_forecasts(examples: list[dict], input_width: int, title: str, ylabel: str,
+                           xlabel: str, path: Path, show: bool) -> None:
+    """A few multi-step forecasts: the inputs, what happened, and each model's prediction."""
     plt = common.pyplot(show)
     figure, axes = plt.subplots(len(examples), 1, figsize=(9, 2.8 * len(examples)),
                                 squeeze=False, sharex=True)
@@ -666,9 +822,9 @@ def plot_example_forecasts(examples: list[dict], input_width: int, path: Path,
         axis.plot(future, example["truth"], "o-", color="black", markersize=3, label="truth")
         for name, values in example["forecasts"].items():
             axis.plot(future, values, "x--", markersize=4, label=name)
-        axis.set(title=f"24-hour forecast from {example['start']}", ylabel="T (degC)")
+        axis.set(title=f"{title} from {example['start']}", ylabel=ylabel)
         axis.grid(alpha=0.3)
-    axes[-1, 0].set_xlabel("hours relative to the forecast time")
+    axes[-1, 0].set_xlabel(xlabel)
     axes[0, 0].legend(fontsize=8, ncol=4)
     common.save_figure(figure, path, show)
 
@@ -687,16 +843,15 @@ def plot_stock_test(dates, actual, predicted, name: str, path: Path, show: bool)
     common.save_figure(figure, path, show)
 
 
-def plot_forecast(close: pd.Series, forecast: pd.Series, name: str, path: Path,
+def plot_forecast(recent: pd.Series, forecast: pd.Series, title: str, ylabel: str, path: Path,
                   show: bool) -> None:
+    """The last known values and the forecast that continues them."""
     plt = common.pyplot(show)
     figure, axis = plt.subplots(figsize=(9, 4))
-    recent = close.iloc[-90:]
-    axis.plot(recent.index, recent.to_numpy(), color="black", label="close")
+    axis.plot(recent.index, recent.to_numpy(), color="black", label="data")
     axis.plot([recent.index[-1], *forecast.index], [recent.iloc[-1], *forecast.to_numpy()],
               "o--", color="tab:orange", markersize=3, label="forecast")
-    axis.set(title=f"{name}: {len(forecast)}-day forecast beyond the data (illustration)",
-             xlabel="date", ylabel="close (USD)")
+    axis.set(title=title, xlabel="date", ylabel=ylabel)
     axis.grid(alpha=0.3)
     axis.legend()
     figure.autofmt_xdate()
@@ -711,6 +866,8 @@ def load_weather(config: Config) -> tuple[SeriesData, int]:
     frame = add_time_features(readers.load_jena())
     tutorial_columns = frame.shape[1]  # the reference recipe sees only the tutorial's features
     data = prepare_series(add_changes(frame) if config.changes else frame)
+    data = dataclasses.replace(data, sampling=dataclasses.replace(
+        readers.HOURLY, input_steps=config.input_hours, horizon_steps=config.horizon_hours))
     print(f"Jena hourly: {sum(map(len, data.splits.values()))} rows x {len(data.columns)} "
           f"features ({', '.join(data.columns)}); split "
           + ", ".join(f"{k} {len(v)}" for k, v in data.splits.items())
@@ -718,21 +875,98 @@ def load_weather(config: Config) -> tuple[SeriesData, int]:
     return data, tutorial_columns
 
 
+def load_own_series(config: Config) -> tuple[SeriesData, int]:
+    """Your CSV: read and checked, its interval detected, gaps filled from the past, time
+    features for the cycles that interval can show, split and scaled like Jena's."""
+    frame = readers.load_series(config.csv, config.target, config.time_column, config.features,
+                                config.date_format)
+    sampling = readers.detect_sampling(frame.index, config.input_steps, config.horizon_steps)
+    frame, filled = readers.fill_gaps(frame, sampling,
+                                      config.max_gap_steps or max(1, sampling.season // 2))
+    width, horizon = sampling.input_steps, sampling.horizon_steps
+    needed = math.ceil((width + horizon) / (1 - SPLIT[1])) + 1  # the test split holds a window
+    if len(frame) < needed:
+        raise common.DataError(
+            f"{common.shown(Path(config.csv))} has {len(frame)} {sampling.step}s: too few for "
+            f"windows of {width} inputs and {horizon} labels in each split (the test split, "
+            f"{1 - SPLIT[1]:.0%} of the rows, needs one): at least {needed}; lower "
+            "--input-steps / --horizon-steps or use a longer series")
+    measured = list(frame.columns)
+    frame = add_time_features(frame, sampling.cycles)
+    tutorial_columns = frame.shape[1]
+    data = prepare_series(add_changes(frame, measured) if config.changes else frame)
+    data = dataclasses.replace(data, sampling=sampling, name="series", what=config.target,
+                               unit=config.target)
+    print(f"{common.shown(Path(config.csv))}: {len(frame)} rows, {sampling.name} "
+          f"({readers.when(frame.index[0])} .. {readers.when(frame.index[-1])}); {filled}; "
+          f"season {sampling.season} {sampling.step}s (a {sampling.season_name}); windows "
+          f"{width} {sampling.step}s in, {horizon} out; features {', '.join(data.columns)}; split "
+          + ", ".join(f"{k} {len(v)}" for k, v in data.splits.items())
+          + f"; {config.target} mean {data.mean[0]:.4g}, std {data.std[0]:.4g} (training rows)")
+    return data, tutorial_columns
+
+
+def check_forecast_steps(config: Config, sampling: readers.Sampling) -> None:
+    """--forecast-steps is a direct forecast by a multi-step model: it needs that task and no
+    more steps than the model forecasts."""
+    if config.forecast_steps and ("multi" not in config.tasks
+                                  or config.forecast_steps > sampling.horizon_steps):
+        flag = "--horizon-hours" if config.dataset == "weather" else "--horizon-steps"
+        raise common.UserError(
+            f"--forecast-steps {config.forecast_steps} needs the multi-step task (--tasks "
+            f"multi) and at most its {sampling.horizon_steps} {sampling.step}s; raise {flag} "
+            "or forecast fewer steps")
+
+
+def forecast_past_the_end(results: list[dict], data: SeriesData, steps: int, out: Path,
+                          show: bool) -> dict[str, float]:
+    """The next `steps` values after the data ends, from its last window, by the multi-step
+    model with the lowest validation MAE (a direct forecast: no output is fed back in)."""
+    task = next(r for r in results if r["task"] == "multi")
+    scores = {r["model"]: r["val_mae"] for r in task["rows"] if r["model"] in task["forecasters"]}
+    best = min(scores, key=scores.get)
+    rows = np.concatenate([data.splits[s] for s in ("train", "val", "test")])
+    scaled = task["forecasters"][best](rows[-data.sampling.input_steps:])[:steps]
+    values = scaled * data.std[0] + data.mean[0]
+    last = data.dates["test"][-1]
+    freq = (pd.DateOffset(months={"MS": 1, "QS": 3, "YS": 12}[data.sampling.freq])
+            if data.sampling.freq.endswith("S") else data.sampling.freq)
+    times = pd.date_range(last, periods=steps + 1, freq=freq)[1:]
+    forecast = pd.Series(values, index=times)
+    print(f"\nForecast past {readers.when(last)} by {best} (lowest validation MAE of the "
+          "multi-step models):")
+    for time_, value in forecast.items():
+        print(f"  {readers.when(time_):<19} {value:10.4g} {data.unit}")
+    history = rows[-3 * data.sampling.input_steps:, 0] * data.std[0] + data.mean[0]
+    recent = pd.Series(history, index=pd.date_range(end=last, periods=len(history), freq=freq))
+    plot_forecast(recent, forecast, f"{data.what}: {steps}-{data.sampling.step} forecast past "
+                  f"the data ({best})", f"{data.what} ({data.unit})", out / "forecast.png", show)
+    return {readers.when(t): float(v) for t, v in forecast.items()}
+
+
 def main(config: Config) -> dict:
     """Train and evaluate on the chosen dataset; return (and save) the measured metrics."""
     with common.Run(config, "time_series") as run:
         if config.dataset == "stock":
             return run.save(forecast_stock(config, run.out))  # 6. the same models on prices
-        data, tutorial_columns = load_weather(config)  # 1. data
+        data, tutorial_columns = (load_own_series(config) if config.dataset == "series"
+                                  else load_weather(config))  # 1. data
+        check_forecast_steps(config, data.sampling)  # before any training
         results = [weather_task(task, data, tutorial_columns, config, run.out)  # 2.-5.
                    for task in config.tasks]
         rows = [row for result in results for row in result["rows"]]
-        print_table(rows, float(data.std[0]))
+        print_table(rows, data)
+        metrics = weather_metrics(rows, config, data.name)
+        for verdict in rnn_verdicts(metrics, data.name, config.tasks, data.sampling):
+            print(verdict)
         plot_weather(results, data, config, run.out)
+        if config.forecast_steps:  # 6. use the models: past the end of the data
+            metrics[f"{data.name}_forecast"] = forecast_past_the_end(
+                results, data, config.forecast_steps, run.out, config.show)
         common.write_json(run.out / "results.json", {
-            "units": f"MAE of T: scaled (divide degC by {data.std[0]:.4f}) and degC",
-            "rows": rows})
-        return run.save(weather_metrics(rows, config))
+            "units": f"MAE of {data.what}: scaled (divide {data.unit} by {data.std[0]:.4f}) "
+                     f"and {data.unit}", "rows": rows})
+        return run.save(metrics)
 
 
 if __name__ == "__main__":

@@ -334,6 +334,16 @@ def bad_inputs(tmp: Path) -> list[tuple[str, list[str], str]]:
             High=np.where(np.arange(400) == 50, 1e308, walk["High"])))], "High is 1e+308"),
         ("time_series", [*stock, write_prices(tmp / "tiny.csv", walk.assign(
             Low=np.where(np.arange(400) == 50, 1e-320, walk["Low"])))], "outside the plausible"),
+        ("time_series", ["--csv", str(tmp / "nope.csv"), "--target", "load"], "no CSV file at"),
+        ("time_series", ["--csv", _write(tmp / "own.csv", "when,load\n2020-01-01,1\n"),
+                         "--target", "power"], "has no column 'power' (--target); its columns"),
+        ("time_series", ["--csv", _write(tmp / "jumpy.csv", "when,load\n" + "".join(
+            f"2020-01-{d:02d} {d % 3:02d}:00,{d}\n" for d in range(1, 20))),
+            "--target", "load"], "the time steps are irregular"),
+        ("time_series", ["--csv", _write(tmp / "holes.csv", "when,load\n" + "".join(
+            f"2020-{m:02d}-01,{'' if 3 <= m <= 9 else m}\n" for m in range(1, 13))),
+            "--target", "load"], "the longest is 7 months from 2020-03-01"),
+        ("time_series", ["--csv", str(tmp / "x.csv")], "--csv needs --target"),
         ("time_series", ["--units", "0"], "--units"),
         ("time_series", ["--epochs", "-1"], "--epochs"),
         ("time_series", ["--epochs", "2", "--epochs", "3"], "--epochs given twice"),

@@ -12,6 +12,7 @@ from helpers import random_walk_prices as _prices
 from helpers import write_prices as _write_csv
 
 pytestmark = pytest.mark.xdist_group("time_series")  # one worker runs its quick run once
+CO2 = common.DATA_DIR / "mauna-loa-co2" / "co2_weekly.csv"  # the bundled example of your own series
 
 
 
@@ -135,16 +136,22 @@ def test_error_measures_against_hand_values():
 def test_headline_model_is_chosen_on_validation_and_never_the_reference():
     def row(model, val, test):
         return {"task": "single", "model": model, "val_mae": val, "test_mae": test,
-                "val_mae_degC": val * 8, "test_mae_degC": test * 8}
+                "val_mae_units": val * 8, "test_mae_units": test * 8}
 
     rows = [row("last", 0.1, 0.1), row("linear", 0.06, 0.05), row("gru", 0.05, 0.06),
-            row("reference", 0.01, 0.01)]
+            row("reference", 0.01, 0.01), row("gbt", 0.07, 0.05)]
     metrics = ts.weather_metrics(rows, ts.Config(tasks=("single",)))
     assert metrics["jena_single_best_model"] == "gru"  # lowest validation MAE, not test
     assert metrics["jena_single_mae_ratio"] == pytest.approx(0.6)
     assert metrics["jena_single_mae_reference_ratio"] == pytest.approx(0.1)
     assert metrics["jena_single_mae_baseline"] == 0.1
     assert metrics["jena_single_mae_gru_degC"] == pytest.approx(0.48)
+    # the trees are the baseline the recurrent models are held against, never the headline
+    assert metrics["jena_single_rnn_vs_gbt_ratio"] == pytest.approx(0.06 / 0.05)
+    assert metrics["jena_single_rnn_beats_gbt"] is False
+    (verdict,) = ts.rnn_verdicts(metrics, "jena", ("single",), readers.HOURLY)
+    assert "next hour: the best recurrent model does NOT beat gradient-boosted trees" in verdict
+    assert "20.0% higher test MAE" in verdict
 
 
 def test_residual_model_starts_at_the_last_value_baseline():
@@ -165,6 +172,131 @@ def test_config_refuses_bad_values_before_any_work():
     with pytest.raises(common.ConfigError, match="no bundled prices for TSLA"):
         ts.Config(dataset="stock", ticker="tsla")
     assert ts.Config(dataset="stock", ticker="tsla", download=True).ticker == "TSLA"
+
+
+# ----------------------------------------------------------------------------- your own series
+def test_the_sampling_interval_is_detected_and_sizes_the_windows():
+    cases = {"h": ("hourly", 24, 24), "10min": ("every 10 minutes", 144, 144),
+             "6h": ("every 6 hours", 4, 4), "D": ("daily", 7, 28), "W-SAT": ("weekly", 52, 52),
+             "MS": ("monthly", 12, 12), "ME": ("monthly", 12, 12), "QS": ("quarterly", 4, 8),
+             "YS": ("yearly", 1, 10)}
+    for freq, (name, season, width) in cases.items():
+        sampling = readers.detect_sampling(pd.date_range("2001-01-01", periods=40, freq=freq))
+        assert (sampling.name, sampling.season, sampling.input_steps) == (name, season, width)
+    # a gap of whole steps is still regular; the window sizes can be chosen
+    times = pd.date_range("2001-01-01", periods=40, freq="D").delete([5, 6, 20])
+    assert readers.detect_sampling(times, input_steps=10, horizon_steps=3).input_steps == 10
+    irregular = pd.DatetimeIndex(["2001-01-01", "2001-01-02", "2001-01-03 07:00", "2001-01-04",
+                                  "2001-01-05"])
+    with pytest.raises(common.DataError, match="irregular.*2 of 4 gaps.*resample"):
+        readers.detect_sampling(irregular)
+
+
+def test_gaps_are_filled_from_the_past_only_and_long_ones_refused():
+    times = pd.date_range("2001-01-01", periods=12, freq="D")
+    values = np.arange(12.0)
+    frame = pd.DataFrame({"v": values, "w": values * 10}, index=times).drop(times[[3, 4]])
+    frame.loc[times[8], "w"] = np.nan  # a blank cell is a gap too
+    sampling = readers.detect_sampling(frame.index)
+    filled, note = readers.fill_gaps(frame, sampling, max_gap=2)
+    assert list(filled.index) == list(times)
+    np.testing.assert_array_equal(filled["v"], [0, 1, 2, 2, 2, 5, 6, 7, 8, 9, 10, 11])
+    assert filled["w"].iloc[8] == 70  # the value before the gap, never the one after
+    assert "filled 3 missing days (2 gap(s), the longest 2 from 2001-01-04)" in note
+    with pytest.raises(common.DataError, match="longest is 2 days.*--max-gap-steps 1"):
+        readers.fill_gaps(frame, sampling, max_gap=1)
+    monthly = pd.DataFrame({"v": [1.0, 2, 4]}, index=pd.to_datetime(
+        ["2001-01-31", "2001-02-28", "2001-04-30"]))
+    filled, _ = readers.fill_gaps(monthly, readers.detect_sampling(monthly.index), max_gap=1)
+    assert list(filled["v"]) == [1, 2, 2, 4] and filled.index[2] == pd.Timestamp("2001-03-01")
+
+
+def test_a_shifted_logger_clock_is_moved_back_onto_the_grid():
+    # hourly at :10 past, then at :30 past after a gap: Jena's clock does this
+    times = pd.DatetimeIndex([*pd.date_range("2001-01-01 00:10", periods=150, freq="h"),
+                              *pd.date_range("2001-01-07 08:30", periods=150, freq="h")])
+    frame = pd.DataFrame({"v": np.arange(300.0)}, index=times)
+    sampling = readers.detect_sampling(frame.index)  # 1 odd gap in 299: still hourly
+    filled, note = readers.fill_gaps(frame, sampling, max_gap=12)
+    assert note.startswith("moved 150 timestamp(s) that fell between hours to the nearest one")
+    assert (filled.index.minute == 10).all() and filled["v"].iloc[-1] == 299
+    assert filled.index[150] == pd.Timestamp("2001-01-07 06:10")  # the 2-hour gap, filled
+    np.testing.assert_array_equal(filled["v"].iloc[149:153], [149, 149, 149, 150])
+
+
+def test_a_forecast_past_the_end_is_checked_before_any_training():
+    weekly = readers.detect_sampling(pd.date_range("2001-01-06", periods=60, freq="7D"))
+    ts.check_forecast_steps(ts.Config(csv="x.csv", target="co2", forecast_steps=4), weekly)
+    for config in (ts.Config(csv="x.csv", target="co2", forecast_steps=5),
+                   ts.Config(csv="x.csv", target="co2", forecast_steps=2, tasks=("single",))):
+        with pytest.raises(common.UserError, match="at most its 4 weeks; raise --horizon-steps"):
+            ts.check_forecast_steps(config, weekly)
+
+
+def test_seasonal_baseline_repeats_the_last_season_by_hand():
+    target = np.arange(100, dtype="float32") ** 1.5
+    width, horizon, season = 12, 9, 4  # the horizon is longer than a season: it repeats
+    forecasts = ts.baseline_forecasts(target, width, horizon, season)
+    for i in range(len(forecasts["repeat"])):
+        for k in range(horizon):
+            assert forecasts["repeat"][i, k] == target[i + width - season + k % season]
+            assert i + width - season + k % season < i + width  # known at forecast time
+    assert "repeat" not in ts.baseline_forecasts(target, 3, 2, season=4)  # window too short
+    assert "repeat" not in ts.baseline_forecasts(target, 12, 2, season=1)  # no season
+
+
+def test_tree_features_hold_no_value_from_after_the_forecast_time():
+    rng = np.random.default_rng(4)
+    values = rng.normal(size=(80, 3)).astype("float32")
+    width, count = 24, 40
+    rows = ts.lag_features(values, width, count)
+    lags = ts.lag_steps(width)
+    assert lags == [1, 2, 3, 4, 6, 8, 12, 16, 24]
+    assert rows.shape == (count, len(lags) + 2 + 3)  # target lags, other columns, means
+    for i in (0, 17, count - 1):
+        last = i + width - 1
+        np.testing.assert_allclose(rows[i, :len(lags)], values[[last - lag + 1 for lag in lags], 0])
+        np.testing.assert_allclose(rows[i, len(lags):-3], values[last, 1:])  # the last row
+        np.testing.assert_allclose(rows[i, -3:], values[i:last + 1].mean(axis=0), rtol=1e-5)
+        future = values.copy()
+        future[last + 1:] = 1e6  # perturb everything after window i
+        np.testing.assert_array_equal(ts.lag_features(future, width, count)[i], rows[i])
+
+
+def test_own_series_files_that_cannot_be_forecast_get_one_line_errors(tmp_path):
+    def write(text):
+        path = tmp_path / "series.csv"
+        path.write_text(text)
+        return str(path)
+
+    good = "when,load,site\n" + "".join(f"2001-01-{d:02d},{d * 1.5},A\n" for d in range(1, 29))
+    frame = readers.load_series(write(good), "load")
+    assert list(frame.columns) == ["load"] and frame.index.name == "when"  # "site": not numeric
+    cases = [
+        (good, "power", "", "no column 'power' \\(--target\\); its columns: when, load, site"),
+        (good, "load", "stamp", "no column 'stamp' \\(--time-column\\)"),
+        (good.replace("1.5,A\n2001-01-02", "1.5,A\n2001-01-03", 1), "load", "",
+         "duplicate date 2001-01-03 on lines 3 and 4"),
+        (good.replace("2001-01-05", "2001-01-99"), "load", "", "unreadable date '2001-01-99'"),
+        (good.replace("2001-01-05", "05/01/2001"), "load", "", "unreadable date"),
+        (good.replace("6.0,A", "six,A"), "load", "", "non-numeric value 'six' in column load "
+         "on line 5"),
+        ("when,load\n", "load", "", "header but no rows"),
+    ]
+    for text, target, time_column, message in cases:
+        with pytest.raises(common.DataError, match=message):
+            readers.load_series(write(text), target, time_column)
+    config = ts.Config(csv=write(good), target="load", models=("linear",))
+    assert config.dataset == "series"
+    with pytest.raises(common.DataError, match="28 days: too few for windows of 28 inputs"):
+        ts.load_own_series(config)
+    months = pd.date_range("2001-01-01", periods=40, freq="MS").strftime("%Y-%m-%d")
+    constant = "when,load\n" + "".join(f"{month},5\n" for month in months)
+    with pytest.raises(common.DataError, match=r"the target \(load\) is constant"):
+        ts.load_own_series(ts.Config(csv=write(constant), target="load", input_steps=2,
+                                     horizon_steps=1))
+    with pytest.raises(common.ConfigError, match="--csv needs --target"):
+        ts.Config(csv="x.csv")
 
 
 # ----------------------------------------------------------------------------- end to end
@@ -189,7 +321,42 @@ def test_weather_quick_run_end_to_end(quick_run):
         assert (out_dir / f"{name}.png").stat().st_size > 10_000
     saved = common.read_json(out_dir / "metrics.json")
     assert saved["jena_multi_mae_ratio"] == pytest.approx(metrics["jena_multi_mae_ratio"])
-    assert len(common.read_json(out_dir / "results.json")["rows"]) == 3 + 4
+    rows = common.read_json(out_dir / "results.json")["rows"]
+    assert len(rows) == 4 + 5  # last, linear, gbt, gru; and the 24-hour "repeat"
+    gbt = {row["task"]: row for row in rows if row["model"] == "gbt"}
+    for task in ("single", "multi"):  # the trees learn something real: better than the last value
+        assert gbt[task]["test_mae"] < metrics[f"jena_{task}_mae_baseline"]
+        assert metrics[f"jena_{task}_rnn_beats_gbt"] == (
+            metrics[f"jena_{task}_rnn_vs_gbt_ratio"] < 1)
+
+
+@pytest.mark.slow
+def test_own_series_tiny_end_to_end_on_the_bundled_co2_record(out_dir):
+    config = ts.Config(csv=str(CO2), target="co2",
+                       models=("linear", "gbt", "gru"), epochs=2, units=8, gbt_iterations=30,
+                       forecast_steps=4, jit_compile=False, output_dir=str(out_dir))
+    metrics = ts.main(config)
+    rows = common.read_json(out_dir / "results.json")["rows"]
+    assert {(r["task"], r["model"]) for r in rows} == {
+        (task, model) for task in ("single", "multi")
+        for model in ("last", "linear", "gbt", "gru")} | {("multi", "repeat")}
+    # the seasonal baseline by hand: each of the next 4 weeks = the same week a year before
+    raw = readers.load_series(CO2, "co2")
+    filled, _ = readers.fill_gaps(raw, readers.detect_sampling(raw.index), 26)
+    co2 = filled["co2"].to_numpy()[1:]  # the first row has no change feature: dropped
+    test = co2[ts.split_bounds(len(co2))["test"]]
+    windows = len(test) - 52 - 4 + 1
+    expected = np.mean([abs(test[i + 52 - 52 + k] - test[i + 52 + k])
+                        for i in range(windows) for k in range(4)])
+    assert metrics["series_multi_mae_repeat_units"] == pytest.approx(expected, rel=1e-4)
+    assert metrics["series_multi_mae_gbt_units"] < metrics["series_multi_mae_baseline_units"]
+    assert metrics["series_multi_rnn_beats_gbt"] == (metrics["series_multi_rnn_vs_gbt_ratio"] < 1)
+    dates = [pd.Timestamp(d) for d in metrics["series_forecast"]]
+    assert dates == list(pd.date_range("2002-01-05", periods=4, freq="7D"))
+    assert all(330 < v < 420 for v in metrics["series_forecast"].values())  # ppmv, plausibly
+    for name in ("training_curves", "mae_per_model", "predictions_vs_actual",
+                 "example_forecasts", "forecast"):
+        assert (out_dir / f"{name}.png").stat().st_size > 10_000
 
 
 @pytest.mark.slow
