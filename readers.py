@@ -119,7 +119,7 @@ DATE_FORMATS = tuple(f"{day}{time}" for day in _DAY_MONTH for time in ("", " %H:
 
 
 def parse_dates(texts: Sequence[str], path: Path, date_format: str = "",
-                first_line: int = 2) -> pd.DatetimeIndex:
+                first_line: int = 2, utc: bool = False) -> pd.DatetimeIndex:
     """Parse a date column in one consistent way, or say why not.
 
     ISO dates ("2024-03-01", "2024-03-01 13:00") are read as such. Other forms must match one
@@ -135,6 +135,12 @@ def parse_dates(texts: Sequence[str], path: Path, date_format: str = "",
             f"{shown(path)}: dates mix time zones: line {with_zone + first_line} "
             f"({texts[with_zone]!r}) has one, line {without + first_line} ({texts[without]!r}) "
             "has none; write every date the same way")
+    if has_offset.all() and utc:  # one clock for all rows: no hour repeats when DST ends
+        parsed = pd.to_datetime(texts, utc=True, format=date_format or "ISO8601",
+                                errors="coerce")
+        if not parsed.isna().any():
+            print(f"note: {shown(path)}: the times carry UTC offsets; read as UTC")
+            return pd.DatetimeIndex(parsed.dt.tz_localize(None))
     if has_offset.all():  # keep each row's local date and time, drop the offset
         texts = texts.str.replace(_OFFSET, "", regex=True).str.strip().str.rstrip("T")
 
@@ -207,8 +213,12 @@ def load_series(path: Path | str, target: str, time_column: str = "",
     the columns found), a non-numeric cell, unreadable, unsorted or duplicate times."""
     path = existing_file(path, "CSV file")
     try:
-        frame = pd.read_csv(io.StringIO(read_text(path, "CSV file")), dtype=str,
-                            keep_default_na=False)
+        text = read_text(path, "CSV file")
+        try:  # comma, semicolon or tab, as the header line shows
+            separator = csv.Sniffer().sniff(text.split("\n", 1)[0], ",;\t").delimiter
+        except csv.Error:
+            separator = ","
+        frame = pd.read_csv(io.StringIO(text), sep=separator, dtype=str, keep_default_na=False)
     except (ValueError, pd.errors.ParserError) as error:
         raise DataError(f"cannot read {shown(path)} as CSV ({common.one_line(error)})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
@@ -226,7 +236,13 @@ def load_series(path: Path | str, target: str, time_column: str = "",
                         f"the value columns ({found})")
     if frame.empty:
         raise DataError(f"{shown(path)} has a header but no rows")
-    times = parse_dates(frame[time_column], path, date_format)
+    stamps = frame[time_column].str.strip()
+    if not date_format and stamps.str.fullmatch(r"\d{9,10}").all():  # seconds since 1970
+        print(f"note: {shown(path)}: {time_column} holds Unix times; read as seconds since "
+              "1970-01-01 (UTC)")
+        times = pd.DatetimeIndex(pd.to_datetime(stamps.astype("int64"), unit="s"))
+    else:
+        times = parse_dates(stamps, path, date_format, utc=True)
     check_time_order(times, path, time_column)
     table = pd.DataFrame(index=pd.DatetimeIndex(times, name=time_column))
 
@@ -238,8 +254,14 @@ def load_series(path: Path | str, target: str, time_column: str = "",
         bad = (~np.isfinite(values)) & ~blank
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
+            comma = re.fullmatch(r"-?\d+,\d+", text[row]) is not None
             raise DataError(f"{shown(path)}: non-numeric value {frame[column][row]!r} in column "
-                            f"{column} on line {row + 2}; fix it, or leave the cell empty (a gap)")
+                            f"{column} on line {row + 2}; " + (
+                                "write decimals with a point (1.5, not 1,5)" if comma else
+                                "fix it, or leave the cell empty (a gap)"))
+        if blank.all():
+            raise DataError(f"{shown(path)}: column {column} has no values; pick a column "
+                            f"with numbers ({found})")
         return values
 
     others = [c for c in (features or frame.columns) if c not in (target, time_column)]
@@ -250,7 +272,7 @@ def load_series(path: Path | str, target: str, time_column: str = "",
         except DataError:
             if features:  # asked for by name: say what is wrong with it
                 raise
-            print(f"note: {shown(path)}: column {column!r} is not numeric; left out")
+            print(f"note: {shown(path)}: column {column!r} is not numeric (or empty); left out")
     return table
 
 

@@ -286,6 +286,18 @@ def test_own_series_files_that_cannot_be_forecast_get_one_line_errors(tmp_path):
     for text, target, time_column, message in cases:
         with pytest.raises(common.DataError, match=message):
             readers.load_series(write(text), target, time_column)
+    # what spreadsheets and loggers write: semicolons, UTC offsets across a DST change, Unix time
+    semicolons = readers.load_series(write(good.replace(",", ";")), "load")
+    np.testing.assert_array_equal(semicolons["load"], frame["load"])
+    dst = readers.load_series(write("t,load\n2020-10-25T01:00+02:00,1\n2020-10-25T02:00+02:00,2"
+                                    "\n2020-10-25T02:00+01:00,3\n"), "load")
+    assert list(dst.index.hour) == [23, 0, 1]  # in UTC: one hour apart, none repeated
+    unix = readers.load_series(write("t,load\n1600000000,1\n1600003600,2\n"), "load")
+    assert list(unix.index) == list(pd.to_datetime(["2020-09-13 12:26:40", "2020-09-13 13:26:40"]))
+    for text, message in [("when;load\n2001-01-01;1,5\n", r"write decimals with a point \(1.5"),
+                          ("when,load\n2001-01-01,\n2001-01-02,\n", "column load has no values")]:
+        with pytest.raises(common.DataError, match=message):
+            readers.load_series(write(text), "load")
     config = ts.Config(csv=write(good), target="load", models=("linear",))
     assert config.dataset == "series"
     with pytest.raises(common.DataError, match="28 days: too few for windows of 28 inputs"):
