@@ -981,9 +981,13 @@ def _support_multiworker_in_keras() -> None:
 
 
 def cpu_has_native_bf16() -> bool:
-    """True when this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX-BF16 flags, Linux):
-    there mixed bfloat16 halves the cost of an LSTM's matrix products; elsewhere it is
-    emulated and slower."""
+    """True when this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX-BF16 flags, Linux)
+    and oneDNN may use it (no ONEDNN_MAX_CPU_ISA below it): there mixed bfloat16 halves the
+    cost of an LSTM's matrix products; elsewhere it is emulated and slower."""
+    below_bf16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE",
+                  "AVX512_CORE_VNNI")  # an ONEDNN_MAX_CPU_ISA that keeps oneDNN off bf16
+    if os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper() in below_bf16:
+        return False
     try:
         flags = Path("/proc/cpuinfo").read_text().split()
     except OSError:

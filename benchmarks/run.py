@@ -116,6 +116,14 @@ JOBS: dict[str, tuple[str, str, dict | str, dict[str, str | tuple[str, ...]]]] =
         "time_series_lstm_speedup": "time_series.train_speedup_vs_keras_defaults",
         "lstm_sequence_pos_tagger_speedup": "lstm_sequence.train_speedup_vs_keras_defaults",
     }),
+    # training FLOP/s of every default LSTM/GRU layer against this CPU's matmul peak
+    # (benchmarks/speed_efficiency.py)
+    "efficiency:speed": ("efficiency", "default", "SCRIPT", {
+        "matmul_gflops_float32": "machine_matmul_gflops_float32",
+        **{f"{script}_efficiency": f"{script}.training_efficiency_vs_peak" for script in (
+            "rnn_basics", "lstm_sequence", "time_series", "text_generation",
+            "machine_translation", "speech_recognition")},
+    }),
     # --strategy multiworker on this machine (benchmarks/speed_multiworker.py): text_generation's
     # default model, fixed steps, one process vs a cluster of 1 and of 2 workers on 127.0.0.1.
     "multiworker:speed": ("multiworker", "default", "SCRIPT", {
@@ -225,9 +233,11 @@ def cpu_info() -> dict:
            else "AVX512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "x86-64")
     limit = os.environ.get("ONEDNN_MAX_CPU_ISA")
     name = " ".join(re.sub(r"\((R|TM)\)|Processor|CPU|@.*", " ", cpu).split())
-    kind = f"{name}, {isa}" + (f" limited to {limit} (ONEDNN_MAX_CPU_ISA)" if limit else "")
+    xla = re.search(r"--xla_cpu_max_isa=(\w+)", os.environ.get("XLA_FLAGS", ""))
+    kind = f"{name}, {isa}" + (f" limited to {limit} (ONEDNN_MAX_CPU_ISA)" if limit else "") + (
+        f", XLA to {xla[1]}" if xla else "")
     return {"cpu": cpu, "mhz": mhz, "isa_flags": present, "kind": kind,
-            "onednn_max_cpu_isa": limit}
+            "onednn_max_cpu_isa": limit, "xla_cpu_max_isa": xla[1] if xla else None}
 
 
 def machine_info() -> dict:

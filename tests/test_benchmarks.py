@@ -85,6 +85,26 @@ def test_the_cpu_record_names_model_clock_and_isa_flags(monkeypatch):
     assert set(info["isa_flags"]) <= set(bench.ISA_FLAGS) and "avx2" in info["isa_flags"]
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
     assert bench.cpu_info()["kind"].endswith("limited to AVX2 (ONEDNN_MAX_CPU_ISA)")
+    assert not common.cpu_has_native_bf16()  # oneDNN kept below bf16: no mixed bfloat16
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_max_isa=AVX2")
+    assert bench.cpu_info()["kind"].endswith("(ONEDNN_MAX_CPU_ISA), XLA to AVX2")
+
+
+def test_training_flops_are_counted_per_gate_direction_and_pass():
+    from keras import layers
+
+    from benchmarks import speed_efficiency
+
+    def row(layer, width=3, steps=5):
+        return {"class_name": type(layer).__name__, "config": layer.get_config(),
+                "input_width": width, "time_steps": steps}
+
+    # 3 passes x 5 steps x gates x 2 H (D + H): H = 4, D = 3
+    assert speed_efficiency.training_flops_per_example(row(layers.LSTM(4))) == 3 * 5 * 4 * 2 * 4 * 7
+    assert speed_efficiency.training_flops_per_example(row(layers.GRU(4))) == 3 * 5 * 3 * 2 * 4 * 7
+    bidirectional = layers.Bidirectional(layers.GRU(4))
+    assert speed_efficiency.training_flops_per_example(row(bidirectional)) == 2 * 3 * 5 * 3 * 56
+    assert speed_efficiency.matmul_gflops("float32", size=256) > 1  # any CPU does more
 
 
 # ----------------------------------------------------------------------------- reports
