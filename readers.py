@@ -291,6 +291,17 @@ class Sampling:
     horizon_steps: int
     cycles: tuple[str, ...]
 
+    @property
+    def months(self) -> int:
+        """Months per step for calendar steps (month, quarter, year); 0 for fixed ones."""
+        return {"MS": 1, "QS": 3, "YS": 12}.get(self.freq, 0)
+
+    @property
+    def offset(self) -> pd.DateOffset:
+        """One step, to add to a timestamp: calendar months, or a fixed length."""
+        return (pd.DateOffset(months=self.months) if self.months
+                else pd.tseries.frequencies.to_offset(self.freq))
+
 
 HOURLY = Sampling("hourly", "hour", "h", 24, "day", 24, 24, ("day", "year"))  # Jena
 # interval -> its sampling; sub-daily intervals that divide a day are derived from the hour's
@@ -312,7 +323,7 @@ def detect_sampling(times: pd.DatetimeIndex, input_steps: int = 0,
     gaps = np.diff(times.to_numpy()).astype("timedelta64[s]").astype("int64")
     commonest = int(pd.Series(gaps).mode().iloc[0])
     days = commonest / 86400
-    found = None
+    found, on_grid = None, gaps % commonest == 0
     if commonest < 86400 and 86400 % commonest == 0:  # hourly, every 10 minutes, 6-hourly ...
         per_day = 86400 // commonest
         amount, unit = (commonest // 60, "minute") if commonest < 3600 else (
@@ -321,17 +332,12 @@ def detect_sampling(times: pd.DatetimeIndex, input_steps: int = 0,
         found = Sampling("hourly" if commonest == 3600 else f"every {amount} {unit}s", step,
                          f"{commonest}s", per_day, "day", per_day, min(per_day, 24),
                          ("day", "year"))
-        on_grid = gaps % commonest == 0
     else:
         for (low, high), sampling in CALENDAR.items():
             if low <= round(days) <= high:
                 found = sampling
-        if found is not None and found.freq.endswith("S"):  # months, quarters, years
-            months = {"MS": 1, "QS": 3, "YS": 12}[found.freq]
-            month_numbers = times.year * 12 + times.month
-            on_grid = np.diff(month_numbers) % months == 0
-        elif found is not None:
-            on_grid = gaps % commonest == 0
+        if found is not None and found.months:  # months, quarters, years
+            on_grid = np.diff(times.year * 12 + times.month) % found.months == 0
     if found is None or np.mean(on_grid) < 0.99:  # a clock that shifted now and then is fine
         raise DataError(
             f"the time steps are irregular (most common gap {pd.Timedelta(seconds=commonest)}, "
@@ -349,16 +355,15 @@ def fill_gaps(frame: pd.DataFrame, sampling: Sampling, max_gap: int) -> tuple[pd
     Timestamps between grid steps (a logger whose clock shifted: Jena's rows move from :10 to
     :40 past the hour after some gaps) are moved to the nearest step, and the note says so."""
     moved = ""
-    if sampling.freq.endswith("S"):  # calendar steps: each row stands for its month's start
-        months = {"MS": 1, "QS": 3, "YS": 12}[sampling.freq]
+    if sampling.months:  # calendar steps: each row stands for its month's start
         starts = frame.index.to_period("M").to_timestamp()
         count = ((starts[-1].year - starts[0].year) * 12 + starts[-1].month
-                 - starts[0].month) // months + 1
-        grid = pd.date_range(starts[0], periods=count, freq=pd.DateOffset(months=months),
+                 - starts[0].month) // sampling.months + 1
+        grid = pd.date_range(starts[0], periods=count, freq=sampling.offset,
                              name=frame.index.name)
         frame = frame.set_axis(starts).reindex(grid)
     else:
-        step = pd.Timedelta(pd.tseries.frequencies.to_offset(sampling.freq))
+        step = pd.Timedelta(sampling.offset)
         snapped = frame.index[0] + ((frame.index - frame.index[0]) / step).round() * step
         shifted = int(np.sum(snapped != frame.index))
         if shifted:

@@ -290,6 +290,11 @@ class AddLastValue(layers.Layer):
 # ---------------------------------------------------------------------------------------------
 # 4. Train: windows of (past inputs, future labels) cut inside each split, model.fit, and trees
 # ---------------------------------------------------------------------------------------------
+def window_shape(task: str, sampling: readers.Sampling) -> tuple[int, int]:
+    """(input steps, forecast steps) of a task's windows: the next step, or the horizon."""
+    return sampling.input_steps, 1 if task == "single" else sampling.horizon_steps
+
+
 def window_labels(target: np.ndarray, input_width: int, horizon: int) -> np.ndarray:
     """Row i: target[i + input_width : i + input_width + horizon], what window i forecasts."""
     following = target[input_width:]
@@ -347,9 +352,8 @@ def train_weather_model(kind: str, task: str, data: SeriesData, tutorial_columns
     """Windows, model and training of one model; its history, val/test forecasts, and a
     function that forecasts from one window of scaled rows."""
     if kind == "gbt":
-        return {}, *train_trees(task, data, data.sampling, config)
-    width = data.sampling.input_steps
-    horizon = 1 if task == "single" else data.sampling.horizon_steps
+        return {}, *train_trees(task, data, config)
+    width, horizon = window_shape(task, data.sampling)
     recipe = REFERENCE_RECIPE if kind == "reference" else {}
     batch_size = recipe.get("batch_size", config.batch_size)
     epochs = config.reference_epochs if kind == "reference" else config.epochs
@@ -400,7 +404,7 @@ def lag_features(values: np.ndarray, input_width: int, count: int) -> np.ndarray
     return np.concatenate([*lagged, values[last, 1:], means], axis=1).astype("float32")
 
 
-def train_trees(task: str, data: SeriesData, sampling: readers.Sampling, config: Config) -> tuple:
+def train_trees(task: str, data: SeriesData, config: Config) -> tuple:
     """Gradient-boosted trees on lag features: scikit-learn's HistGradientBoostingRegressor,
     one model per forecast step (direct multi-step: step k has its own model, none feeds on
     another's output), each predicting the change from the last value like the networks.
@@ -408,8 +412,7 @@ def train_trees(task: str, data: SeriesData, sampling: readers.Sampling, config:
     function forecasting from one window."""
     from sklearn.ensemble import HistGradientBoostingRegressor
 
-    width = sampling.input_steps
-    horizon = 1 if task == "single" else sampling.horizon_steps
+    width, horizon = window_shape(task, data.sampling)
     labels = {split: window_labels(values[:, 0], width, horizon)[: config.max_windows or None]
               for split, values in data.splits.items()}
     rows = {split: lag_features(values, width, len(labels[split]))
@@ -472,7 +475,7 @@ def weather_task(task: str, data: SeriesData, tutorial_columns: int, config: Con
                  out: Path) -> dict:
     """One task: the baselines, then every model, scored on validation and test."""
     sampling = data.sampling
-    width, horizon = sampling.input_steps, 1 if task == "single" else sampling.horizon_steps
+    width, horizon = window_shape(task, sampling)
     labels = {split: window_labels(values[:, 0], width, horizon)
               [: config.max_windows or None] for split, values in data.splits.items()}
     print(f"\n== {task_title(task, sampling)}: {width} {sampling.step}s in -> {horizon} out; "
@@ -929,8 +932,7 @@ def forecast_past_the_end(results: list[dict], data: SeriesData, steps: int, out
     scaled = task["forecasters"][best](rows[-data.sampling.input_steps:])[:steps]
     values = scaled * data.std[0] + data.mean[0]
     last = data.dates["test"][-1]
-    freq = (pd.DateOffset(months={"MS": 1, "QS": 3, "YS": 12}[data.sampling.freq])
-            if data.sampling.freq.endswith("S") else data.sampling.freq)
+    freq = data.sampling.offset
     times = pd.date_range(last, periods=steps + 1, freq=freq)[1:]
     forecast = pd.Series(values, index=times)
     print(f"\nForecast past {readers.when(last)} by {best} (lowest validation MAE of the "
