@@ -652,6 +652,8 @@ def to_sample_rate(samples: np.ndarray, rate: int, target: int, path: Path) -> n
 FSDD_AUDIO = "fsdd/recordings.flac"  # all bundled recordings, one after the other
 FSDD_INDEX = "fsdd/recordings.csv"  # file name and sample count of each, in order
 FSDD_RATE = 8000
+SYNTHETIC_AUDIO = "synthetic-digits/voices.flac"  # espeak-ng's digits, 40 voices x 2 takes
+SYNTHETIC_INDEX = "synthetic-digits/voices.csv"  # digit, voice, take, samples, espeak settings
 _FSDD_NAME = re.compile(r"^(\d)_([a-z]+)_(\d+)\.wav$")
 Recording = tuple[int, str, int]  # (digit, speaker, take)
 
@@ -664,18 +666,39 @@ def parse_fsdd_name(name: str) -> Recording | None:
 
 def load_fsdd_bundle() -> dict[Recording, np.ndarray]:
     """The bundled FLAC (all recordings back to back) cut into recordings by its index."""
+    rows, recordings = load_packed_audio(FSDD_AUDIO, FSDD_INDEX)
+    return {parse_fsdd_name(row["file"]): samples
+            for row, samples in zip(rows, recordings, strict=True)}
+
+
+def load_synthetic_voices() -> dict[Recording, np.ndarray]:
+    """The bundled espeak-ng digits (data/synthetic-digits/, made by its make_voices.py):
+    {(digit, voice, take): int16 samples at 8 kHz}, voices named synth00, synth01, ..."""
+    rows, recordings = load_packed_audio(SYNTHETIC_AUDIO, SYNTHETIC_INDEX)
+    return {(int(row["digit"]), row["voice"], int(row["take"])): samples
+            for row, samples in zip(rows, recordings, strict=True)}
+
+
+def load_packed_audio(audio: str, index: str) -> tuple[list[dict], list[np.ndarray]]:
+    """A bundled FLAC of 8 kHz recordings back to back, cut by the "samples" column of its
+    CSV index: (the index rows, the recordings as int16 arrays)."""
     import soundfile
 
-    audio_path, index_path = data_file(FSDD_AUDIO), data_file(FSDD_INDEX)
-    audio, rate = soundfile.read(audio_path, dtype="int16")
-    rows = list(csv.DictReader(io.StringIO(index_path.read_text())))
-    counts = [int(row["samples"]) for row in rows]
-    if rate != FSDD_RATE or sum(counts) != len(audio):
+    audio_path, index_path = data_file(audio), data_file(index)
+    try:
+        samples, rate = soundfile.read(audio_path, dtype="int16")
+        rows = list(csv.DictReader(io.StringIO(index_path.read_text())))
+        counts = [int(row["samples"]) for row in rows]
+    except (RuntimeError, KeyError, ValueError, TypeError) as error:  # soundfile: RuntimeError
+        raise DataError(f"cannot read {shown(audio_path)} with its index {shown(index_path)} "
+                        f"({common.one_line(error, 80)}); restore both with "
+                        "`git checkout -- data/`") from None
+    if rate != FSDD_RATE or sum(counts) != len(samples):
         raise DataError(f"{shown(audio_path)} does not match its index {shown(index_path)}; "
                         "restore both with `git checkout -- data/`")
     starts = np.cumsum([0, *counts])
-    return {parse_fsdd_name(row["file"]): audio[start:start + count]
-            for row, start, count in zip(rows, starts[:-1], counts, strict=True)}
+    return rows, [samples[start:start + count]
+                  for start, count in zip(starts[:-1], counts, strict=True)]
 
 
 def load_fsdd_folder(folder: Path) -> dict[Recording, np.ndarray]:

@@ -78,6 +78,12 @@ class Config(common.RunConfig):
     min_snr_db: float = 20.0  # Light white noise: signal-to-noise ratio drawn from [min, max].
     max_snr_db: float = 40.0  # Highest signal-to-noise ratio (dB).
     speed_perturbation: SpeedChange = 0.2  # Largest random speed change of a training recording.
+    synthetic_share: Fraction = 0.0  # Share of training strings said by espeak-ng voices.
+    vtlp: Annotated[float, between(0, 0.3)] = 0.0  # VTLP: frequencies scaled by up to 1 ± this.
+    time_masks: Annotated[int, at_least(0)] = 0  # SpecAugment: time stripes blanked per string.
+    time_mask_frames: Annotated[int, at_least(1)] = 10  # Widest time stripe (all stripes: <= 20%).
+    freq_masks: Annotated[int, at_least(0)] = 0  # SpecAugment: mel bands blanked per string.
+    freq_mask_bins: Annotated[int, at_least(1)] = 6  # Widest mel band blanked.
     frame_length: Annotated[int, at_least(1)] = 256  # STFT window in samples (32 ms at 8 kHz).
     frame_step: Annotated[int, at_least(1)] = 160  # Hop in samples: 20 ms, 50 frames/s.
     fft_length: Annotated[int, at_least(1)] = 256  # FFT size (>= frame_length): 129 bins.
@@ -121,6 +127,9 @@ class Config(common.RunConfig):
               f"{self.frame_length})")
         check(self.num_mfcc <= self.mel_bins,
               f"--num-mfcc must be <= --mel-bins (got {self.num_mfcc} > {self.mel_bins})")
+        check(self.freq_masks * self.freq_mask_bins < self.mel_bins,
+              f"--freq-masks x --freq-mask-bins must stay below --mel-bins {self.mel_bins} "
+              "(the masks would hide every band)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,21 +235,69 @@ def change_speed(recording: np.ndarray, factor: float) -> np.ndarray:
     return np.interp(positions, np.arange(len(recording)), recording)
 
 
-def log_mel_spectrogram(waveforms: np.ndarray, config: Config) -> tf.Tensor:
-    """STFT magnitude -> mel filter bank (20 Hz-4 kHz) -> log, with tf.signal."""
+def log_mel_spectrogram(waveforms: np.ndarray, config: Config,
+                        warps: np.ndarray | None = None) -> tf.Tensor:
+    """STFT magnitude -> mel filter bank (20 Hz-4 kHz) -> log, with tf.signal; with `warps`,
+    each waveform's filter bank is warped by its own factor (vocal tract length, VTLP)."""
     stft = tf.signal.stft(tf.convert_to_tensor(waveforms, tf.float32), config.frame_length,
                           config.frame_step, config.fft_length, window_fn=tf.signal.hann_window)
     magnitude = tf.abs(stft)  # (batch, frames, fft_length // 2 + 1)
     mel_matrix = tf.signal.linear_to_mel_weight_matrix(
         config.mel_bins, config.fft_length // 2 + 1, SAMPLE_RATE, 20.0, SAMPLE_RATE / 2)
-    mel = tf.tensordot(magnitude, mel_matrix, 1)  # (batch, frames, mel_bins)
+    if warps is None:
+        mel = tf.tensordot(magnitude, mel_matrix, 1)  # (batch, frames, mel_bins)
+    else:
+        matrices = np.stack([warp_filter_bank(mel_matrix.numpy(), w) for w in warps])
+        mel = tf.einsum("btf,bfm->btm", magnitude, matrices)
     return tf.math.log(mel + 1e-6)
 
 
-def mfcc(waveforms: np.ndarray, config: Config) -> np.ndarray:
+def warp_filter_bank(mel_matrix: np.ndarray, factor: float, corner: float = 0.8
+                     ) -> np.ndarray:
+    """Vocal tract length perturbation (Jaitly & Hinton, 2013): the filter bank reads the
+    frequency f as `factor` x f (a shorter vocal tract puts the formants higher), up to
+    `corner` of the Nyquist frequency (scaled by min(factor, 1) / factor), then a straight
+    line that keeps the Nyquist frequency where it is. Rows are FFT bins, columns mel filters."""
+    bins = np.arange(len(mel_matrix), dtype="float64")
+    top = bins[-1]
+    knee = corner * top * min(factor, 1.0) / factor
+    warped = np.where(bins <= knee, bins * factor,
+                      knee * factor + (top - knee * factor) * (bins - knee) / (top - knee))
+    return np.stack([np.interp(warped, bins, column) for column in mel_matrix.T], axis=1)
+
+
+def spec_augment(log_mel: np.ndarray, config: Config, rng: np.random.Generator) -> np.ndarray:
+    """SpecAugment's masks (Park et al., 2019) on one utterance's (frames, mel_bins) log-mels:
+    `time_masks` stripes of up to `time_mask_frames` frames (together at most 20% of the
+    frames, so a word is never blanked whole) and `freq_masks` bands of up to
+    `freq_mask_bins` filters, set to the utterance's mean level. Returns a masked copy."""
+    masked, (frames, bins) = log_mel.copy(), log_mel.shape
+    level = float(log_mel.mean()) if log_mel.size else 0.0
+    widest = min(config.time_mask_frames, int(0.2 * frames) // max(1, config.time_masks))
+    for _ in range(config.time_masks if widest else 0):
+        width = int(rng.integers(0, widest + 1))
+        start = int(rng.integers(0, frames - width + 1))
+        masked[start:start + width] = level
+    for _ in range(config.freq_masks):
+        width = int(rng.integers(0, config.freq_mask_bins + 1))
+        start = int(rng.integers(0, bins - width + 1))
+        masked[:, start:start + width] = level
+    return masked
+
+
+def mfcc(waveforms: np.ndarray, config: Config, augment: np.random.Generator | None = None,
+         frames: Sequence[int] = ()) -> np.ndarray:
     """(batch, samples) equal-length waveforms -> (batch, frames, num_mfcc), the DCT of the
-    log-mels; frames = 1 + (samples - frame_length) // frame_step (no padding at the end)."""
-    log_mel = log_mel_spectrogram(waveforms, config)
+    log-mels; frames = 1 + (samples - frame_length) // frame_step (no padding at the end).
+    With `augment` (training only): VTLP warps and SpecAugment masks drawn from it, the
+    masks within each waveform's real `frames`."""
+    warps = None
+    if augment is not None and config.vtlp:
+        warps = augment.uniform(1 - config.vtlp, 1 + config.vtlp, size=len(waveforms))
+    log_mel = log_mel_spectrogram(waveforms, config, warps).numpy()
+    if augment is not None and (config.time_masks or config.freq_masks):
+        for row, count in enumerate(frames):
+            log_mel[row, :count] = spec_augment(log_mel[row, :count], config, augment)
     return tf.signal.mfccs_from_log_mel_spectrograms(log_mel)[..., : config.num_mfcc].numpy()
 
 
@@ -249,9 +306,10 @@ def num_frames(samples: int, config: Config) -> int:
     return max(0, 1 + (samples - config.frame_length) // config.frame_step)
 
 
-def featurize(waveforms: Sequence[np.ndarray], config: Config, chunk: int = 256
-              ) -> list[np.ndarray]:
-    """MFCCs of each waveform (any lengths): sorted by length and padded chunk by chunk."""
+def featurize(waveforms: Sequence[np.ndarray], config: Config, chunk: int = 256,
+              augment: np.random.Generator | None = None) -> list[np.ndarray]:
+    """MFCCs of each waveform (any lengths): sorted by length and padded chunk by chunk;
+    `augment` (training only) draws VTLP warps and SpecAugment masks (see `mfcc`)."""
     order = np.argsort([len(w) for w in waveforms])
     features: list[np.ndarray | None] = [None] * len(waveforms)
     for begin in range(0, len(order), chunk):
@@ -259,9 +317,10 @@ def featurize(waveforms: Sequence[np.ndarray], config: Config, chunk: int = 256
         batch = np.zeros((len(rows), max(len(waveforms[i]) for i in rows)), dtype="float32")
         for slot, i in enumerate(rows):
             batch[slot, : len(waveforms[i])] = waveforms[i]
-        coefficients = mfcc(batch, config)
+        counts = [num_frames(len(waveforms[i]), config) for i in rows]
+        coefficients = mfcc(batch, config, augment, counts)
         for slot, i in enumerate(rows):  # frames that only saw padding are cut off
-            frames = coefficients[slot, : num_frames(len(waveforms[i]), config)]
+            frames = coefficients[slot, : counts[slot]]
             # A fixed filter (microphone, room) is a constant offset in MFCC space: remove it.
             if config.cepstral_mean_norm and len(frames):
                 frames = frames - frames.mean(axis=0)
@@ -276,18 +335,42 @@ def load_digit_strings(config: Config) -> tuple[dict, dict, dict]:
     ({split: waveforms}, {split: labels}, {split: MFCC frames}), from one seeded generator."""
     splits = split_recordings(load_recordings(config), config.test_speaker, config.val_takes)
     rng = np.random.default_rng(config.seed)
+    # The synthetic voices, warps and masks draw from a generator of their own, so the
+    # validation and test strings are the same with and without them.
+    augment = np.random.default_rng((config.seed, 21))
     counts = {"train": config.train_utterances, "val": config.val_utterances,
               "test": config.test_utterances}
     waveforms, labels, features = {}, {}, {}
     for name, count in counts.items():
         speed = config.speed_perturbation if name == "train" else 0.0  # augment training only
         waveforms[name], labels[name] = make_utterances(splits[name], count, config, rng, speed)
-        features[name] = featurize(waveforms[name], config)
         voices = sorted({s for items in splits[name].values() for s, _ in items})
         seconds = sum(map(len, waveforms[name])) / SAMPLE_RATE
         print(f"{name:5s}: {count:5,} strings ({seconds / 60:5.1f} min of audio) from "
               f"{sum(map(len, splits[name].values())):4,} recordings of {', '.join(voices)}")
+        if name == "train" and config.synthetic_share:
+            add_synthetic_voices(waveforms[name], labels[name], config, augment)
+        features[name] = featurize(waveforms[name], config,
+                                   augment=augment if name == "train" else None)
     return waveforms, labels, features
+
+
+def add_synthetic_voices(waveforms: list[np.ndarray], labels: list[str], config: Config,
+                         rng: np.random.Generator) -> None:
+    """Replace `synthetic_share` of the training strings (chosen at random) by strings said by
+    the bundled espeak-ng voices (40 accents and voice variants, data/synthetic-digits/), made
+    the same way (pauses, noise, speed changes); the real speakers stay the only test voices."""
+    synthetic: Split = {digit: [] for digit in range(10)}
+    for (digit, voice, _), samples in sorted(readers.load_synthetic_voices().items()):
+        synthetic[digit].append((voice, samples))
+    count = round(config.synthetic_share * len(labels))
+    new_waveforms, new_labels = make_utterances(synthetic, count, config, rng,
+                                                config.speed_perturbation)
+    for slot, waveform, label in zip(rng.choice(len(labels), count, replace=False),
+                                     new_waveforms, new_labels, strict=True):
+        waveforms[slot], labels[slot] = waveform, label
+    voices = {voice for items in synthetic.values() for voice, _ in items}
+    print(f"       {count:5,} of them said by {len(voices)} synthetic voices instead (espeak-ng)")
 
 
 def make_dataset(features: list[np.ndarray], labels: list[str], config: Config,

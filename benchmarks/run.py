@@ -43,6 +43,15 @@ RESULTS_MD = ROOT / "benchmarks" / "RESULTS.md"
 TARGETS_MD = ROOT / "benchmarks" / "targets.md"  # the targets table, its numbers as tags
 README = ROOT / "README.md"
 
+SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")  # FSDD's six voices
+# speech_recognition's measures for a voice it never heard (issue 21): name -> Config overrides
+SPEECH_STUDIES = {
+    "varnorm": {"cepstral_variance_norm": True},  # each utterance's MFCCs scaled to unit std
+    "synthetic": {"synthetic_share": 0.25},  # a quarter of the strings said by espeak-ng voices
+    "specaugment": {"time_masks": 2, "freq_masks": 2},  # stripes of <= 10 frames, <= 6 bands
+    "vtlp": {"vtlp": 0.1},  # each training string's frequency axis warped by 0.9-1.1
+}
+
 # job name -> (script, mode, Config overrides, {main() key: results.json key}); overrides is a
 # dict of Config fields ("preset": "full" starts from the script's full-quality preset), or
 # "SCRIPT" (run benchmarks/speed_<script>.py, which prints its metrics as a last JSON line).
@@ -165,6 +174,11 @@ JOBS: dict[str, tuple[str, str, dict | str, dict[str, str | tuple[str, ...]]]] =
             "unseen_der_beam": f"speech_recognition.unseen_{speaker}_der_beam",
             "seen_der_beam": f"speech_recognition.seen_with_{speaker}_out_der_beam"})
        for speaker in ("jackson", "lucas", "nicolas", "theo", "yweweler")},
+    # issue 21's measures for unseen voices, each alone, then together: every voice held out
+    # in turn ("study" jobs: `--mode study` runs them; the README compares them by speaker)
+    **{f"speech_recognition:{study}-{speaker}": (
+        "speech_recognition", "study", {**overrides, "test_speaker": speaker}, {})
+       for study, overrides in SPEECH_STUDIES.items() for speaker in SPEAKERS},
     "speech_recognition:full": ("speech_recognition", "full", {"preset": "full"}, {
         "unseen_der_beam": "full_unseen_der_beam",
         "seen_der_beam": "full_seen_der_beam",
@@ -301,11 +315,12 @@ with open({result_path!r}, "w") as handle:
 """
 
 
-def run_job(name: str, log_dir: Path) -> dict:
+def run_job(name: str, log_dir: Path, output_root: Path = ROOT / "outputs" / "benchmarks"
+            ) -> dict:
     """Run one job in a child process; return its metrics, wall time and peak memory."""
     script, mode, overrides, _ = JOBS[name]
     safe = name.replace(":", "-")
-    output_dir = ROOT / "outputs" / "benchmarks" / safe
+    output_dir = output_root / safe
     result_path = log_dir / f"{safe}.json"
     result_path.unlink(missing_ok=True)
     if overrides == "SCRIPT":
@@ -516,7 +531,8 @@ def gpu_section(path: Path = GPU_RESULTS) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", nargs="+", choices=sorted(JOBS), help="jobs to run")
-    parser.add_argument("--mode", choices=["default", "full", "all"], default="default",
+    parser.add_argument("--mode", choices=["default", "full", "study", "all"],
+                        default="default",
                         help="run every job of this mode (ignored with --jobs)")
     parser.add_argument("--list", action="store_true", help="list the jobs and exit")
     parser.add_argument("--note", default="", help="a remark stored with each run")

@@ -242,3 +242,27 @@ def test_learning_path_points_at_functions_in_their_sections():
     for number, name in references:
         assert name in sections, f"{name} (§{number}) is defined in no script"
         assert number in sections[name], f"{name} is in section {sections[name]}, not §{number}"
+
+
+def test_a_leave_one_speaker_out_job_runs_on_a_tiny_configuration(tmp_path, monkeypatch):
+    """A study job as the runner runs it (a child process, every measure of issue 21 on),
+    shrunk to the quick preset: the held-out voice is the one the job names."""
+    name = "speech_recognition:synthetic-theo"
+    script, mode, overrides, keys = bench.JOBS[name]
+    assert overrides["test_speaker"] == "theo" and mode == "study"
+    tiny = {**overrides, "preset": "quick", "train_utterances": 24, "epochs": 1,
+            "vtlp": 0.1, "time_masks": 1, "freq_masks": 1}
+    monkeypatch.setitem(bench.JOBS, name, (script, mode, tiny, keys))
+    (tmp_path / "logs").mkdir()
+    run = bench.run_job(name, tmp_path / "logs", output_root=tmp_path / "outputs")
+    assert not run.get("failed"), (tmp_path / "logs" / "speech_recognition-synthetic-theo.log"
+                                   ).read_text()[-2000:]
+    metrics = run["metrics"]
+    assert metrics["test_speaker"] == "theo" and metrics["train_utterances"] == 24
+    assert 0 <= metrics["unseen_der_beam"] and 0 <= metrics["seen_der_beam"]
+    assert (tmp_path / "outputs" / "speech_recognition-synthetic-theo" / "metrics.json").is_file()
+    assert "--synthetic-share 0.25" in run["command"] and "--test-speaker theo" in run["command"]
+    speakers = importlib.import_module("speech_recognition").SPEAKERS
+    assert bench.SPEAKERS == speakers  # the runner's list of voices is the script's
+    assert {f"speech_recognition:{study}-{speaker}" for study in bench.SPEECH_STUDIES
+            for speaker in speakers} <= set(bench.JOBS)

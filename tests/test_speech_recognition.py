@@ -141,6 +141,108 @@ def test_split_holds_the_test_speaker_out():
         sr.split_recordings(recordings, test_speaker="cy", val_takes=6)
 
 
+# ----------------------------------------------------------------------------- more voices
+AUGMENTED = {"synthetic_share": 0.5, "vtlp": 0.15, "time_masks": 2, "freq_masks": 2}
+
+
+def small(**overrides) -> sr.Config:
+    return sr.Config(train_utterances=24, val_utterances=6, test_utterances=6, max_digits=3,
+                     **overrides)
+
+
+@functools.cache
+def digit_strings(**overrides):
+    return sr.load_digit_strings(small(**overrides))
+
+
+def test_augmentations_change_only_the_training_strings():
+    _, plain_labels, plain = digit_strings()
+    _, labels, augmented = digit_strings(**AUGMENTED)
+    for name in ("val", "test"):  # the same strings, bit for bit
+        assert labels[name] == plain_labels[name]
+        for a, b in zip(augmented[name], plain[name], strict=True):
+            np.testing.assert_array_equal(a, b)
+    changed = sum(a.shape != b.shape or not np.array_equal(a, b)
+                  for a, b in zip(augmented["train"], plain["train"], strict=True))
+    assert changed == len(plain["train"])  # warps and masks reach every training string
+    _, again_labels, again = sr.load_digit_strings(small(**AUGMENTED))  # seeded: repeatable
+    assert again_labels == labels
+    for a, b in zip(again["train"], augmented["train"], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_synthetic_voices_replace_their_share_of_training_strings():
+    waveforms, labels, _ = digit_strings(**AUGMENTED)
+    plain_waveforms, plain_labels, _ = digit_strings()
+    replaced = [i for i, (a, b) in enumerate(zip(waveforms["train"], plain_waveforms["train"],
+                                                 strict=True))
+                if a.shape != b.shape or not np.array_equal(a, b)]
+    assert len(replaced) == 12  # half of 24
+    kept = [i for i in range(24) if i not in replaced]
+    assert [labels["train"][i] for i in kept] == [plain_labels["train"][i] for i in kept]
+    # every replaced string is as long as its digits said by one synthetic voice allow
+    synthetic = readers.load_synthetic_voices()
+    shortest = {d: min(len(s) for (digit, _, _), s in synthetic.items() if digit == d)
+                for d in range(10)}
+    for i in replaced:
+        label = labels["train"][i]
+        assert 1 <= len(label) <= 3
+        assert len(waveforms["train"][i]) >= 0.79 * sum(shortest[int(d)] for d in label)
+
+
+def test_bundled_synthetic_voices_match_their_manifest_and_index():
+    manifest = common.read_json(common.DATA_DIR / "manifest.json")["files"]
+    rows, recordings = readers.load_packed_audio(readers.SYNTHETIC_AUDIO,
+                                                readers.SYNTHETIC_INDEX)
+    for name in (readers.SYNTHETIC_AUDIO, readers.SYNTHETIC_INDEX):
+        assert name in manifest  # its sha256 is checked by test_readers
+    voices = readers.load_synthetic_voices()
+    assert len(voices) == len(rows) == 800  # 40 voices x 10 digits x 2 takes
+    assert {digit for digit, _, _ in voices} == set(range(10))
+    assert len({voice for _, voice, _ in voices}) == 40
+    assert not {voice for _, voice, _ in voices} & set(sr.SPEAKERS)  # never a test voice
+    assert len({row["espeak_voice"] for row in rows}) == 40  # 40 different accent+variants
+    for samples in recordings:
+        assert samples.dtype == np.int16
+        assert 0.15 * SAMPLE_RATE <= len(samples) <= 1.0 * SAMPLE_RATE  # one word each
+        assert np.abs(samples).max() > 0.5 * 32767  # loud, not silence
+
+
+def test_spec_augment_never_blanks_a_whole_utterance():
+    config = sr.Config(time_masks=3, time_mask_frames=40, freq_masks=3, freq_mask_bins=12)
+    rng = np.random.default_rng(0)
+    for frames in (1, 4, 9, 30, 120):
+        log_mel = rng.normal(size=(frames, config.mel_bins)) + 5.0
+        for _ in range(50):
+            masked = sr.spec_augment(log_mel, config, rng)
+            level = log_mel.mean()
+            blank_frames = np.all(masked == level, axis=1)
+            blank_bins = np.all(masked == level, axis=0)
+            assert blank_frames.sum() <= 0.2 * frames  # 20% of the frames at most
+            assert blank_bins.sum() <= 3 * 12 < config.mel_bins
+            assert not np.all(masked == level)
+            untouched = ~blank_frames[:, None] & ~blank_bins[None, :]
+            np.testing.assert_array_equal(masked[untouched], log_mel[untouched])
+    with pytest.raises(common.ConfigError, match="freq-mask-bins"):
+        sr.Config(freq_masks=4, freq_mask_bins=10)  # 40 bands of 40
+
+
+def test_vtlp_moves_a_tone_up_for_a_shorter_vocal_tract():
+    config = sr.Config()
+    mel_matrix = np.asarray(__import__("tensorflow").signal.linear_to_mel_weight_matrix(
+        config.mel_bins, config.fft_length // 2 + 1, SAMPLE_RATE, 20.0, SAMPLE_RATE / 2))
+    np.testing.assert_allclose(sr.warp_filter_bank(mel_matrix, 1.0), mel_matrix)
+    for factor in (0.9, 1.1):  # the Nyquist bin stays put, f -> factor x f below the knee
+        warped = sr.warp_filter_bank(mel_matrix, factor)
+        np.testing.assert_allclose(warped[-1], mel_matrix[-1])
+        expected = [np.interp(40 * factor, np.arange(129), column) for column in mel_matrix.T]
+        np.testing.assert_allclose(warped[40], expected, atol=1e-6)
+    peaks = [int(np.argmax(sr.log_mel_spectrogram(tone(1000.0, 0.5)[None], config,
+                                                  np.array([w])).numpy()[0].mean(0)))
+             for w in (0.85, 1.0, 1.15)]
+    assert peaks[0] < peaks[1] < peaks[2]
+
+
 # ----------------------------------------------------------------------------- CTC
 def one_hot_log_probs(frames: list[int], sharp: float = 0.97) -> np.ndarray:
     """Posteriors that put `sharp` on the given class of each frame, the rest spread out."""
