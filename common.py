@@ -546,6 +546,9 @@ class Run:
 
     def save(self, results: dict, name: str = "metrics.json") -> dict:
         results["run_seconds"] = self.seconds
+        choices = speed_choices(self.out)  # XLA or not, as measured on this machine
+        if choices and name == "metrics.json":
+            results["speed_choices"] = choices
         write_json(self.out / name, results)
         print(f"saved {shown(self.out / name)} (the run took {results['run_seconds']:.0f} s)")
         return results
@@ -1005,6 +1008,181 @@ def compute_policy(precision: str) -> str:
             "GPU"):
         return "mixed_bfloat16"
     return "float32"
+
+
+# ----------------------------------------------------------------------------- measured choices
+def fastest(candidates: dict[str, Callable[[], Any]], steps: int = 6, warmup: int = 2,
+            budget_seconds: float = 20.0) -> tuple[str, dict[str, float]]:
+    """Call each candidate `warmup` times untimed (that compiles it), then time up to `steps`
+    calls; return the fastest candidate's name and every candidate's median seconds per call.
+    Each gets an equal share of `budget_seconds`: once its share is spent it stops (after one
+    timed call at least), so the whole takes the budget at most, plus one call per candidate."""
+    share = budget_seconds / len(candidates)
+    seconds: dict[str, float] = {}
+    for name, call in candidates.items():
+        start = time.perf_counter()
+        for _ in range(warmup):
+            call()
+            if time.perf_counter() - start > share:
+                break
+        timed: list[float] = []
+        while len(timed) < steps:
+            begin = time.perf_counter()
+            call()
+            timed.append(time.perf_counter() - begin)
+            if time.perf_counter() - start > share:
+                break
+        seconds[name] = float(np.median(timed))
+    return min(seconds, key=seconds.__getitem__), seconds
+
+
+def measured_choice(label: str, builds: dict[str, Callable[[], Any]], batch: tuple,
+                    folder: Path, settings: dict, restart: bool = False,
+                    budget_seconds: float = 20.0) -> str:
+    """Which of several ways to train the same model runs fastest on this machine: each of
+    `builds` makes a fresh compiled Keras model (e.g. with and without XLA), a few
+    `train_on_batch(*batch)` steps of each are timed (`fastest`), and the choice is printed in
+    one line and kept in `folder`/speed_choice.json with the measured rates, so a rerun or a
+    resumed run with the same `settings` on this CPU trains the same way without measuring
+    again (another CPU, other settings or --restart measure anew). Python's and NumPy's
+    random states are put back afterwards: the real model starts from the weights it would
+    have had without the measurement."""
+    record_path = Path(folder) / "speed_choice.json"
+    record = read_json(record_path)
+    cpu, settings = cpu_model(), json.loads(json.dumps(settings, default=str))
+    if not restart and isinstance(record, dict) and record.get("cpu") == cpu and \
+            record.get("choice") in builds and record.get("settings") == settings:
+        print(f"{label}: {record['choice']} (measured before on this CPU, "
+              f"{shown(record_path)})")
+        return record["choice"]
+    import random
+
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    begin = time.perf_counter()
+    try:
+        models = {name: build() for name, build in builds.items()}
+        steps = {name: (lambda model=model: model.train_on_batch(*batch))
+                 for name, model in models.items()}
+        choice, seconds = fastest(steps, budget_seconds=budget_seconds)
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+    examples = len(batch[0][0] if isinstance(batch[0], (tuple, list)) else batch[0])
+    rates = {name: examples / value for name, value in seconds.items()}
+    took = time.perf_counter() - begin
+    shown_rates = ", ".join(f"{name} {rate:,.0f}" for name, rate in rates.items())
+    print(f"{label}: {choice} (examples/s measured over a few steps: {shown_rates}; "
+          f"{took:.0f} s)")
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    write_json(record_path, {"cpu": cpu, "choice": choice, "examples_per_s": rates,
+                             "measure_seconds": took, "settings": settings})
+    return choice
+
+
+def choose_jit_compile(requested: bool | None, label: str, build: Callable[[bool], Any],
+                       batch: tuple, folder: Path, settings: dict, strategy: str,
+                       restart: bool = False) -> bool:
+    """XLA or not for one model: `requested` when a flag gave it (--jit-compile or
+    --no-jit-compile); else measured (`measured_choice`: a few train steps of a fresh model
+    `build(True)` and one `build(False)`). Under --strategy multiworker it is off: TensorFlow
+    has no CPU collectives under XLA."""
+    if requested is not None:
+        return requested
+    if strategy == "multiworker":
+        return False
+    builds = {"XLA": lambda: build(True), "no XLA": lambda: build(False)}
+    return measured_choice(f"XLA for {label}", builds, batch, folder, settings,
+                           restart) == "XLA"
+
+
+def speed_choices(out: Path) -> dict[str, dict]:
+    """Every measured choice of a run (speed_choice.json under `out`), by model folder."""
+    return {str(path.parent.relative_to(out)): read_json(path)
+            for path in sorted(Path(out).rglob("speed_choice.json"))}
+
+
+def plan_epochs(minutes: float, build: Callable[[], Any], train_data: Any, val_data: Any,
+                steps_per_epoch: int, folder: Path, settings: dict, restart: bool = False
+                ) -> dict:
+    """Budgeted training: how many epochs of `steps_per_epoch` steps fit in `minutes` of
+    `model.fit` on this machine. Measured on `build()`, a fresh compiled twin of the model to
+    train (Python's and NumPy's random states put back after it): a few timed steps, then
+    three one-step epochs with validation and the same checkpoints as a real run (in a
+    scratch folder), which give what an epoch costs beyond its steps. The plan is kept in
+    `folder`/budget.json, so rerunning the same command on this CPU (to resume, or to reuse
+    the finished model) trains for exactly the same number of epochs (--restart plans anew);
+    `--epochs` with the planned number repeats the run without a budget."""
+    record_path = Path(folder) / "budget.json"
+    record = read_json(record_path)
+    cpu, settings = cpu_model(), json.loads(json.dumps(settings, default=str))
+    if not restart and isinstance(record, dict) and record.get("cpu") == cpu and \
+            record.get("settings") == settings:
+        print(f"--minutes {minutes:g}: {record['epochs']} epochs (planned before on this CPU, "
+              f"{shown(record_path)})")
+        return record
+    import random
+    import tempfile
+
+    class EpochClock(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.ends = [time.perf_counter()]
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.ends.append(time.perf_counter())
+
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    batch = next(iter(train_data))
+    try:
+        model = build()
+        begin = time.perf_counter()
+        model.train_on_batch(*batch)  # traces (and compiles) the train step
+        first_step = time.perf_counter() - begin
+        _, timed = fastest({"step": lambda: model.train_on_batch(*batch)}, steps=8, warmup=0,
+                           budget_seconds=max(2.0, 0.02 * minutes * 60))
+        step = timed["step"]
+        with tempfile.TemporaryDirectory() as scratch:
+            run, clock = TrainingRun(Path(scratch), settings), EpochClock()
+            model.fit(train_data, validation_data=val_data, epochs=3, steps_per_epoch=1,
+                      verbose=0, callbacks=run.guarded([
+                          keras.callbacks.BackupAndRestore(run.backup_dir,
+                                                           double_checkpoint=True),
+                          run.best_checkpoint(), clock]))
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+    epochs_seconds = np.diff(clock.ends)
+    overhead = max(0.0, float(np.median(epochs_seconds[1:])) - step)  # validation, saves
+    start_up = (first_step - step) + max(0.0, float(epochs_seconds[0]) - step - overhead)
+    epoch = steps_per_epoch * step + overhead
+    # 95 %: a real epoch costs a little more than the pilot's (more callbacks, longer logs)
+    epochs = max(1, int((0.95 * minutes * 60 - start_up) // epoch))
+    plan = {"minutes": minutes, "epochs": epochs, "steps": epochs * steps_per_epoch,
+            "seconds_per_step": step, "seconds_per_epoch_beyond_steps": overhead,
+            "start_up_seconds": start_up, "planned_fit_seconds": start_up + epochs * epoch,
+            "cpu": cpu, "settings": settings}
+    print(f"--minutes {minutes:g}: {step * 1000:.0f} ms per step, {overhead:.1f} s per epoch "
+          f"for validation and checkpoints, {start_up:.1f} s to start -> {epochs} epochs of "
+          f"{steps_per_epoch} steps ({epochs * steps_per_epoch:,} steps, about "
+          f"{plan['planned_fit_seconds'] / 60:.1f} min); repeat this run exactly with "
+          f"--epochs {epochs} and no --minutes")
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    write_json(record_path, plan)
+    return plan
+
+
+def cpu_model() -> str:
+    """The CPU's model name and the instruction-set limits set for oneDNN and XLA: what a
+    measured speed choice holds for."""
+    name = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.partition(":")[2].strip()
+                break
+    limits = [os.environ.get("ONEDNN_MAX_CPU_ISA", ""),
+              *re.findall(r"--xla_cpu_max_isa=\w+", os.environ.get("XLA_FLAGS", ""))]
+    gpus = [device.name for device in tf.config.list_physical_devices("GPU")]
+    return " ".join([name or "unknown CPU", *filter(None, limits), *gpus])
 
 
 # ----------------------------------------------------------------------------- plots

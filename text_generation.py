@@ -37,7 +37,7 @@ import re
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
@@ -77,10 +77,11 @@ class Config(common.RunConfig):
     warmup_steps: Annotated[int, at_least(0)] = 100  # Linear warm-up steps, then cosine decay.
     clipnorm: Annotated[float, above(0)] = 1.0  # Clip each gradient to this global norm.
     epochs: Annotated[int, at_least(1)] = 22  # Epochs of --steps-per-epoch steps each.
+    minutes: Annotated[float, at_least(0)] = 0.0  # Train ~N minutes: epochs set to fit; 0 = off.
     steps_per_epoch: Annotated[int, at_least(1)] = 100  # Steps between validations/checkpoints.
     patience: Annotated[int, at_least(1)] = 5  # Early stopping: epochs without improvement.
-    jit_compile: bool = False  # XLA-compile the train step.
-    precision: Precision = "auto"  # auto: mixed bfloat16 where the CPU multiplies bf16 natively.
+    jit_compile: bool | None = None  # XLA-compile the train step; unset: whichever is faster here.
+    precision: Precision = "auto"  # auto: float32, or mixed bfloat16 where native bf16 is faster.
     generate: Annotated[bool, NO_RETRAIN] = False  # Generate with the saved model; no training.
     prompt: Annotated[str, NO_RETRAIN] = ""  # Text to prime the sampler; "" = the text's opening.
     temperature: Annotated[float, at_least(0), NO_RETRAIN] = 0.8  # --generate's temperature.
@@ -99,7 +100,7 @@ class Config(common.RunConfig):
         "quick": {"epochs": 3, "steps_per_epoch": 10, "max_chars": 30000, "units": 48,
                   "num_layers": 1, "batch_size": 32, "sequence_length": 32,
                   "eval_sequence_length": 256, "learning_rate": 1e-2, "warmup_steps": 5,
-                  "sample_length": 50},
+                  "sample_length": 50, "jit_compile": False},
         # a wider LSTM with more dropout and a longer schedule
         "full": {"epochs": 30, "steps_per_epoch": 100, "units": 384, "dropout": 0.2,
                  "learning_rate": 3e-3, "patience": 6},
@@ -187,12 +188,13 @@ def baseline_losses(train_ids: np.ndarray, val_ids: np.ndarray, vocab_size: int)
 # ---------------------------------------------------------------------------------------------
 # 3. Model
 # ---------------------------------------------------------------------------------------------
-def build_model(config: Config, vocab_size: int):
-    """Embedding -> stacked LSTM/GRU (dropout between) -> Dense logits, any sequence length."""
+def build_model(config: Config, vocab_size: int, policy: str | None = None):
+    """Embedding -> stacked LSTM/GRU (dropout between) -> Dense logits, any sequence length.
+    `policy`: "float32" or "mixed_bfloat16" (None: the rule of --precision)."""
     recurrent = layers.LSTM if config.cell == "lstm" else layers.GRU
     # Mixed bfloat16 (where the CPU multiplies bf16 natively): weights stay float32, the
     # products run in bf16; the logits (and so the loss) stay float32.
-    policy = common.compute_policy(config.precision)
+    policy = policy or common.compute_policy(config.precision)
     tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
     x = layers.Embedding(vocab_size, config.embedding_dim, name="embedding", dtype=policy)(tokens)
     for i in range(config.num_layers):
@@ -205,7 +207,7 @@ def build_model(config: Config, vocab_size: int):
     return keras.Model(tokens, logits, name=f"{config.level}_{config.cell}_language_model")
 
 
-def compile_model(model, config: Config, total_steps: int) -> None:
+def compile_model(model, config: Config, total_steps: int, jit_compile: bool = False) -> None:
     """Adam with gradient clipping and a warm-up + cosine schedule over the planned steps."""
     warmup = min(config.warmup_steps, max(total_steps - 1, 0))
     schedule = keras.optimizers.schedules.CosineDecay(
@@ -218,8 +220,57 @@ def compile_model(model, config: Config, total_steps: int) -> None:
     model.compile(
         optimizer=keras.optimizers.Adam(schedule, clipnorm=config.clipnorm),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        jit_compile=config.jit_compile,
+        jit_compile=jit_compile,
     )
+
+
+def fastest_arithmetic(config: Config, vocab_size: int, batch: tuple, folder: Path
+                       ) -> tuple[str, bool]:
+    """(dtype policy, XLA or not) for training: what the flags fix, and among the rest
+    whichever trains fastest in a few timed steps on this machine (common.measured_choice):
+    float32 with and without XLA, and mixed bfloat16 where the CPU has native bf16 (XLA on
+    CPUs does not use it, so bf16 is measured without XLA)."""
+    policies = [common.compute_policy(config.precision)]
+    if config.precision == "auto" and policies == ["mixed_bfloat16"]:
+        policies = ["mixed_bfloat16", "float32"]
+    jits = ([config.jit_compile] if config.jit_compile is not None
+            else [False] if config.strategy == "multiworker" else [False, True])
+    candidates = {(policy, jit) for policy in policies for jit in jits
+                  if not (jit and policy == "mixed_bfloat16" and len(jits) > 1)}
+    if len(candidates) == 1:
+        return candidates.pop()
+    names = {f"{policy}{' + XLA' if jit else ''}": (policy, jit) for policy, jit in candidates}
+
+    def build(policy: str, jit: bool):
+        with common.distribution_strategy(config.strategy).scope():
+            model = build_model(config, vocab_size, policy)
+            compile_model(model, config, config.epochs * config.steps_per_epoch, jit)
+        return model
+
+    choice = common.measured_choice(
+        "arithmetic", {name: (lambda c=c: build(*c)) for name, c in sorted(names.items())},
+        batch, folder, common.settings_of(config), config.restart)
+    return names[choice]
+
+
+def fit_the_budget(config: Config, vocab_size: int, policy: str, jit_compile: bool,
+                   train_data, val_data, folder: Path) -> tuple[Config, dict]:
+    """--minutes N: as many epochs as fit in N minutes of training here, measured on a fresh
+    twin of the model (common.plan_epochs); the Config with that many epochs, so the
+    learning-rate schedule spans them; and the plan. Without --minutes: unchanged."""
+    if not config.minutes:
+        return config, {}
+
+    def twin() -> keras.Model:
+        with common.distribution_strategy(config.strategy).scope():
+            model = build_model(config, vocab_size, policy)
+            compile_model(model, config, config.epochs * config.steps_per_epoch, jit_compile)
+        return model
+
+    plan = common.plan_epochs(config.minutes, twin, train_data, val_data,
+                              config.steps_per_epoch, folder, common.settings_of(config),
+                              config.restart)
+    return replace(config, epochs=plan["epochs"]), plan
 
 
 # ---------------------------------------------------------------------------------------------
@@ -304,19 +355,19 @@ def model_folder(out: Path, config: Config) -> Path:
 
 
 def train(model, train_data, val_data, vocabulary: Vocabulary, prompts: tuple[str, str],
-          config: Config, out: Path) -> tuple[dict, dict]:
+          config: Config, out: Path, policy: str) -> tuple[dict, dict]:
     """`model.fit` with early stopping, resume after a kill and a best-model checkpoint (saved
     with the vocabulary and prompts it needs); a rerun with the same settings loads the finished
     weights instead. Returns every epoch's logs and the training speed."""
     folder = model_folder(out, config)
-    settings = {**common.settings_of(config),  # the arithmetic used, not just "auto"
-                "precision": common.compute_policy(config.precision)}
+    settings = {**common.settings_of(config), "precision": policy}  # the arithmetic used
     assets = {"vocabulary": {"level": vocabulary.level, "tokens": vocabulary.tokens},
               "prompts": list(prompts)}  # what --generate needs, saved with the best model
     run = common.TrainingRun(folder, settings, restart=config.restart,
                              tensorboard=config.tensorboard, assets=assets)
     if not run.finished(model):
         report = LanguageModelReport(config.level)
+        start = time.perf_counter()
         model.fit(train_data, validation_data=val_data, epochs=config.epochs,
                   steps_per_epoch=config.steps_per_epoch, verbose=common.VERBOSE,
                   callbacks=run.guarded([
@@ -330,7 +381,8 @@ def train(model, train_data, val_data, vocabulary: Vocabulary, prompts: tuple[st
         tokens = report.train_steps * config.batch_size * config.sequence_length
         common.write_json(folder / "timing.json", {
             "train_tokens_per_s": tokens / max(report.train_seconds, 1e-9),
-            "train_seconds": report.train_seconds})
+            "train_seconds": report.train_seconds,  # the steps alone
+            "fit_seconds": time.perf_counter() - start})  # with validation and checkpoints
     return run.history, common.read_json(folder / "timing.json") or {}
 
 
@@ -712,6 +764,8 @@ def plot_cells(text: str, cells: np.ndarray, best: dict[str, tuple[int, float]],
         position = 0
         for row, line in enumerate(rows):
             for column, char in enumerate(line + "\n"):
+                if position + column >= len(activation):  # the text ends within this line
+                    break
                 value = activation[position + column] / scale
                 axis.add_patch(plt.Rectangle((column, -row - 1), 1, 1, linewidth=0,
                                              color=plt.get_cmap("coolwarm")(0.5 + value / 2)))
@@ -788,14 +842,19 @@ def main(config: Config) -> dict:
         for label, nats in baselines.items():
             print(f"baseline {label} counts: {nats:.4f} nats/{unit} = {bits(nats):.4f} bits/{unit}")
         train_data, val_data = make_datasets(train_ids, val_ids, config)  # 4. windows
+        # float32 or bf16, XLA or not: as the flags say, or measured on this CPU
+        policy, jit_compile = fastest_arithmetic(config, len(vocabulary), next(iter(train_data)),
+                                                 model_folder(run.out, config))
+        config, budget = fit_the_budget(config, len(vocabulary), policy, jit_compile,
+                                        train_data, val_data, model_folder(run.out, config))
         with common.distribution_strategy(config.strategy).scope():  # 3. model
-            model = build_model(config, len(vocabulary))
-            compile_model(model, config, config.epochs * config.steps_per_epoch)
+            model = build_model(config, len(vocabulary), policy)
+            compile_model(model, config, config.epochs * config.steps_per_epoch, jit_compile)
         model.summary(line_length=90)
-        print(f"arithmetic: {common.compute_policy(config.precision)} "
+        print(f"arithmetic: {policy}{', XLA' if jit_compile else ''} "
               f"(--precision {config.precision})")
         history, timing = train(model, train_data, val_data, vocabulary, prompts, config,
-                                run.out)  # 4. train
+                                run.out, policy)  # 4. train
         val_nats = evaluate(model, val_data, baselines, unit)  # 5. evaluate
         plot_loss(history, config, run.out)
         generated, cells = {}, {}
@@ -808,7 +867,10 @@ def main(config: Config) -> dict:
                    "epochs_run": len(history.get("loss", [])), "history": history, **generated,
                    "train_tokens_per_s": timing.get("train_tokens_per_s"),
                    "train_seconds": timing.get("train_seconds"),
-                   "parameters": model.count_params(), **cells}
+                   "fit_seconds": timing.get("fit_seconds"), "epochs_planned": config.epochs,
+                   "budget": {k: v for k, v in budget.items() if k != "settings"},
+                   "parameters": model.count_params(), "precision": policy,
+                   "jit_compile": jit_compile, **cells}
         keras.backend.clear_session()
         return run.save(metrics)
 

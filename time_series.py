@@ -43,6 +43,7 @@ import dataclasses
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
@@ -91,7 +92,7 @@ class Config(common.RunConfig):
     batch_size: Annotated[int, at_least(1)] = 256  # Windows per training step.
     learning_rate: Annotated[float, above(0)] = 3e-3  # Adam's first step, cosine-decayed.
     clipnorm: Annotated[float, above(0)] = 1.0  # Clip each gradient to this global norm.
-    jit_compile: bool = True  # XLA-compile the training steps.
+    jit_compile: bool | None = None  # XLA-compile the train steps; unset: whichever is faster here.
     max_windows: Annotated[int, at_least(0)] = 0  # At most this many windows per split; 0 = all.
     ticker: str = "AAPL"  # Stock symbol: bundled AAPL, MSFT, SPY; others need --download.
     csv: str = ""  # Your series (with --target), or prices (with --dataset stock), as CSV.
@@ -270,6 +271,23 @@ def build_model(kind: str, input_width: int, num_features: int, horizon: int, un
     return model
 
 
+def compiled_model(label: str, build: Callable[[bool], keras.Model], windows: dict,
+                   folder: Path, settings: dict, config: Config) -> keras.Model:
+    """`build(jit_compile)` in the strategy's scope, from the run's seed, with XLA or without:
+    --jit-compile / --no-jit-compile, else whichever trained faster in a few timed steps of
+    each on this machine (common.choose_jit_compile; XLA is 4x faster on some CPUs, slower
+    on others)."""
+    def in_scope(jit_compile: bool) -> keras.Model:
+        with common.distribution_strategy(config.strategy).scope():
+            return build(jit_compile)
+
+    jit_compile = common.choose_jit_compile(config.jit_compile, label, in_scope,
+                                            next(iter(windows["train"])), folder, settings,
+                                            config.strategy, config.restart)
+    keras.utils.set_random_seed(config.seed)  # every model starts from the same seed
+    return in_scope(jit_compile)
+
+
 @keras.saving.register_keras_serializable(package="time_series")
 class AddLastValue(layers.Layer):
     """Residual forecast: the target's last input value + the predicted change."""
@@ -365,14 +383,14 @@ def train_weather_model(kind: str, task: str, data: SeriesData, tutorial_columns
     # Measured on validation: dropout helps the 24-hour LSTM and costs the next-hour models.
     dropout = config.next_hour_dropout if task == "single" else config.dropout
     steps = int(windows["train"].cardinality()) * epochs  # for the learning-rate schedule
-    keras.utils.set_random_seed(config.seed)  # every model starts from the same seed
-    with common.distribution_strategy(config.strategy).scope():
-        model = build_model(kind, width, columns, horizon, config.units, dropout,
-                            config.residual, config.learning_rate, config.clipnorm, steps,
-                            config.jit_compile, config.loss)
+    settings = {**common.settings_of(config), "task": task, "model": kind}
+
+    model = compiled_model(f"{task}/{kind}", lambda jit_compile: build_model(
+        kind, width, columns, horizon, config.units, dropout, config.residual,
+        config.learning_rate, config.clipnorm, steps, jit_compile, config.loss),
+        windows, out / f"{task}_{kind}", settings, config)
     print(f"\n{task}/{kind}: {model.count_params():,} parameters, batch {batch_size}, "
           f"<= {epochs} epochs")
-    settings = {**common.settings_of(config), "task": task, "model": kind}
     history = train(model, windows, out / f"{task}_{kind}", settings, epochs,
                     recipe.get("patience", config.patience), config)
 
@@ -624,15 +642,14 @@ def forecast_stock(config: Config, out: Path) -> dict:
                                    max_windows=config.max_windows)
                for split, values in data.splits.items()}
     steps = int(windows["train"].cardinality()) * config.epochs
-    keras.utils.set_random_seed(config.seed)
+    settings = {**common.settings_of(config), "source": source}
     # A GRU forecasting tomorrow's scaled log return (no residual: returns have no level;
     # MSE: we want the mean return, and MAE's median return is ~0, i.e. persistence).
-    with common.distribution_strategy(config.strategy).scope():
-        model = build_model("gru", window, len(data.columns), 1, config.units, config.dropout,
-                            False, config.learning_rate, config.clipnorm, steps,
-                            config.jit_compile, loss="mse")
+    model = compiled_model("stock/gru", lambda jit_compile: build_model(
+        "gru", window, len(data.columns), 1, config.units, config.dropout, False,
+        config.learning_rate, config.clipnorm, steps, jit_compile, loss="mse"),
+        windows, out / f"stock_{name}", settings, config)
     print(f"stock/gru: {model.count_params():,} parameters")
-    settings = {**common.settings_of(config), "source": source}
     history = train(model, windows, out / f"stock_{name}", settings, config.epochs,
                     config.patience, config)
     metrics, test_dates, tomorrow, model_price = score_stock(model, data, windows, prices, config)

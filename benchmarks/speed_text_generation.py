@@ -2,9 +2,10 @@
 settings against Keras defaults, back to back in one process, and generation speed.
 
 - project settings: the script's tf.data pipeline (random windows, prefetch), its batch size,
-  its `jit_compile` choice (off: XLA was slower for this LSTM here) and its arithmetic
-  (`--precision auto`: mixed bfloat16 on a CPU with native bf16 such as AVX512-BF16);
-- the project settings in float32, to show what bf16 alone buys;
+  and the arithmetic it measures as fastest on this machine at start-up
+  (`text_generation.fastest_arithmetic`: float32 with or without XLA, or mixed bfloat16
+  where the CPU has native bf16 such as AVX512-BF16);
+- float32 without XLA, to show what the choice buys;
 - Keras defaults: the same model, `fit(x, y)` on NumPy windows, batch_size=32, compile's
   default `jit_compile="auto"` (which is off on a CPU-only machine);
 - for the record, float32 with `jit_compile=True`;
@@ -18,10 +19,10 @@ Prints a table and, as its last line, one JSON object with the numbers.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -73,11 +74,10 @@ def main() -> dict:
         f"{config.cell.upper()} {config.num_layers}x{config.units}, embedding "
         f"{config.embedding_dim}, sequence length {length}")}
 
-    def fresh_model(jit_compile: bool | str, precision: str = "float32"):
+    def fresh_model(jit_compile: bool | str, policy: str = "float32"):
         keras.backend.clear_session()
         common.set_seed(0)
-        model = tg.build_model(dataclasses.replace(config, precision=precision),
-                               len(vocabulary))
+        model = tg.build_model(config, len(vocabulary), policy)
         model.compile(
             optimizer=keras.optimizers.Adam(1e-3, clipnorm=config.clipnorm),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -96,13 +96,15 @@ def main() -> dict:
     # ---- project settings: tf.data random windows, batch config.batch_size, its jit choice
     data = tg.make_train_dataset(train_ids, length, config.batch_size, seed=0)
     steps = TRAIN_TOKENS // (config.batch_size * length)
-    policy = common.compute_policy(config.precision)  # mixed bf16 where the CPU has it
-    results["project_precision"] = policy
-    variants = (("project", config.jit_compile, config.precision),  # what the script uses
-                ("project_float32", config.jit_compile, "float32"),  # the same, no bf16
+    with tempfile.TemporaryDirectory() as scratch:  # the script's own measured choice
+        policy, jit = tg.fastest_arithmetic(config, len(vocabulary), next(iter(data)),
+                                            Path(scratch))
+    results["project_precision"], results["project_jit_compile"] = policy, jit
+    variants = (("project", jit, policy),  # what the script chose on this machine
+                ("project_float32", False, "float32"),  # float32 without XLA
                 ("project_jit", True, "float32"))  # float32 + XLA (bf16 + XLA was 8x slower)
-    for label, jit_compile, precision in variants:
-        seconds = time_dataset_fit(fresh_model(jit_compile, precision), data, steps)
+    for label, jit_compile, policy in variants:
+        seconds = time_dataset_fit(fresh_model(jit_compile, policy), data, steps)
         results[f"train_tokens_per_s_{label}"] = steps * config.batch_size * length / seconds
     results["train_tokens_per_s"] = results["train_tokens_per_s_project"]
     results["train_speedup_vs_keras_defaults"] = (
@@ -134,10 +136,11 @@ def main() -> dict:
     print(f"  Keras defaults (fit on NumPy, batch 32, no XLA): "
           f"{results['train_tokens_per_s_keras_defaults']:10,.0f}")
     print(f"  project settings (tf.data, batch {config.batch_size}, jit_compile="
-          f"{config.jit_compile}, {policy}): {results['train_tokens_per_s_project']:10,.0f}  "
+          f"{jit}, {results['project_precision']}): "
+          f"{results['train_tokens_per_s_project']:10,.0f}  "
           f"({results['train_speedup_vs_keras_defaults']:.2f}x)")
-    print(f"  the same in float32: {results['train_tokens_per_s_project_float32']:10,.0f}  "
-          f"(bf16 gives {results['bf16_speedup_over_float32']:.2f}x)")
+    print(f"  float32, no XLA: {results['train_tokens_per_s_project_float32']:10,.0f}  "
+          f"(the choice gives {results['bf16_speedup_over_float32']:.2f}x)")
     print(f"  float32 with jit_compile=True: "
           f"{results['train_tokens_per_s_project_jit']:10,.0f}  "
           f"({results['jit_speedup_over_float32']:.2f}x float32 without)")

@@ -440,3 +440,86 @@ def test_ruff_is_clean():
     result = subprocess.run([sys.executable, "-m", "ruff", "check", "."], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ----------------------------------------------------------------------------- measured choices
+def test_fastest_picks_the_candidate_not_slowed_down_within_its_budget():
+    import time
+
+    def sleeper(seconds):
+        return lambda: time.sleep(seconds)
+
+    for slow in ("a", "b"):
+        choice, seconds = common.fastest({name: sleeper(0.03 if name == slow else 0.001)
+                                          for name in ("a", "b")}, steps=4, warmup=1)
+        assert choice == ("b" if slow == "a" else "a")
+        assert seconds[slow] >= 0.03 > seconds[choice]
+    calls = []
+    start = time.perf_counter()
+    common.fastest({"x": lambda: (calls.append("x"), time.sleep(0.2)),
+                    "y": lambda: (calls.append("y"), time.sleep(0.2))},
+                   steps=6, warmup=2, budget_seconds=1.0)
+    took = time.perf_counter() - start
+    # a share of 0.5 s each: two untimed calls, then one timed call spends it
+    assert calls == ["x"] * 3 + ["y"] * 3
+    assert took <= 1.0 + 2 * 0.2 + 0.3
+
+
+def tiny_regressor(jit_compile: bool, slow_step: float = 0.0) -> keras.Model:
+    import time
+
+    model = keras.Sequential([keras.Input((6, 2)), keras.layers.GRU(4), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse", jit_compile=jit_compile)
+    if slow_step:
+        step = model.train_on_batch
+
+        def slowed(*args, **kwargs):
+            time.sleep(slow_step)
+            return step(*args, **kwargs)
+
+        model.train_on_batch = slowed
+    return model
+
+
+BATCH = (np.zeros((8, 6, 2), "float32"), np.zeros((8, 1), "float32"))
+
+
+def test_xla_is_measured_unless_a_flag_decides(tmp_path, capsys):
+    for slowed in (True, False):  # make one candidate slow: the other one is chosen
+        folder = tmp_path / f"slow-{slowed}"
+        chosen = common.choose_jit_compile(
+            None, "demo", lambda jit, slowed=slowed: tiny_regressor(jit, 0.05 * (jit == slowed)),
+            BATCH, folder, {"units": 4}, "default")
+        assert chosen is (not slowed)
+        record = common.read_json(folder / "speed_choice.json")
+        assert record["choice"] == ("no XLA" if slowed else "XLA")
+        assert set(record["examples_per_s"]) == {"XLA", "no XLA"}
+        assert record["cpu"] == common.cpu_model() and record["settings"] == {"units": 4}
+    assert "XLA for demo: no XLA (examples/s measured" in capsys.readouterr().out
+
+    def never(jit):
+        raise AssertionError("an explicit flag or a recorded choice measures nothing")
+
+    folder = tmp_path / "slow-True"  # rerun on this CPU with the same settings: as recorded
+    assert common.choose_jit_compile(None, "demo", never, BATCH, folder, {"units": 4},
+                                     "default") is False
+    assert "measured before on this CPU" in capsys.readouterr().out
+    for flag in (True, False):
+        assert common.choose_jit_compile(flag, "demo", never, BATCH, tmp_path / "x", {},
+                                         "default") is flag
+    assert common.choose_jit_compile(None, "demo", never, BATCH, tmp_path / "x", {},
+                                     "multiworker") is False  # no XLA on CPU collectives
+    assert not (tmp_path / "x").exists()
+    # other settings: measured again
+    common.choose_jit_compile(None, "demo", tiny_regressor, BATCH, folder, {"units": 8},
+                              "default")
+    assert common.read_json(folder / "speed_choice.json")["settings"] == {"units": 8}
+
+
+def test_measuring_leaves_the_real_models_start_unchanged(tmp_path):
+    keras.utils.set_random_seed(7)
+    expected = [w.copy() for w in tiny_regressor(False).get_weights()]
+    keras.utils.set_random_seed(7)
+    common.choose_jit_compile(None, "demo", tiny_regressor, BATCH, tmp_path, {}, "default")
+    for got, want in zip(tiny_regressor(False).get_weights(), expected, strict=True):
+        np.testing.assert_array_equal(got, want)

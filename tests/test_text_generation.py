@@ -2,6 +2,7 @@
 one-step logits against the full sequence, bits vs nats, baselines, tiny end-to-end runs
 (char and word level), `--generate` from the saved checkpoint, and bad inputs."""
 
+import dataclasses
 import gzip
 import math
 import shutil
@@ -299,3 +300,24 @@ def test_text_properties_by_hand():
     inside = tg.text_properties(long)
     assert inside["inside brackets"][1:31].all() and not inside["inside brackets"][32:].any()
     assert inside["inside quotes"][38:63].all() and not inside["inside quotes"][:37].any()
+
+
+@pytest.mark.slow
+def test_a_training_budget_is_kept_and_its_epochs_repeat_the_run(tmp_path):
+    """--minutes: the epochs are planned from measured step and epoch costs, training ends
+    within 10% of the budget, and --epochs with the planned count repeats it exactly."""
+    budgeted = tg.Config.from_preset("quick", minutes=0.25, patience=1000, precision="float32",
+                                     deterministic=True, sample_length=5, inspect_chars=200,
+                                     output_dir=str(tmp_path / "budget"))
+    metrics = tg.main(budgeted)
+    plan = metrics["budget"]
+    assert plan["epochs"] == metrics["epochs_planned"] == metrics["epochs_run"] > 3
+    assert plan["steps"] == plan["epochs"] * budgeted.steps_per_epoch
+    assert abs(metrics["fit_seconds"] - 15.0) <= 1.5, metrics["fit_seconds"]
+    saved = common.read_json(tmp_path / "budget" / "tinyshakespeare_char_lstm" / "budget.json")
+    assert saved["epochs"] == plan["epochs"]
+    repeat = tg.main(dataclasses.replace(budgeted, minutes=0.0, epochs=plan["epochs"],
+                                         output_dir=str(tmp_path / "repeat")))
+    assert repeat["budget"] == {} and repeat["epochs_run"] == plan["epochs"]
+    np.testing.assert_allclose(repeat["history"]["val_loss"], metrics["history"]["val_loss"],
+                               rtol=1e-6)

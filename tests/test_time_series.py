@@ -375,8 +375,11 @@ def test_own_series_tiny_end_to_end_on_the_bundled_co2_record(out_dir):
 def test_stock_tiny_end_to_end_with_forecast(out_dir, tmp_path):
     path = _write_csv(tmp_path / "walk.csv", _prices(700))
     config = ts.Config(dataset="stock", csv=str(path), epochs=3, units=8, window_days=10,
-                       forecast_days=3, jit_compile=False, output_dir=str(out_dir))
+                       forecast_days=3, output_dir=str(out_dir))  # XLA: measured here
     metrics = ts.main(config)
+    choice = metrics["speed_choices"]["stock_walk"]
+    assert choice["choice"] in ("XLA", "no XLA") and choice["cpu"] == common.cpu_model()
+    assert set(choice["examples_per_s"]) == {"XLA", "no XLA"}
     assert metrics["stock_mae_ratio_vs_persistence"] == pytest.approx(
         metrics["stock_mae_model"] / metrics["stock_mae_persistence"])
     assert 0 <= metrics["stock_directional_accuracy"] <= 1
