@@ -10,8 +10,10 @@ What it teaches:
 - Embedding -> stacked LSTM/GRU -> Dense logits with cross-entropy; the loss in nats, bits per
   token (nats / ln 2) and perplexity (e^nats), beside unigram and bigram count baselines;
 - a small RNN that learns fast: a warm-up + cosine schedule sized to the planned steps, a
-  tf.data pipeline of random windows, mixed bfloat16 where the CPU multiplies bf16 natively
-  (weights and logits stay float32); XLA (`--jit-compile`) stays off unless it pays;
+  tf.data pipeline of random windows; float32 with or without XLA, or mixed bfloat16 where
+  the CPU multiplies bf16 natively (weights and logits stay float32), whichever trains
+  fastest in a few timed steps on the machine that runs; `--minutes N` plans the number of
+  epochs to fit a time budget on that machine;
 - a stateful one-step sampler: the LSTM/GRU cells called inside one `tf.function`, carrying
   their states, so each new token costs one step rather than a rerun of the whole prefix;
   temperature, top-k and top-p (nucleus) sampling, seeded and batched; autocomplete.
@@ -24,6 +26,7 @@ Run:
     python text_generation.py --preset quick    # a first look: a small model, a few steps
     python text_generation.py                   # char-level 2x256 LSTM, 2,200 steps
     python text_generation.py --preset full     # a wider LSTM, more dropout, 3,000 steps
+    python text_generation.py --minutes 8       # as many steps as fit in 8 minutes here
     python text_generation.py --level word      # word level (TextVectorization, 10k words)
     python text_generation.py --generate --prompt "ROMEO:" --complete "To be or not to"
 Results: benchmarks/RESULTS.md#text_generation (generated from benchmarks/results.json);

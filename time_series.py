@@ -17,7 +17,10 @@ What it teaches:
   then a stacked LSTM, a GRU and the TensorFlow tutorial's recipe, on the same windows;
 - your own CSV: the sampling interval detected, windows and seasons sized from it, gaps
   reported and filled from the past only;
-- stocks: scale-free features from OHLCV, errors in dollars against persistence.
+- stocks: scale-free features from OHLCV, errors in dollars against persistence;
+- a speed choice made by measuring: each model trains with XLA or without, whichever ran
+  faster in a few timed steps on the machine that runs (XLA pays on some CPUs, not on
+  others); `--jit-compile` / `--no-jit-compile` decide instead.
 
 Data: the Jena climate record, hourly, 2009-2016 (Max Planck Institute for Biogeochemistry, as
 redistributed for the Keras/TensorFlow tutorials; 6 of its 14 columns, data/jena-climate);
@@ -275,8 +278,7 @@ def compiled_model(label: str, build: Callable[[bool], keras.Model], windows: di
                    folder: Path, settings: dict, config: Config) -> keras.Model:
     """`build(jit_compile)` in the strategy's scope, from the run's seed, with XLA or without:
     --jit-compile / --no-jit-compile, else whichever trained faster in a few timed steps of
-    each on this machine (common.choose_jit_compile; XLA is 4x faster on some CPUs, slower
-    on others)."""
+    each on this machine (common.choose_jit_compile)."""
     def in_scope(jit_compile: bool) -> keras.Model:
         with common.distribution_strategy(config.strategy).scope():
             return build(jit_compile)

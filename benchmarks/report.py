@@ -10,7 +10,8 @@ A tag is an HTML comment (invisible on GitHub) around the value it shows:
 metrics (`time_series.…`), any job's metrics and runner figures with ":" and "-" in its name
 read as "_" (`time_series_default.run_seconds`, `machine_translation_default_none.bleu_beam`,
 `rnn_basics_full.wall_seconds`) of the primary CPU kind, the same of any kind
-(`cpus.amd_epyc__avx512_bf16.time_series_default.wall_seconds`), published figures
+(`cpus.amd_epyc__avx512_bf16.time_series_default.wall_seconds`), speech_recognition's
+leave-one-speaker-out summaries (`voices.<kind>.<study>.mean_unseen_der`), published figures
 (`anchors.…`), the machine (`machine.cpu`);
 arithmetic and `a if condition else b` are allowed. After the second ":" comes a Python format
 spec. `<!--include:docs/file.md-->…<!--/include-->` inserts a generated file.
@@ -48,6 +49,11 @@ def namespace(results: dict) -> dict[str, Any]:
                 job_name(kind.lower()): SimpleNamespace(**{
                     job_name(job): SimpleNamespace(**values) for job, values in jobs.items()})
                 for kind, jobs in value.items()})
+        elif key == "voices_by_cpu":  # voices.intel_xeon__amx_bf16.synthetic.mean_unseen_der
+            names["voices"] = SimpleNamespace(**{
+                job_name(kind.lower()): SimpleNamespace(**{
+                    study: SimpleNamespace(**row) for study, row in studies.items()})
+                for kind, studies in value.items()})
         elif isinstance(value, dict):
             names[key] = SimpleNamespace(**value)
     return names

@@ -50,6 +50,7 @@ SPEECH_STUDIES = {
     "synthetic": {"synthetic_share": 0.25},  # a quarter of the strings said by espeak-ng voices
     "specaugment": {"time_masks": 2, "freq_masks": 2},  # stripes of <= 10 frames, <= 6 bands
     "vtlp": {"vtlp": 0.1},  # each training string's frequency axis warped by 0.9-1.1
+    "freqmask": {"freq_masks": 2},  # SpecAugment's frequency masks alone
 }
 
 # job name -> (script, mode, Config overrides, {main() key: results.json key}); overrides is a
@@ -391,6 +392,8 @@ def collect(results: dict) -> dict:
                                   if not run.get("failed")}
                            for kind, runs in results.get("runs", {}).items()}
     flat["jobs"] = flat["jobs_by_cpu"].get(primary, {})
+    flat["voices_by_cpu"] = {kind: speech_studies(runs)
+                             for kind, runs in results.get("runs", {}).items()}
     flat["anchors"] = ANCHOR_VALUES
     if GPU_RESULTS.is_file():  # benchmarks/gpu_cudnn.py measure, run on a GPU machine
         gpu = json.loads(GPU_RESULTS.read_text())
@@ -400,6 +403,35 @@ def collect(results: dict) -> dict:
                                               for row in gpu["results"]),
                        "min_speedup": min(speedups), "max_speedup": max(speedups)}
     return flat
+
+
+def speech_studies(runs: dict) -> dict[str, dict]:
+    """speech_recognition's leave-one-speaker-out results of one CPU kind, per study ("none":
+    the default jobs; then SPEECH_STUDIES): each held-out speaker's unseen and seen DER (beam),
+    the mean and worst over the speakers measured, their count, and the george + jackson
+    mean (the two voices a study is screened on first)."""
+    studies = {}
+    for study in ("none", *SPEECH_STUDIES):
+        row: dict = {}
+        for speaker in SPEAKERS:
+            name = (f"speech_recognition:{study}-{speaker}" if study != "none" else
+                    "speech_recognition:default" if speaker == "george" else
+                    f"speech_recognition:unseen-{speaker}")
+            run = runs.get(name)
+            if run and not run.get("failed"):
+                row[f"{speaker}_unseen_der"] = run["metrics"]["unseen_der_beam"]
+                row[f"{speaker}_seen_der"] = run["metrics"]["seen_der_beam"]
+        unseen = [v for k, v in row.items() if k.endswith("_unseen_der")]
+        if not unseen:
+            continue
+        seen = [v for k, v in row.items() if k.endswith("_seen_der")]
+        row.update(speakers_measured=len(unseen), mean_unseen_der=sum(unseen) / len(unseen),
+                   max_unseen_der=max(unseen), max_seen_der=max(seen))
+        if "george_unseen_der" in row and "jackson_unseen_der" in row:
+            row["george_jackson_mean"] = (row["george_unseen_der"]
+                                          + row["jackson_unseen_der"]) / 2
+        studies[study] = row
+    return studies
 
 
 def job_figures(run: dict) -> dict:

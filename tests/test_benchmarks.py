@@ -266,3 +266,25 @@ def test_a_leave_one_speaker_out_job_runs_on_a_tiny_configuration(tmp_path, monk
     assert bench.SPEAKERS == speakers  # the runner's list of voices is the script's
     assert {f"speech_recognition:{study}-{speaker}" for study in bench.SPEECH_STUDIES
             for speaker in speakers} <= set(bench.JOBS)
+
+
+def test_leave_one_speaker_out_summaries_average_the_voices_measured():
+    def run(unseen, seen=0.01):
+        return {"metrics": {"unseen_der_beam": unseen, "seen_der_beam": seen},
+                "wall_seconds": 1.0, "peak_memory_mb": 1}
+
+    runs = {"speech_recognition:default": run(0.2), "speech_recognition:unseen-jackson": run(0.1),
+            "speech_recognition:unseen-theo": run(0.06, 0.03),
+            "speech_recognition:vtlp-george": run(0.15),
+            "speech_recognition:vtlp-jackson": {"failed": True}}
+    studies = bench.speech_studies(runs)
+    assert set(studies) == {"none", "vtlp"}  # studies without a run are left out
+    none = studies["none"]
+    assert none["speakers_measured"] == 3 and none["mean_unseen_der"] == pytest.approx(0.12)
+    assert none["max_unseen_der"] == 0.2 and none["max_seen_der"] == 0.03
+    assert none["george_jackson_mean"] == pytest.approx(0.15)
+    assert studies["vtlp"] == {"george_unseen_der": 0.15, "george_seen_der": 0.01,
+                               "speakers_measured": 1, "mean_unseen_der": 0.15,
+                               "max_unseen_der": 0.15, "max_seen_der": 0.01}
+    names = report.namespace({"voices_by_cpu": {"Intel Xeon, AVX2": studies}})
+    assert names["voices"].intel_xeon__avx2.none.theo_unseen_der == 0.06
