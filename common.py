@@ -1110,8 +1110,7 @@ def plan_epochs(minutes: float, build: Callable[[], Any], train_data: Any, val_d
     three one-step epochs with validation and the same checkpoints as a real run (in a
     scratch folder), which give what an epoch costs beyond its steps. The plan is kept in
     `folder`/budget.json, so rerunning the same command on this CPU (to resume, or to reuse
-    the finished model) trains for exactly the same number of epochs (--restart plans anew);
-    `--epochs` with the planned number repeats the run without a budget."""
+    the finished model) trains for exactly the same number of epochs (--restart plans anew)."""
     record_path = Path(folder) / "budget.json"
     record = read_json(record_path)
     cpu, settings = cpu_model(), json.loads(json.dumps(settings, default=str))
@@ -1162,9 +1161,8 @@ def plan_epochs(minutes: float, build: Callable[[], Any], train_data: Any, val_d
             "cpu": cpu, "settings": settings}
     print(f"--minutes {minutes:g}: {step * 1000:.0f} ms per step, {overhead:.1f} s per epoch "
           f"for validation and checkpoints, {start_up:.1f} s to start -> {epochs} epochs of "
-          f"{steps_per_epoch} steps ({epochs * steps_per_epoch:,} steps, about "
-          f"{plan['planned_fit_seconds'] / 60:.1f} min); repeat this run exactly with "
-          f"--epochs {epochs} and no --minutes")
+          f"{steps_per_epoch} steps fit ({epochs * steps_per_epoch:,} steps, about "
+          f"{plan['planned_fit_seconds'] / 60:.1f} min)")
     Path(folder).mkdir(parents=True, exist_ok=True)
     write_json(record_path, plan)
     return plan

@@ -305,15 +305,18 @@ def test_text_properties_by_hand():
 @pytest.mark.slow
 def test_a_training_budget_is_kept_and_its_epochs_repeat_the_run(tmp_path):
     """--minutes: the epochs are planned from measured step and epoch costs, training ends
-    within 10% of the budget, and --epochs with the planned count repeats it exactly."""
-    budgeted = tg.Config.from_preset("quick", minutes=0.25, patience=1000, precision="float32",
-                                     deterministic=True, sample_length=5, inspect_chars=200,
-                                     output_dir=str(tmp_path / "budget"))
+    near the budget, and --epochs with the planned count repeats it exactly. (Within 25%
+    here: the suite's two workers load the CPU unevenly while the plan is measured; how close
+    a real run lands on an idle CPU is measured by the text_generation:default benchmark.)"""
+    budgeted = tg.Config.from_preset("quick", minutes=0.25, epochs=1000, patience=1000,
+                                     precision="float32", deterministic=True, sample_length=5,
+                                     inspect_chars=200, output_dir=str(tmp_path / "budget"))
     metrics = tg.main(budgeted)
     plan = metrics["budget"]
-    assert plan["epochs"] == metrics["epochs_planned"] == metrics["epochs_run"] > 3
+    assert plan["epochs_trained_for"] == plan["epochs"] == metrics["epochs_planned"] \
+        == metrics["epochs_run"] > 3  # the budget, not --epochs 1000, decided
     assert plan["steps"] == plan["epochs"] * budgeted.steps_per_epoch
-    assert abs(metrics["fit_seconds"] - 15.0) <= 1.5, metrics["fit_seconds"]
+    assert abs(metrics["fit_seconds"] - 15.0) <= 0.25 * 15.0, metrics["fit_seconds"]
     saved = common.read_json(tmp_path / "budget" / "tinyshakespeare_char_lstm" / "budget.json")
     assert saved["epochs"] == plan["epochs"]
     repeat = tg.main(dataclasses.replace(budgeted, minutes=0.0, epochs=plan["epochs"],
@@ -321,3 +324,5 @@ def test_a_training_budget_is_kept_and_its_epochs_repeat_the_run(tmp_path):
     assert repeat["budget"] == {} and repeat["epochs_run"] == plan["epochs"]
     np.testing.assert_allclose(repeat["history"]["val_loss"], metrics["history"]["val_loss"],
                                rtol=1e-6)
+    capped = tg.main(dataclasses.replace(budgeted, epochs=2, output_dir=str(tmp_path / "cap")))
+    assert capped["epochs_run"] == capped["budget"]["epochs_trained_for"] == 2  # --epochs caps
