@@ -24,7 +24,7 @@ TensorFlow copy instead; `--text PATH` trains on any UTF-8 text file.
 
 Run:
     python text_generation.py --preset quick    # a first look: a small model, a few steps
-    python text_generation.py                   # char-level 2x256 LSTM, <= 2,200 steps in ~8 min
+    python text_generation.py                   # char-level 2x256 LSTM, <= 2,200 steps (--minutes)
     python text_generation.py --preset full     # a wider LSTM, more dropout, 3,000 steps
     python text_generation.py --minutes 0       # all 2,200 steps, however long they take
     python text_generation.py --level word      # word level (TextVectorization, 10k words)
