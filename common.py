@@ -549,6 +549,10 @@ class Run:
         choices = speed_choices(self.out)  # XLA or not, as measured on this machine
         if choices and name == "metrics.json":
             results["speed_choices"] = choices
+            results["models_measured"] = len(choices)
+            results["models_with_xla"] = sum("XLA" in c.get("choice", "") and not
+                                             c["choice"].startswith("no ")
+                                             for c in choices.values())
         write_json(self.out / name, results)
         print(f"saved {shown(self.out / name)} (the run took {results['run_seconds']:.0f} s)")
         return results

@@ -9,6 +9,8 @@ What it teaches:
 - audio as a sequence: waveform -> STFT -> mel filter bank -> log -> DCT = MFCCs with
   `tf.signal`, each utterance's mean MFCC removed (the microphone), training statistics only;
 - hearing more voices than you have: training recordings sped up or slowed down at random;
+  as options, synthetic voices (espeak-ng, bundled), vocal-tract-length perturbation and
+  SpecAugment masks, each judged by holding out every speaker in turn;
 - a speaker-independent test (one speaker held out entirely) beside a seen-speaker validation;
 - variable-length input: frame counts become masks and the CTC input lengths, also after a
   strided convolution halves the frame rate;
@@ -17,7 +19,8 @@ What it teaches:
 
 Data: the Free Spoken Digit Dataset (Jackson et al., CC BY-SA 4.0): 6 speakers x 10 digits x
 50 takes, 8 kHz mono; takes 0-44 are bundled as one FLAC file (data/fsdd/), `--download`
-fetches all 3,000 recordings.
+fetches all 3,000 recordings. `--synthetic-share` adds the ten digits said by 40 espeak-ng
+voices (CC0, made by data/synthetic-digits/make_voices.py) to training only.
 
 Run:
     python speech_recognition.py --preset quick        # a first look

@@ -873,9 +873,7 @@ def main(config: Config) -> dict:
         metrics = {**loss_metrics(val_nats, unit), "baseline_unigram_nats": baselines["unigram"],
                    "baseline_bigram_nats": baselines["bigram"],
                    "epochs_run": len(history.get("loss", [])), "history": history, **generated,
-                   "train_tokens_per_s": timing.get("train_tokens_per_s"),
-                   "train_seconds": timing.get("train_seconds"),
-                   "fit_seconds": timing.get("fit_seconds"), "epochs_planned": config.epochs,
+                   **timing, "epochs_planned": config.epochs,  # steps/s, training seconds
                    "budget": {k: v for k, v in budget.items() if k != "settings"},
                    "parameters": model.count_params(), "precision": policy,
                    "jit_compile": jit_compile, **cells}
