@@ -78,7 +78,8 @@ def numeric_metrics(directory: Path) -> dict[str, float]:
     timing = ("second", "per_s", "time", "speed")
     return {key: float(value) for key, value in metrics.items()
             if isinstance(value, (int, float)) and not isinstance(value, bool)
-            and not any(word in key for word in timing)}
+            and not any(word in key for word in timing)
+            and not key.endswith("_unit")}  # which unit (an index) follows a property
 
 
 def inference_args(script: str, directory: Path) -> list[str]:
