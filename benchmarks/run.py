@@ -112,6 +112,9 @@ JOBS: dict[str, tuple[str, str, dict | str, dict[str, str | tuple[str, ...]]]] =
         "generation_chars_per_s": "generation_chars_per_s",
         "run_seconds": "default_run_seconds",
     }),
+    # every one of the 22 epochs, however long they take (the default caps training at about
+    # 8 minutes, fewer epochs where the CPU is slower)
+    "text_generation:all-epochs": ("text_generation", "study", {"minutes": 0}, {}),
     "text_generation:full": ("text_generation", "full", {"preset": "full"}, {
         "val_loss_nats": "val_loss_nats_full",
     }),
