@@ -8,9 +8,10 @@ into the digit string, without ever being told where one digit ends and the next
 What it teaches:
 - audio as a sequence: waveform -> STFT -> mel filter bank -> log -> DCT = MFCCs with
   `tf.signal`, each utterance's mean MFCC removed (the microphone), training statistics only;
-- hearing more voices than you have: training recordings sped up or slowed down at random;
-  as options, synthetic voices (espeak-ng, bundled), vocal-tract-length perturbation and
-  SpecAugment masks, each judged by holding out every speaker in turn;
+- hearing more voices than you have: a quarter of the training strings said by 40 synthetic
+  voices (espeak-ng, bundled), every recording sped up or slowed down at random; as options,
+  vocal-tract-length perturbation and SpecAugment masks; each judged by holding out every
+  speaker in turn;
 - a speaker-independent test (one speaker held out entirely) beside a seen-speaker validation;
 - variable-length input: frame counts become masks and the CTC input lengths, also after a
   strided convolution halves the frame rate;
@@ -19,8 +20,8 @@ What it teaches:
 
 Data: the Free Spoken Digit Dataset (Jackson et al., CC BY-SA 4.0): 6 speakers x 10 digits x
 50 takes, 8 kHz mono; takes 0-44 are bundled as one FLAC file (data/fsdd/), `--download`
-fetches all 3,000 recordings. `--synthetic-share` adds the ten digits said by 40 espeak-ng
-voices (CC0, made by data/synthetic-digits/make_voices.py) to training only.
+fetches all 3,000 recordings. Training also hears the ten digits said by 40 espeak-ng voices
+(CC0, made by data/synthetic-digits/make_voices.py; `--synthetic-share 0` leaves them out).
 
 Run:
     python speech_recognition.py --preset quick        # a first look
@@ -81,7 +82,7 @@ class Config(common.RunConfig):
     min_snr_db: float = 20.0  # Light white noise: signal-to-noise ratio drawn from [min, max].
     max_snr_db: float = 40.0  # Highest signal-to-noise ratio (dB).
     speed_perturbation: SpeedChange = 0.2  # Largest random speed change of a training recording.
-    synthetic_share: Fraction = 0.0  # Share of training strings said by espeak-ng voices.
+    synthetic_share: Fraction = 0.25  # Share of training strings said by espeak-ng voices.
     vtlp: Annotated[float, between(0, 0.3)] = 0.0  # VTLP: frequencies scaled by up to 1 ± this.
     time_masks: Annotated[int, at_least(0)] = 0  # SpecAugment: time stripes blanked per string.
     time_mask_frames: Annotated[int, at_least(1)] = 10  # Widest time stripe (all stripes: <= 20%).

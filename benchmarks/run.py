@@ -42,15 +42,17 @@ GPU_RESULTS = ROOT / "benchmarks" / "gpu_cudnn_results.json"  # benchmarks/gpu_c
 RESULTS_MD = ROOT / "benchmarks" / "RESULTS.md"
 TARGETS_MD = ROOT / "benchmarks" / "targets.md"  # the targets table, its numbers as tags
 README = ROOT / "README.md"
+SPEECH_VOICES_MD = ROOT / "docs" / "speech_voices.md"  # included by the README
 
 SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")  # FSDD's six voices
 # speech_recognition's measures for a voice it never heard (issue 21): name -> Config overrides
+# (each measured alone, without the synthetic voices the default adds since they won)
 SPEECH_STUDIES = {
-    "varnorm": {"cepstral_variance_norm": True},  # each utterance's MFCCs scaled to unit std
-    "synthetic": {"synthetic_share": 0.25},  # a quarter of the strings said by espeak-ng voices
-    "specaugment": {"time_masks": 2, "freq_masks": 2},  # stripes of <= 10 frames, <= 6 bands
-    "vtlp": {"vtlp": 0.1},  # each training string's frequency axis warped by 0.9-1.1
-    "freqmask": {"freq_masks": 2},  # SpecAugment's frequency masks alone
+    "none": {"synthetic_share": 0.0},  # FSDD's five training voices and speed changes only
+    "varnorm": {"cepstral_variance_norm": True, "synthetic_share": 0.0},  # MFCCs to unit std
+    "specaugment": {"time_masks": 2, "freq_masks": 2, "synthetic_share": 0.0},  # masks
+    "vtlp": {"vtlp": 0.1, "synthetic_share": 0.0},  # frequency axis warped by 0.9-1.1
+    "freqmask": {"freq_masks": 2, "synthetic_share": 0.0},  # SpecAugment's bands alone
 }
 
 # job name -> (script, mode, Config overrides, {main() key: results.json key}); overrides is a
@@ -188,6 +190,8 @@ JOBS: dict[str, tuple[str, str, dict | str, dict[str, str | tuple[str, ...]]]] =
         "seen_der_beam": "full_seen_der_beam",
         "unseen_string_accuracy_beam": "full_unseen_string_accuracy_beam",
     }),
+    "speech_recognition:full-none": ("speech_recognition", "study",
+                                     {"preset": "full", "synthetic_share": 0.0}, {}),
 }
 
 # Plots the README shows, copied to docs/ after each run of their job: job -> [(file in the
@@ -409,15 +413,16 @@ def collect(results: dict) -> dict:
 
 
 def speech_studies(runs: dict) -> dict[str, dict]:
-    """speech_recognition's leave-one-speaker-out results of one CPU kind, per study ("none":
-    the default jobs; then SPEECH_STUDIES): each held-out speaker's unseen and seen DER (beam),
+    """speech_recognition's leave-one-speaker-out results of one CPU kind, per study
+    ("default": the default jobs; then SPEECH_STUDIES): each held-out speaker's unseen and
+    seen DER (beam),
     the mean and worst over the speakers measured, their count, and the george + jackson
     mean (the two voices a study is screened on first)."""
     studies = {}
-    for study in ("none", *SPEECH_STUDIES):
+    for study in ("default", *SPEECH_STUDIES):
         row: dict = {}
         for speaker in SPEAKERS:
-            name = (f"speech_recognition:{study}-{speaker}" if study != "none" else
+            name = (f"speech_recognition:{study}-{speaker}" if study != "default" else
                     "speech_recognition:default" if speaker == "george" else
                     f"speech_recognition:unseen-{speaker}")
             run = runs.get(name)
@@ -527,10 +532,44 @@ def job_section(name: str, by_cpu: dict[str, dict]) -> list[str]:
 
 
 def write_reports(runs: dict) -> None:
-    """results.json, RESULTS.md and the README's tagged numbers, all from runs.json."""
+    """results.json, RESULTS.md, docs/speech_voices.md and the README's tagged numbers, all
+    from runs.json."""
     RESULTS_JSON.write_text(json.dumps(collect(runs), indent=2, default=float) + "\n")
     RESULTS_MD.write_text(results_markdown(runs))
+    SPEECH_VOICES_MD.write_text(speech_voices_markdown(runs))
     README.write_text(report.render(README.read_text(), collect(runs)))
+
+
+STUDY_LABELS = {
+    "default": "the default: synthetic voices for a quarter of the strings",
+    "none": "none: FSDD's five voices, speed changes (`--synthetic-share 0`)",
+    "varnorm": "per-utterance variance normalisation (`--cepstral-variance-norm`)",
+    "specaugment": "SpecAugment time and frequency masks (`--time-masks 2 --freq-masks 2`)",
+    "freqmask": "SpecAugment frequency masks only (`--freq-masks 2`)",
+    "vtlp": "vocal-tract-length perturbation (`--vtlp 0.1`)",
+}
+
+
+def speech_voices_markdown(runs: dict) -> str:
+    """The README's table of speech_recognition's measures by held-out speaker (unseen-voice
+    DER, beam), one table per CPU kind that ran a study; "—" where a voice was not run."""
+    lines = []
+    for kind, kind_runs in runs.get("runs", {}).items():
+        studies = speech_studies(kind_runs)
+        if len(studies) < 2:
+            continue
+        lines += [f"{kind}:", "", "| measure | " + " | ".join(SPEAKERS)
+                  + " | mean | george + jackson | worst seen |",
+                  "|---|" + "---:|" * (len(SPEAKERS) + 3)]
+        for study, row in studies.items():
+            cells = [f"{row[f'{s}_unseen_der']:.1%}" if f"{s}_unseen_der" in row else "—"
+                     for s in SPEAKERS]
+            mean = f"**{row['mean_unseen_der']:.1%}**" if row["speakers_measured"] == 6 else "—"
+            pair = f"{row['george_jackson_mean']:.1%}" if "george_jackson_mean" in row else "—"
+            lines.append(f"| {STUDY_LABELS.get(study, study)} | {' | '.join(cells)} | {mean} "
+                         f"| {pair} | {row['max_seen_der']:.1%} |")
+        lines.append("")
+    return "\n".join(lines).strip() + "\n"
 
 
 def gpu_section(path: Path = GPU_RESULTS) -> list[str]:

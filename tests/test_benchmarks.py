@@ -248,21 +248,21 @@ def test_learning_path_points_at_functions_in_their_sections():
 def test_a_leave_one_speaker_out_job_runs_on_a_tiny_configuration(tmp_path, monkeypatch):
     """A study job as the runner runs it (a child process, every measure of issue 21 on),
     shrunk to the quick preset: the held-out voice is the one the job names."""
-    name = "speech_recognition:synthetic-theo"
+    name = "speech_recognition:vtlp-theo"
     script, mode, overrides, keys = bench.JOBS[name]
     assert overrides["test_speaker"] == "theo" and mode == "study"
     tiny = {**overrides, "preset": "quick", "train_utterances": 24, "epochs": 1,
-            "vtlp": 0.1, "time_masks": 1, "freq_masks": 1}
+            "synthetic_share": 0.25, "time_masks": 1, "freq_masks": 1}
     monkeypatch.setitem(bench.JOBS, name, (script, mode, tiny, keys))
     (tmp_path / "logs").mkdir()
     run = bench.run_job(name, tmp_path / "logs", output_root=tmp_path / "outputs")
-    assert not run.get("failed"), (tmp_path / "logs" / "speech_recognition-synthetic-theo.log"
+    assert not run.get("failed"), (tmp_path / "logs" / "speech_recognition-vtlp-theo.log"
                                    ).read_text()[-2000:]
     metrics = run["metrics"]
     assert metrics["test_speaker"] == "theo" and metrics["train_utterances"] == 24
     assert 0 <= metrics["unseen_der_beam"] and 0 <= metrics["seen_der_beam"]
-    assert (tmp_path / "outputs" / "speech_recognition-synthetic-theo" / "metrics.json").is_file()
-    assert "--synthetic-share 0.25" in run["command"] and "--test-speaker theo" in run["command"]
+    assert (tmp_path / "outputs" / "speech_recognition-vtlp-theo" / "metrics.json").is_file()
+    assert "--vtlp 0.1" in run["command"] and "--test-speaker theo" in run["command"]
     speakers = importlib.import_module("speech_recognition").SPEAKERS
     assert bench.SPEAKERS == speakers  # the runner's list of voices is the script's
     assert {f"speech_recognition:{study}-{speaker}" for study in bench.SPEECH_STUDIES
@@ -279,8 +279,8 @@ def test_leave_one_speaker_out_summaries_average_the_voices_measured():
             "speech_recognition:vtlp-george": run(0.15),
             "speech_recognition:vtlp-jackson": {"failed": True}}
     studies = bench.speech_studies(runs)
-    assert set(studies) == {"none", "vtlp"}  # studies without a run are left out
-    none = studies["none"]
+    assert set(studies) == {"default", "vtlp"}  # studies without a run are left out
+    none = studies["default"]
     assert none["speakers_measured"] == 3 and none["mean_unseen_der"] == pytest.approx(0.12)
     assert none["max_unseen_der"] == 0.2 and none["max_seen_der"] == 0.03
     assert none["george_jackson_mean"] == pytest.approx(0.15)
@@ -288,4 +288,9 @@ def test_leave_one_speaker_out_summaries_average_the_voices_measured():
                                "speakers_measured": 1, "mean_unseen_der": 0.15,
                                "max_unseen_der": 0.15, "max_seen_der": 0.01}
     names = report.namespace({"voices_by_cpu": {"Intel Xeon, AVX2": studies}})
-    assert names["voices"].intel_xeon__avx2.none.theo_unseen_der == 0.06
+    assert names["voices"].intel_xeon__avx2.default.theo_unseen_der == 0.06
+    table = bench.speech_voices_markdown({"runs": {"Intel Xeon, AVX2": runs}})
+    assert table.startswith("Intel Xeon, AVX2:")
+    assert ("| the default: synthetic voices for a quarter of the strings | 20.0% | 10.0% | — | — "
+            "| 6.0% | — | — | 15.0% | 3.0% |") in table  # three voices of six: no mean
+    assert "| vocal-tract-length perturbation (`--vtlp 0.1`) | 15.0% | — |" in table
