@@ -114,6 +114,8 @@ JOBS: dict[str, tuple[str, str, dict | str, dict[str, str | tuple[str, ...]]]] =
         "generation_chars_per_s": "generation_chars_per_s",
         "run_seconds": "default_run_seconds",
     }),
+    # XLA for every model, as the default was before it was measured at start-up
+    "time_series:xla": ("time_series", "study", {"jit_compile": True}, {}),
     # every one of the 22 epochs, however long they take (the default caps training at about
     # 8 minutes, fewer epochs where the CPU is slower)
     "text_generation:all-epochs": ("text_generation", "study", {"minutes": 0}, {}),
