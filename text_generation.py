@@ -232,12 +232,14 @@ def fastest_arithmetic(config: Config, vocab_size: int, batch: tuple, folder: Pa
     """(dtype policy, XLA or not) for training: what the flags fix, and among the rest
     whichever trains fastest in a few timed steps on this machine (common.measured_choice):
     float32 with and without XLA, and mixed bfloat16 where the CPU has native bf16 (XLA on
-    CPUs does not use it, so bf16 is measured without XLA)."""
+    CPUs does not use it, so bf16 is measured without XLA). Under --strategy multiworker
+    nothing is measured (every worker must train alike): the --precision rule, no XLA."""
     policies = [common.compute_policy(config.precision)]
+    if config.strategy == "multiworker":
+        return policies[0], bool(config.jit_compile)
     if config.precision == "auto" and policies == ["mixed_bfloat16"]:
         policies = ["mixed_bfloat16", "float32"]
-    jits = ([config.jit_compile] if config.jit_compile is not None
-            else [False] if config.strategy == "multiworker" else [False, True])
+    jits = [config.jit_compile] if config.jit_compile is not None else [False, True]
     candidates = {(policy, jit) for policy in policies for jit in jits
                   if not (jit and policy == "mixed_bfloat16" and len(jits) > 1)}
     if len(candidates) == 1:
@@ -263,6 +265,10 @@ def fit_the_budget(config: Config, vocab_size: int, policy: str, jit_compile: bo
     epochs, so the learning-rate schedule spans them (a slower CPU trains fewer, larger
     steps of the same schedule); and the plan. With --minutes 0: unchanged."""
     if not config.minutes:
+        return config, {}
+    if config.strategy == "multiworker":  # the workers would each measure, and disagree
+        print(f"--minutes {config.minutes:g} is not applied under --strategy multiworker "
+              f"(every worker must train the same steps): {config.epochs} epochs (--epochs)")
         return config, {}
 
     def twin() -> keras.Model:

@@ -326,3 +326,12 @@ def test_a_training_budget_is_kept_and_its_epochs_repeat_the_run(tmp_path):
                                rtol=1e-6)
     capped = tg.main(dataclasses.replace(budgeted, epochs=2, output_dir=str(tmp_path / "cap")))
     assert capped["epochs_run"] == capped["budget"]["epochs_trained_for"] == 2  # --epochs caps
+
+
+def test_a_cluster_measures_nothing_so_every_worker_trains_alike(tmp_path):
+    config = tg.Config(strategy="multiworker", minutes=8.0)
+    # no model, data or folder is touched: the rule of --precision, no XLA, --epochs as given
+    policy, jit = tg.fastest_arithmetic(config, 65, batch=None, folder=tmp_path / "x")
+    assert (policy, jit) == (common.compute_policy("auto"), False)
+    assert tg.fit_the_budget(config, 65, policy, jit, None, None, tmp_path / "x") == (config, {})
+    assert not (tmp_path / "x").exists()
