@@ -10,10 +10,10 @@ What it teaches:
 - Embedding -> stacked LSTM/GRU -> Dense logits with cross-entropy; the loss in nats, bits per
   token (nats / ln 2) and perplexity (e^nats), beside unigram and bigram count baselines;
 - a small RNN that learns fast: a warm-up + cosine schedule sized to the planned steps, a
-  tf.data pipeline of random windows; float32 with or without XLA, or mixed bfloat16 where
-  the CPU multiplies bf16 natively (weights and logits stay float32), whichever trains
-  fastest in a few timed steps on the machine that runs; `--minutes N` plans the number of
-  epochs to fit a time budget on that machine;
+  tf.data pipeline of random windows; float32, or mixed bfloat16 where the CPU multiplies
+  bf16 natively (weights and logits stay float32), whichever trains faster in a few timed
+  steps on the machine that runs; `--minutes N` plans the number of epochs to fit a time
+  budget on that machine;
 - a stateful one-step sampler: the LSTM/GRU cells called inside one `tf.function`, carrying
   their states, so each new token costs one step rather than a rerun of the whole prefix;
   temperature, top-k and top-p (nucleus) sampling, seeded and batched; autocomplete.
@@ -83,7 +83,7 @@ class Config(common.RunConfig):
     minutes: Annotated[float, at_least(0)] = 8.0  # Training cap: fewer epochs if slower; 0 = off.
     steps_per_epoch: Annotated[int, at_least(1)] = 100  # Steps between validations/checkpoints.
     patience: Annotated[int, at_least(1)] = 5  # Early stopping: epochs without improvement.
-    jit_compile: bool | None = None  # XLA-compile the train step; unset: whichever is faster here.
+    jit_compile: bool = False  # XLA-compile the train step (slower for this LSTM where measured).
     precision: Precision = "auto"  # auto: float32, or mixed bfloat16 where native bf16 is faster.
     generate: Annotated[bool, NO_RETRAIN] = False  # Generate with the saved model; no training.
     prompt: Annotated[str, NO_RETRAIN] = ""  # Text to prime the sampler; "" = the text's opening.
@@ -103,7 +103,7 @@ class Config(common.RunConfig):
         "quick": {"epochs": 3, "steps_per_epoch": 10, "max_chars": 30000, "units": 48,
                   "num_layers": 1, "batch_size": 32, "sequence_length": 32,
                   "eval_sequence_length": 256, "learning_rate": 1e-2, "warmup_steps": 5,
-                  "sample_length": 50, "jit_compile": False, "minutes": 0},
+                  "sample_length": 50, "minutes": 0},
         # a wider LSTM with more dropout and a longer schedule, however long it takes
         "full": {"epochs": 30, "steps_per_epoch": 100, "units": 384, "dropout": 0.2,
                  "learning_rate": 3e-3, "patience": 6, "minutes": 0},
@@ -229,33 +229,28 @@ def compile_model(model, config: Config, total_steps: int, jit_compile: bool = F
 
 def fastest_arithmetic(config: Config, vocab_size: int, batch: tuple, folder: Path
                        ) -> tuple[str, bool]:
-    """(dtype policy, XLA or not) for training: what the flags fix, and among the rest
-    whichever trains fastest in a few timed steps on this machine (common.measured_choice):
-    float32 with and without XLA, and mixed bfloat16 where the CPU has native bf16 (XLA on
-    CPUs does not use it, so bf16 is measured without XLA). Under --strategy multiworker
-    nothing is measured (every worker must train alike): the --precision rule, no XLA."""
-    policies = [common.compute_policy(config.precision)]
-    if config.strategy == "multiworker":
-        return policies[0], bool(config.jit_compile)
-    if config.precision == "auto" and policies == ["mixed_bfloat16"]:
-        policies = ["mixed_bfloat16", "float32"]
-    jits = [config.jit_compile] if config.jit_compile is not None else [False, True]
-    candidates = {(policy, jit) for policy in policies for jit in jits
-                  if not (jit and policy == "mixed_bfloat16" and len(jits) > 1)}
-    if len(candidates) == 1:
-        return candidates.pop()
-    names = {f"{policy}{' + XLA' if jit else ''}": (policy, jit) for policy, jit in candidates}
+    """(dtype policy, XLA or not) for training: what the flags fix, and otherwise whichever
+    of float32 and mixed bfloat16 (where the CPU has native bf16) trains fastest in a few
+    timed steps on this machine (common.measured_choice). XLA only with --jit-compile: it was
+    slower for this LSTM on every CPU measured, and an XLA run on a CPU slows the training
+    that follows it in the same process. Under --strategy multiworker nothing is measured
+    (every worker must train alike): the --precision rule."""
+    policy = common.compute_policy(config.precision)
+    if config.precision != "auto" or policy == "float32" or config.strategy == "multiworker":
+        return policy, config.jit_compile
 
-    def build(policy: str, jit: bool):
+    def build(policy: str):
         with common.distribution_strategy(config.strategy).scope():
             model = build_model(config, vocab_size, policy)
-            compile_model(model, config, config.epochs * config.steps_per_epoch, jit)
+            compile_model(model, config, config.epochs * config.steps_per_epoch,
+                          config.jit_compile)
         return model
 
     choice = common.measured_choice(
-        "arithmetic", {name: (lambda c=c: build(*c)) for name, c in sorted(names.items())},
+        "arithmetic", {name: (lambda name=name: build(name))
+                       for name in ("float32", "mixed_bfloat16")},
         batch, folder, common.settings_of(config), config.restart)
-    return names[choice]
+    return choice, config.jit_compile
 
 
 def fit_the_budget(config: Config, vocab_size: int, policy: str, jit_compile: bool,
