@@ -550,8 +550,7 @@ class Run:
         if choices and name == "metrics.json":
             results["speed_choices"] = choices
             results["models_measured"] = len(choices)
-            results["models_with_xla"] = sum("XLA" in c.get("choice", "") and not
-                                             c["choice"].startswith("no ")
+            results["models_with_xla"] = sum(c.get("choice") == "XLA"
                                              for c in choices.values())
         write_json(self.out / name, results)
         print(f"saved {shown(self.out / name)} (the run took {results['run_seconds']:.0f} s)")
@@ -1040,6 +1039,31 @@ def fastest(candidates: dict[str, Callable[[], Any]], steps: int = 6, warmup: in
     return min(seconds, key=seconds.__getitem__), seconds
 
 
+def _kept_record(path: Path, settings: dict, restart: bool) -> tuple[dict | None, str, dict]:
+    """A measurement kept at `path` if it holds for this CPU and these `settings` (and not
+    --restart); with this CPU's name and the settings as JSON stores them."""
+    cpu, settings = cpu_model(), json.loads(json.dumps(settings, default=str))
+    record = read_json(path)
+    if restart or not isinstance(record, dict) or record.get("cpu") != cpu or \
+            record.get("settings") != settings:
+        record = None
+    return record, cpu, settings
+
+
+@contextlib.contextmanager
+def _random_state_kept() -> Iterator[None]:
+    """Python's and NumPy's random states as they were before the block (Keras draws its
+    default initializer seeds from Python's), so measuring leaves the real model unchanged."""
+    import random
+
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    try:
+        yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+
+
 def measured_choice(label: str, builds: dict[str, Callable[[], Any]], batch: tuple,
                     folder: Path, settings: dict, restart: bool = False,
                     budget_seconds: float = 20.0) -> str:
@@ -1052,25 +1076,17 @@ def measured_choice(label: str, builds: dict[str, Callable[[], Any]], batch: tup
     random states are put back afterwards: the real model starts from the weights it would
     have had without the measurement."""
     record_path = Path(folder) / "speed_choice.json"
-    record = read_json(record_path)
-    cpu, settings = cpu_model(), json.loads(json.dumps(settings, default=str))
-    if not restart and isinstance(record, dict) and record.get("cpu") == cpu and \
-            record.get("choice") in builds and record.get("settings") == settings:
+    record, cpu, settings = _kept_record(record_path, settings, restart)
+    if record and record.get("choice") in builds:
         print(f"{label}: {record['choice']} (measured before on this CPU, "
               f"{shown(record_path)})")
         return record["choice"]
-    import random
-
-    python_state, numpy_state = random.getstate(), np.random.get_state()
     begin = time.perf_counter()
-    try:
+    with _random_state_kept():
         models = {name: build() for name, build in builds.items()}
         steps = {name: (lambda model=model: model.train_on_batch(*batch))
                  for name, model in models.items()}
         choice, seconds = fastest(steps, budget_seconds=budget_seconds)
-    finally:
-        random.setstate(python_state)
-        np.random.set_state(numpy_state)
     examples = len(batch[0][0] if isinstance(batch[0], (tuple, list)) else batch[0])
     rates = {name: examples / value for name, value in seconds.items()}
     took = time.perf_counter() - begin
@@ -1116,14 +1132,11 @@ def plan_epochs(minutes: float, build: Callable[[], Any], train_data: Any, val_d
     `folder`/budget.json, so rerunning the same command on this CPU (to resume, or to reuse
     the finished model) trains for exactly the same number of epochs (--restart plans anew)."""
     record_path = Path(folder) / "budget.json"
-    record = read_json(record_path)
-    cpu, settings = cpu_model(), json.loads(json.dumps(settings, default=str))
-    if not restart and isinstance(record, dict) and record.get("cpu") == cpu and \
-            record.get("settings") == settings:
+    record, cpu, settings = _kept_record(record_path, settings, restart)
+    if record:
         print(f"--minutes {minutes:g}: {record['epochs']} epochs (planned before on this CPU, "
               f"{shown(record_path)})")
         return record
-    import random
     import tempfile
 
     class EpochClock(keras.callbacks.Callback):
@@ -1133,9 +1146,8 @@ def plan_epochs(minutes: float, build: Callable[[], Any], train_data: Any, val_d
         def on_epoch_end(self, epoch, logs=None):
             self.ends.append(time.perf_counter())
 
-    python_state, numpy_state = random.getstate(), np.random.get_state()
     batch = next(iter(train_data))
-    try:
+    with _random_state_kept():
         model = build()
         begin = time.perf_counter()
         model.train_on_batch(*batch)  # traces (and compiles) the train step
@@ -1150,9 +1162,6 @@ def plan_epochs(minutes: float, build: Callable[[], Any], train_data: Any, val_d
                           keras.callbacks.BackupAndRestore(run.backup_dir,
                                                            double_checkpoint=True),
                           run.best_checkpoint(), clock]))
-    finally:
-        random.setstate(python_state)
-        np.random.set_state(numpy_state)
     epochs_seconds = np.diff(clock.ends)
     overhead = max(0.0, float(np.median(epochs_seconds[1:])) - step)  # validation, saves
     start_up = (first_step - step) + max(0.0, float(epochs_seconds[0]) - step - overhead)

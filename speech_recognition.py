@@ -251,7 +251,8 @@ def log_mel_spectrogram(waveforms: np.ndarray, config: Config,
     if warps is None:
         mel = tf.tensordot(magnitude, mel_matrix, 1)  # (batch, frames, mel_bins)
     else:
-        matrices = np.stack([warp_filter_bank(mel_matrix.numpy(), w) for w in warps])
+        base = mel_matrix.numpy()
+        matrices = np.stack([warp_filter_bank(base, w) for w in warps])
         mel = tf.einsum("btf,bfm->btm", magnitude, matrices)
     return tf.math.log(mel + 1e-6)
 

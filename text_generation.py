@@ -227,34 +227,34 @@ def compile_model(model, config: Config, total_steps: int, jit_compile: bool = F
     )
 
 
-def fastest_arithmetic(config: Config, vocab_size: int, batch: tuple, folder: Path
-                       ) -> tuple[str, bool]:
-    """(dtype policy, XLA or not) for training: what the flags fix, and otherwise whichever
-    of float32 and mixed bfloat16 (where the CPU has native bf16) trains fastest in a few
-    timed steps on this machine (common.measured_choice). XLA only with --jit-compile: it was
-    slower for this LSTM on every CPU measured, and an XLA run on a CPU slows the training
-    that follows it in the same process. Under --strategy multiworker nothing is measured
-    (every worker must train alike): the --precision rule."""
+def compiled_model(config: Config, vocab_size: int, policy: str) -> keras.Model:
+    """`build_model` + `compile_model` in the strategy's scope, with `policy` and --jit-compile,
+    the schedule over --epochs x --steps-per-epoch."""
+    with common.distribution_strategy(config.strategy).scope():
+        model = build_model(config, vocab_size, policy)
+        compile_model(model, config, config.epochs * config.steps_per_epoch,
+                      config.jit_compile)
+    return model
+
+
+def fastest_precision(config: Config, vocab_size: int, batch: tuple, folder: Path) -> str:
+    """The dtype policy to train with: what --precision fixes, and with "auto" on a CPU with
+    native bf16 whichever of float32 and mixed bfloat16 trains faster in a few timed steps on
+    this machine (common.measured_choice). XLA only with --jit-compile: it was slower for this
+    LSTM on every CPU measured, and an XLA run on a CPU slows the training that follows it in
+    the same process. Under --strategy multiworker nothing is measured (every worker must
+    train alike): the --precision rule."""
     policy = common.compute_policy(config.precision)
     if config.precision != "auto" or policy == "float32" or config.strategy == "multiworker":
-        return policy, config.jit_compile
-
-    def build(policy: str):
-        with common.distribution_strategy(config.strategy).scope():
-            model = build_model(config, vocab_size, policy)
-            compile_model(model, config, config.epochs * config.steps_per_epoch,
-                          config.jit_compile)
-        return model
-
-    choice = common.measured_choice(
-        "arithmetic", {name: (lambda name=name: build(name))
+        return policy
+    return common.measured_choice(
+        "arithmetic", {name: (lambda name=name: compiled_model(config, vocab_size, name))
                        for name in ("float32", "mixed_bfloat16")},
         batch, folder, common.settings_of(config), config.restart)
-    return choice, config.jit_compile
 
 
-def fit_the_budget(config: Config, vocab_size: int, policy: str, jit_compile: bool,
-                   train_data, val_data, folder: Path) -> tuple[Config, dict]:
+def fit_the_budget(config: Config, vocab_size: int, policy: str, train_data, val_data,
+                   folder: Path) -> tuple[Config, dict]:
     """--minutes N: at most --epochs, and no more than fit in N minutes of training here, as
     measured on a fresh twin of the model (common.plan_epochs); the Config with that many
     epochs, so the learning-rate schedule spans them (a slower CPU trains fewer, larger
@@ -265,14 +265,9 @@ def fit_the_budget(config: Config, vocab_size: int, policy: str, jit_compile: bo
         print(f"--minutes {config.minutes:g} is not applied under --strategy multiworker "
               f"(every worker must train the same steps): {config.epochs} epochs (--epochs)")
         return config, {}
-
-    def twin() -> keras.Model:
-        with common.distribution_strategy(config.strategy).scope():
-            model = build_model(config, vocab_size, policy)
-            compile_model(model, config, config.epochs * config.steps_per_epoch, jit_compile)
-        return model
-
-    plan = common.plan_epochs(config.minutes, twin, train_data, val_data,
+    plan = common.plan_epochs(config.minutes,
+                              lambda: compiled_model(config, vocab_size, policy),
+                              train_data, val_data,
                               config.steps_per_epoch, folder, common.settings_of(config),
                               config.restart)
     epochs = min(config.epochs, plan["epochs"])
@@ -851,16 +846,14 @@ def main(config: Config) -> dict:
         for label, nats in baselines.items():
             print(f"baseline {label} counts: {nats:.4f} nats/{unit} = {bits(nats):.4f} bits/{unit}")
         train_data, val_data = make_datasets(train_ids, val_ids, config)  # 4. windows
-        # float32 or bf16, XLA or not: as the flags say, or measured on this CPU
-        policy, jit_compile = fastest_arithmetic(config, len(vocabulary), next(iter(train_data)),
-                                                 model_folder(run.out, config))
-        config, budget = fit_the_budget(config, len(vocabulary), policy, jit_compile,
-                                        train_data, val_data, model_folder(run.out, config))
-        with common.distribution_strategy(config.strategy).scope():  # 3. model
-            model = build_model(config, len(vocabulary), policy)
-            compile_model(model, config, config.epochs * config.steps_per_epoch, jit_compile)
+        folder = model_folder(run.out, config)
+        # float32 or bf16: as --precision says, or measured on this CPU
+        policy = fastest_precision(config, len(vocabulary), next(iter(train_data)), folder)
+        config, budget = fit_the_budget(config, len(vocabulary), policy, train_data, val_data,
+                                        folder)  # --minutes: the epochs that fit here
+        model = compiled_model(config, len(vocabulary), policy)  # 3. model
         model.summary(line_length=90)
-        print(f"arithmetic: {policy}{', XLA' if jit_compile else ''} "
+        print(f"arithmetic: {policy}{', XLA' if config.jit_compile else ''} "
               f"(--precision {config.precision})")
         history, timing = train(model, train_data, val_data, vocabulary, prompts, config,
                                 run.out, policy)  # 4. train
@@ -877,7 +870,7 @@ def main(config: Config) -> dict:
                    **timing, "epochs_planned": config.epochs,  # steps/s, training seconds
                    "budget": {k: v for k, v in budget.items() if k != "settings"},
                    "parameters": model.count_params(), "precision": policy,
-                   "jit_compile": jit_compile, **cells}
+                   "jit_compile": config.jit_compile, **cells}
         keras.backend.clear_session()
         return run.save(metrics)
 

@@ -3,8 +3,8 @@ settings against Keras defaults, back to back in one process, and generation spe
 
 - project settings: the script's tf.data pipeline (random windows, prefetch), its batch size,
   and the arithmetic it measures as fastest on this machine at start-up
-  (`text_generation.fastest_arithmetic`: float32 with or without XLA, or mixed bfloat16
-  where the CPU has native bf16 such as AVX512-BF16);
+  (`text_generation.fastest_precision`: float32, or mixed bfloat16 where the CPU has
+  native bf16 such as AVX512-BF16; XLA only with --jit-compile);
 - float32 without XLA, to show what the choice buys;
 - Keras defaults: the same model, `fit(x, y)` on NumPy windows, batch_size=32, compile's
   default `jit_compile="auto"` (which is off on a CPU-only machine);
@@ -97,8 +97,9 @@ def main() -> dict:
     data = tg.make_train_dataset(train_ids, length, config.batch_size, seed=0)
     steps = TRAIN_TOKENS // (config.batch_size * length)
     with tempfile.TemporaryDirectory() as scratch:  # the script's own measured choice
-        policy, jit = tg.fastest_arithmetic(config, len(vocabulary), next(iter(data)),
-                                            Path(scratch))
+        policy = tg.fastest_precision(config, len(vocabulary), next(iter(data)),
+                                      Path(scratch))
+    jit = config.jit_compile
     results["project_precision"], results["project_jit_compile"] = policy, jit
     variants = (("project", jit, policy),  # what the script chose on this machine
                 ("project_float32", False, "float32"),  # float32 without XLA

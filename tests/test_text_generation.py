@@ -331,7 +331,7 @@ def test_a_training_budget_is_kept_and_its_epochs_repeat_the_run(tmp_path):
 def test_a_cluster_measures_nothing_so_every_worker_trains_alike(tmp_path):
     config = tg.Config(strategy="multiworker", minutes=8.0)
     # no model, data or folder is touched: the rule of --precision, no XLA, --epochs as given
-    policy, jit = tg.fastest_arithmetic(config, 65, batch=None, folder=tmp_path / "x")
-    assert (policy, jit) == (common.compute_policy("auto"), False)
-    assert tg.fit_the_budget(config, 65, policy, jit, None, None, tmp_path / "x") == (config, {})
+    policy = tg.fastest_precision(config, 65, batch=None, folder=tmp_path / "x")
+    assert (policy, config.jit_compile) == (common.compute_policy("auto"), False)
+    assert tg.fit_the_budget(config, 65, policy, None, None, tmp_path / "x") == (config, {})
     assert not (tmp_path / "x").exists()
