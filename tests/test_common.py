@@ -6,6 +6,7 @@ import dataclasses
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
@@ -523,3 +524,73 @@ def test_measuring_leaves_the_real_models_start_unchanged(tmp_path):
     common.choose_jit_compile(None, "demo", tiny_regressor, BATCH, tmp_path, {}, "default")
     for got, want in zip(tiny_regressor(False).get_weights(), expected, strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+
+VIRTUAL_SECONDS = [0.0]  # the clock of a virtual machine: only Clocked layers advance it
+
+
+class Clocked(keras.layers.Layer):
+    """Advances a virtual clock by a fixed cost in every forward pass, one cost when training
+    and another when validating: a machine whose speed the other test worker cannot change."""
+
+    def __init__(self, train_cost: float, val_cost: float, **kwargs):
+        super().__init__(**kwargs)
+        self.train_cost, self.val_cost = train_cost, val_cost
+
+    def call(self, x, training=None):
+        import tensorflow as tf
+
+        cost = self.train_cost if training else self.val_cost
+
+        def tick(value):
+            VIRTUAL_SECONDS[0] += cost
+            return value
+
+        y = tf.py_function(tick, [x], x.dtype)
+        y.set_shape(x.shape)
+        return y
+
+
+def test_a_training_budget_plans_the_epochs_that_fill_it(tmp_path, monkeypatch):
+    """common.plan_epochs measures a step and what an epoch costs beyond its steps (here one
+    validation pass of two batches) on a twin of the model, and plans the epochs that fill 95 %
+    of the budget; a fit of those epochs ends within 10 % of it; the plan is kept and reused.
+    Timed on a virtual clock that only the model's steps advance (real time would measure the
+    other test worker's load; how close a real run lands is the text_generation benchmark's)."""
+    import tensorflow as tf
+
+    clock = VIRTUAL_SECONDS
+    monkeypatch.setattr(common, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+
+    def build():
+        model = keras.Sequential([keras.Input((6, 2)), Clocked(0.05, 0.2),
+                                  keras.layers.Flatten(), keras.layers.Dense(1)])
+        model.compile(optimizer="adam", loss="mse")
+        return model
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 6, 2)).astype("float32"), rng.normal(size=(64, 1))
+    train = tf.data.Dataset.from_tensor_slices((x, y.astype("float32"))).batch(8).repeat()
+    val = tf.data.Dataset.from_tensor_slices((x[:16], y[:16].astype("float32"))).batch(8)
+    epoch = 10 * 0.05 + 2 * 0.2  # ten steps, then validation
+    plan = common.plan_epochs(0.25, build, train, val, 10, tmp_path, {"units": 4})
+    assert plan["epochs"] == int(0.95 * 15 // epoch) == 15 and plan["steps"] == 150
+    assert plan["seconds_per_step"] == pytest.approx(0.05)
+    assert plan["seconds_per_epoch_beyond_steps"] == pytest.approx(0.4)
+    assert plan["start_up_seconds"] == pytest.approx(0.0, abs=1e-9)
+
+    class Ends(keras.callbacks.Callback):
+        def on_train_end(self, logs=None):
+            self.at = clock[0]
+
+    model, run, ends = build(), common.TrainingRun(tmp_path / "run", {"units": 4}), Ends()
+    start = clock[0]
+    model.fit(train, validation_data=val, epochs=plan["epochs"], steps_per_epoch=10,
+              verbose=0, callbacks=run.guarded([
+                  keras.callbacks.BackupAndRestore(run.backup_dir, double_checkpoint=True),
+                  run.best_checkpoint(), ends]))
+    assert abs((ends.at - start) - 15.0) <= 0.1 * 15.0
+    again = common.plan_epochs(0.25, lambda: pytest.fail("measured again"), train, val, 10,
+                               tmp_path, {"units": 4})
+    assert again == plan
