@@ -606,7 +606,8 @@ def gpu_section(path: Path = GPU_RESULTS) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--jobs", nargs="+", choices=sorted(JOBS), help="jobs to run")
+    parser.add_argument("--jobs", nargs="+", choices=sorted(JOBS), metavar="JOB",
+                        help="jobs to run, e.g. time_series:default (--list shows them all)")
     parser.add_argument("--mode", choices=["default", "full", "study", "all"],
                         default="default",
                         help="run every job of this mode (ignored with --jobs)")

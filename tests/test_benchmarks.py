@@ -6,6 +6,7 @@ import importlib
 import json
 import re
 import shlex
+from pathlib import Path
 
 import pytest
 
@@ -294,3 +295,17 @@ def test_leave_one_speaker_out_summaries_average_the_voices_measured():
     assert ("| the default: synthetic voices for a quarter of the strings | 20.0% | 10.0% | — | — "
             "| 6.0% | — | — | 15.0% | 3.0% |") in table  # three voices of six: no mean
     assert "| vocal-tract-length perturbation (`--vtlp 0.1`) | 15.0% | — |" in table
+
+
+def test_the_runners_help_names_its_options_not_every_job():
+    import subprocess
+    import sys
+
+    runner = Path(bench.__file__)
+    shown = subprocess.run([sys.executable, str(runner), "--help"], capture_output=True,
+                           text=True, timeout=60)
+    assert shown.returncode == 0 and "--jobs JOB [JOB ...]" in shown.stdout
+    assert "--list" in shown.stdout and "speech_recognition:vtlp-george" not in shown.stdout
+    listed = subprocess.run([sys.executable, str(runner), "--list"], capture_output=True,
+                            text=True, timeout=60)
+    assert {line.split()[0] for line in listed.stdout.splitlines()} == set(bench.JOBS)
