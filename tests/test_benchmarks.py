@@ -6,6 +6,8 @@ import importlib
 import json
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -298,9 +300,6 @@ def test_leave_one_speaker_out_summaries_average_the_voices_measured():
 
 
 def test_the_runners_help_names_its_options_not_every_job():
-    import subprocess
-    import sys
-
     runner = Path(bench.__file__)
     shown = subprocess.run([sys.executable, str(runner), "--help"], capture_output=True,
                            text=True, timeout=60)

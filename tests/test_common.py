@@ -526,7 +526,6 @@ def test_measuring_leaves_the_real_models_start_unchanged(tmp_path):
         np.testing.assert_array_equal(got, want)
 
 
-
 VIRTUAL_SECONDS = [0.0]  # the clock of a virtual machine: only Clocked layers advance it
 
 
@@ -560,7 +559,7 @@ def test_a_training_budget_plans_the_epochs_that_fill_it(tmp_path, monkeypatch):
     other test worker's load; how close a real run lands is the text_generation benchmark's)."""
     import tensorflow as tf
 
-    clock = VIRTUAL_SECONDS
+    clock = VIRTUAL_SECONDS  # common's perf_counter reads it
     monkeypatch.setattr(common, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
 
     def build():
