@@ -1122,20 +1122,22 @@ def speed_choices(out: Path) -> dict[str, dict]:
 
 
 def plan_epochs(minutes: float, build: Callable[[], Any], train_data: Any, val_data: Any,
-                steps_per_epoch: int, folder: Path, settings: dict, restart: bool = False
-                ) -> dict:
+                steps_per_epoch: int, folder: Path, settings: dict, restart: bool = False,
+                quiet: bool = False) -> dict:
     """Budgeted training: how many epochs of `steps_per_epoch` steps fit in `minutes` of
     `model.fit` on this machine. Measured on `build()`, a fresh compiled twin of the model to
     train (Python's and NumPy's random states put back after it): a few timed steps, then
     three one-step epochs with validation and the same checkpoints as a real run (in a
     scratch folder), which give what an epoch costs beyond its steps. The plan is kept in
     `folder`/budget.json, so rerunning the same command on this CPU (to resume, or to reuse
-    the finished model) trains for exactly the same number of epochs (--restart plans anew)."""
+    the finished model) trains for exactly the same number of epochs (--restart plans anew).
+    `quiet`: print nothing (a caller planning several models together reports the plan)."""
     record_path = Path(folder) / "budget.json"
     record, cpu, settings = _kept_record(record_path, settings, restart)
     if record:
-        print(f"--minutes {minutes:g}: {record['epochs']} epochs (planned before on this CPU, "
-              f"{shown(record_path)})")
+        if not quiet:
+            print(f"--minutes {minutes:g}: {record['epochs']} epochs (planned before on this "
+                  f"CPU, {shown(record_path)})")
         return record
     import tempfile
 
@@ -1172,13 +1174,37 @@ def plan_epochs(minutes: float, build: Callable[[], Any], train_data: Any, val_d
             "seconds_per_step": step, "seconds_per_epoch_beyond_steps": overhead,
             "start_up_seconds": start_up, "planned_fit_seconds": start_up + epochs * epoch,
             "cpu": cpu, "settings": settings}
-    print(f"--minutes {minutes:g}: {step * 1000:.0f} ms per step, {overhead:.1f} s per epoch "
-          f"for validation and checkpoints, {start_up:.1f} s to start -> {epochs} epochs of "
-          f"{steps_per_epoch} steps fit ({epochs * steps_per_epoch:,} steps, about "
-          f"{plan['planned_fit_seconds'] / 60:.1f} min)")
+    if not quiet:
+        print(f"--minutes {minutes:g}: {step * 1000:.0f} ms per step, {overhead:.1f} s per "
+              f"epoch for validation and checkpoints, {start_up:.1f} s to start -> {epochs} "
+              f"epochs of {steps_per_epoch} steps fit ({epochs * steps_per_epoch:,} steps, "
+              f"about {plan['planned_fit_seconds'] / 60:.1f} min)")
     Path(folder).mkdir(parents=True, exist_ok=True)
     write_json(record_path, plan)
     return plan
+
+
+def fit_the_budget(config: Any, build: Callable[[], Any], train_data: Any, val_data: Any,
+                   steps_per_epoch: int, folder: Path) -> tuple[Any, dict]:
+    """--minutes N: at most --epochs, and no more than fit in N minutes of training on this
+    machine, as measured on `build()`, a fresh compiled twin of the model (`plan_epochs`).
+    Returns the Config with that many epochs (so a learning-rate schedule sized from it spans
+    them: a slower CPU trains fewer steps of the same schedule) and the plan; with --minutes 0,
+    or under --strategy multiworker (each worker would measure, and they would disagree), the
+    Config unchanged and {}."""
+    if not config.minutes:
+        return config, {}
+    if config.strategy == "multiworker":
+        print(f"--minutes {config.minutes:g} is not applied under --strategy multiworker "
+              f"(every worker must train the same steps): {config.epochs} epochs (--epochs)")
+        return config, {}
+    plan = plan_epochs(config.minutes, build, train_data, val_data, steps_per_epoch, folder,
+                       settings_of(config), config.restart)
+    epochs = min(config.epochs, plan["epochs"])
+    print(f"training: {epochs} epochs ({'as many as fit' if epochs < config.epochs else 'all'} "
+          f"of --epochs {config.epochs}); repeat this run exactly with --epochs {epochs} "
+          "--minutes 0")
+    return dataclasses.replace(config, epochs=epochs), {**plan, "epochs_trained_for": epochs}
 
 
 def cpu_model() -> str:

@@ -87,6 +87,7 @@ class Config(common.RunConfig):
     learning_rate: Annotated[float, above(0)] = 2e-3  # Adam step size.
     clipnorm: Annotated[float, above(0)] = 1.0  # Clip each gradient to this global norm.
     patience: Annotated[int, at_least(1)] = 2  # Stop after this many epochs without progress.
+    minutes: Annotated[float, at_least(0)] = 7.0  # Training cap: fewer epochs if slower; 0 = off.
     beam_width: Annotated[int, at_least(1), NO_RETRAIN] = 5  # Hypotheses kept by beam search.
     length_alpha: Annotated[float, at_least(0), NO_RETRAIN] = 1.0  # Score = log p / length**alpha.
     decode_batch_size: Annotated[int, at_least(1), NO_RETRAIN] = 128  # Sentences decoded at once.
@@ -97,10 +98,10 @@ class Config(common.RunConfig):
     PRESETS: ClassVar[dict] = {
         # a first look: 2,000 pairs, a small model, 3 epochs, 40 test sentences
         "quick": {"max_pairs": 2000, "epochs": 3, "units": 16, "embedding_dim": 16,
-                  "test_sentences": 40, "heatmaps": 1, "patience": 5},
+                  "test_sentences": 40, "heatmaps": 1, "patience": 5, "minutes": 0},
         # all ~131k pairs, larger vocabularies, up to 12 epochs, every test sentence
         "full": {"max_pairs": 0, "epochs": 12, "source_vocab_size": 10000,
-                 "target_vocab_size": 8000, "patience": 2, "test_sentences": 0},
+                 "target_vocab_size": 8000, "patience": 2, "test_sentences": 0, "minutes": 0},
     }
 
     def __post_init__(self) -> None:
@@ -299,7 +300,16 @@ def compile_model(model: keras.Model, config: Config) -> keras.Model:
 # ---------------------------------------------------------------------------------------------
 # 4. Train: teacher-forced batches and model.fit, one model per attention variant
 # ---------------------------------------------------------------------------------------------
-def train(model: keras.Model, data: dict, folder: Path, settings: dict, assets: dict,
+def make_datasets(data: dict, config: Config) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    """Teacher-forcing batches: the training pairs reshuffled every epoch, validation in order."""
+    (train_x, train_y), (val_x, val_y) = data["train"], data["val"]
+    train_ds = (tf.data.Dataset.from_tensor_slices((train_x, train_y))
+                .shuffle(len(train_y), seed=config.seed).batch(config.batch_size)
+                .prefetch(tf.data.AUTOTUNE))
+    return train_ds, tf.data.Dataset.from_tensor_slices((val_x, val_y)).batch(256)
+
+
+def train(model: keras.Model, datasets: tuple, folder: Path, settings: dict, assets: dict,
           config: Config) -> dict[str, list[float]]:
     """`model.fit` with early stopping, resume after a kill and a best-model checkpoint (saved
     with `assets`, the vocabularies --translate needs); a rerun with the same settings loads
@@ -307,11 +317,7 @@ def train(model: keras.Model, data: dict, folder: Path, settings: dict, assets: 
     run = common.TrainingRun(folder, settings, restart=config.restart,
                              tensorboard=config.tensorboard, assets=assets)
     if not run.finished(model):
-        (train_x, train_y), (val_x, val_y) = data["train"], data["val"]
-        train_ds = (tf.data.Dataset.from_tensor_slices((train_x, train_y))
-                    .shuffle(len(train_y), seed=config.seed).batch(config.batch_size)
-                    .prefetch(tf.data.AUTOTUNE))
-        val_ds = tf.data.Dataset.from_tensor_slices((val_x, val_y)).batch(256)
+        train_ds, val_ds = datasets
         callbacks = [  # run.guarded adds the project's: history.csv, a stop at a NaN loss
             keras.callbacks.EarlyStopping(patience=config.patience, restore_best_weights=True),
             # resume after a kill; the previous backup is kept in case a kill hits a save
@@ -329,21 +335,31 @@ def model_directory(out: Path, config: Config, attention: str) -> Path:
 
 
 def train_variant(config: Config, attention: str, data: dict, vocabularies: dict,
-                  out: Path) -> tuple[keras.Model, dict, Path]:
-    """Build and train (or reload) the model with this attention; plot its history."""
+                  out: Path) -> tuple[keras.Model, dict, Path, dict]:
+    """Build and train (or reload) the model with this attention, for as many epochs as
+    --minutes allows on this machine; plot its history. Also returns the budget's plan."""
     directory = model_directory(out, config, attention)
-    with common.distribution_strategy(config.strategy).scope():
-        model = compile_model(build_model(config, len(vocabularies["source"]),
-                                          len(vocabularies["target"]), attention), config)
-    print(f"\n== model {model.name}: {model.count_params():,} parameters ==")
+
+    def compiled() -> keras.Model:
+        with common.distribution_strategy(config.strategy).scope():
+            return compile_model(build_model(config, len(vocabularies["source"]),
+                                             len(vocabularies["target"]), attention), config)
+
+    datasets = make_datasets(data, config)
+    steps_per_epoch = -(-len(data["train"][1]) // config.batch_size)
+    config, budget = common.fit_the_budget(config, compiled, *datasets, steps_per_epoch,
+                                           directory)  # --minutes: the epochs that fit here
+    model = compiled()
+    print(f"\n== model {model.name}: {model.count_params():,} parameters, <= {config.epochs} "
+          "epochs ==")
     settings = {**common.settings_of(config), "attention": attention}  # decoding fields aside
-    history = train(model, data, directory, settings, vocabularies, config)
+    history = train(model, datasets, directory, settings, vocabularies, config)
     common.plot_history(history, directory / "history.png",
                         f"English→French seq2seq ({config.cell}, attention: {attention})",
                         metrics=("loss", "masked_accuracy"),
                         ylabel="masked cross-entropy (nats/token) / token accuracy",
                         show=config.show)
-    return model, history, directory
+    return model, history, directory, budget
 
 
 # ---------------------------------------------------------------------------------------------
@@ -785,13 +801,16 @@ def main(config: Config) -> dict:
         if config.compare_no_attention and config.attention != "none":
             variants.append("none")
         for attention in variants:  # 3.-4. build and train; 5. evaluate
-            model, history, directory = train_variant(config, attention, data, vocabularies,
-                                                      run.out)
+            model, history, directory, budget = train_variant(config, attention, data,
+                                                              vocabularies, run.out)
             main_model = attention == config.attention
             evaluation = evaluate_variant(config, model, vocabularies, data, test, directory,
                                           greedy_too=main_model, decode=run.chief)
             if run.chief:  # the other workers of a cluster only train
                 metrics.update(headline_metrics(evaluation, history, main_model))
+                if main_model:
+                    metrics.update(budget=budget,
+                                   epochs_planned=budget.get("epochs_trained_for"))
             keras.backend.clear_session()
         metrics.update(train_pairs=int(len(data["train"][1])), test_sentence_count=len(test))
         if run.chief:

@@ -104,6 +104,7 @@ class Config(common.RunConfig):
     learning_rate: Annotated[float, above(0)] = 2e-3  # Adam's first step (cosine decay to 5%).
     clipnorm: Annotated[float, above(0)] = 1.0  # Clip each gradient to this global norm.
     patience: Annotated[int, at_least(1)] = 3  # Stop after this many epochs without progress.
+    minutes: Annotated[float, at_least(0)] = 7.0  # Training cap: fewer epochs if slower; 0 = off.
     beam_width: Annotated[int, at_least(1), NO_RETRAIN] = 8  # Prefixes kept by CTC beam search.
     transcribe: Annotated[str | None, NO_RETRAIN] = None  # Print the digits heard in this file.
     max_seconds: Annotated[float, above(0), NO_RETRAIN] = 60.0  # Longest file --transcribe reads.
@@ -112,10 +113,10 @@ class Config(common.RunConfig):
         # a first look: a few dozen short strings, one small layer
         "quick": {"train_utterances": 64, "val_utterances": 16, "test_utterances": 16,
                   "epochs": 3, "units": 16, "conv_filters": 8, "num_layers": 1,
-                  "batch_size": 16, "max_digits": 3, "patience": 5},
+                  "batch_size": 16, "max_digits": 3, "patience": 5, "minutes": 0},
         # twice the training strings, a wider model, more epochs, 1,000 test strings
         "full": {"train_utterances": 8000, "val_utterances": 600, "test_utterances": 1000,
-                 "units": 128, "conv_filters": 96, "epochs": 20, "patience": 4},
+                 "units": 128, "conv_filters": 96, "epochs": 20, "patience": 4, "minutes": 0},
     }
 
     def __post_init__(self) -> None:
@@ -475,28 +476,49 @@ def ctc_loss(targets, log_probs):
                         mask_index=BLANK)
 
 
-def make_model(train_features: list[np.ndarray], config: Config) -> keras.Model:
+def steps_per_epoch(config: Config) -> int:
+    return -(-config.train_utterances // config.batch_size)
+
+
+def make_model(train_features: list[np.ndarray], config: Config,
+               quiet: bool = False) -> keras.Model:
     """The model, normalized with the training frames' statistics, compiled with Adam (a
-    cosine-decaying step size, gradient clipping) and the CTC loss."""
+    step size cosine-decaying over --epochs, gradient clipping) and the CTC loss."""
     train_frames = np.concatenate(train_features)
     mean, variance = train_frames.mean(axis=0), train_frames.var(axis=0)
-    print(f"MFCC frames: {len(train_frames):,} in training, {config.num_mfcc} "
-          f"coefficients each; longest utterance {max(map(len, train_features))} frames")
-    steps = config.epochs * -(-config.train_utterances // config.batch_size)
+    steps = config.epochs * steps_per_epoch(config)
     with common.distribution_strategy(config.strategy).scope():
         model = build_model(config, mean, variance)
         schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps,
                                                           alpha=0.05)
         model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=config.clipnorm),
                       loss=ctc_loss)
-    model.summary(line_length=96)
+    if not quiet:
+        print(f"MFCC frames: {len(train_frames):,} in training, {config.num_mfcc} "
+              f"coefficients each; longest utterance {max(map(len, train_features))} frames")
+        model.summary(line_length=96)
     return model
 
 
 # ---------------------------------------------------------------------------------------------
 # 4. Train: model.fit on the training strings, early stopping on the seen-speaker validation
 # ---------------------------------------------------------------------------------------------
-def train(model: keras.Model, features: dict, labels: dict, folder: Path,
+def make_datasets(features: dict, labels: dict, config: Config) -> tuple:
+    """The training strings reshuffled every epoch, the seen-voice validation strings."""
+    return (make_dataset(features["train"], labels["train"], config, shuffle=True),
+            make_dataset(features["val"], labels["val"], config, shuffle=False))
+
+
+def fit_the_budget(config: Config, features: dict, datasets: tuple, folder: Path
+                   ) -> tuple[Config, dict]:
+    """--minutes N: at most --epochs, and no more than fit in N minutes of training here, as
+    measured on a fresh twin of the model (common.fit_the_budget); the Config with that many
+    epochs, so the learning-rate schedule spans them; and the plan. --minutes 0: unchanged."""
+    return common.fit_the_budget(config, lambda: make_model(features["train"], config, True),
+                                 *datasets, steps_per_epoch(config), folder)
+
+
+def train(model: keras.Model, datasets: tuple, folder: Path,
           config: Config) -> dict[str, list[float]]:
     """`model.fit` with early stopping, resume after a kill and a best-model checkpoint; a rerun
     with the same settings loads the finished weights instead. Returns every epoch's logs."""
@@ -509,9 +531,8 @@ def train(model: keras.Model, features: dict, labels: dict, folder: Path,
         keras.callbacks.BackupAndRestore(run.backup_dir, double_checkpoint=True),  # after a kill
         run.best_checkpoint(),  # ModelCheckpoint(save_best_only=True), atomic
     ]
-    model.fit(make_dataset(features["train"], labels["train"], config, shuffle=True),
-              validation_data=make_dataset(features["val"], labels["val"], config, shuffle=False),
-              epochs=config.epochs, shuffle=False, verbose=common.VERBOSE,
+    model.fit(datasets[0], validation_data=datasets[1], epochs=config.epochs, shuffle=False,
+              verbose=common.VERBOSE,
               callbacks=run.guarded(callbacks))  # + history.csv, TerminateOnNaN, TensorBoard
     run.finish(model)  # refuses a diverged run, keeps the final weights
     return run.history
@@ -724,14 +745,18 @@ def main(config: Config) -> dict:
         plot_features(waveforms["train"][0], labels["train"][0], config,
                       run.out / "features.png", config.show)
         baseline = naive_baseline(labels["train"], config.max_digits)  # 2. baseline
+        datasets = make_datasets(features, labels, config)
+        config, budget = fit_the_budget(config, features, datasets,
+                                        run.out / "model")  # --minutes: the epochs that fit here
         model = make_model(features["train"], config)  # 3. model
-        history = train(model, features, labels, run.out / "model", config)  # 4. train
+        history = train(model, datasets, run.out / "model", config)  # 4. train
         common.plot_history(history, run.out / "history.png",
                             "BiGRU + CTC on spoken digit strings",
                             ylabel="CTC loss (nats per utterance)", show=config.show)
         if not run.chief:  # the other workers of a cluster only train
             return run.save({"epochs_trained": len(history.get("loss", []))})
         metrics, test = evaluate(model, history, features, labels, baseline, config)  # 5.
+        metrics.update(epochs_planned=config.epochs, budget=budget)
         plot_posteriors(test["log_probs"][0], labels["test"][0], test["beam"][0], config,
                         run.out / "posteriors.png", config.show)
         print_results(metrics, config)

@@ -40,7 +40,7 @@ import re
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
@@ -256,25 +256,11 @@ def fastest_precision(config: Config, vocab_size: int, batch: tuple, folder: Pat
 def fit_the_budget(config: Config, vocab_size: int, policy: str, train_data, val_data,
                    folder: Path) -> tuple[Config, dict]:
     """--minutes N: at most --epochs, and no more than fit in N minutes of training here, as
-    measured on a fresh twin of the model (common.plan_epochs); the Config with that many
+    measured on a fresh twin of the model (common.fit_the_budget); the Config with that many
     epochs, so the learning-rate schedule spans them (a slower CPU trains fewer, larger
     steps of the same schedule); and the plan. With --minutes 0: unchanged."""
-    if not config.minutes:
-        return config, {}
-    if config.strategy == "multiworker":  # the workers would each measure, and disagree
-        print(f"--minutes {config.minutes:g} is not applied under --strategy multiworker "
-              f"(every worker must train the same steps): {config.epochs} epochs (--epochs)")
-        return config, {}
-    plan = common.plan_epochs(config.minutes,
-                              lambda: compiled_model(config, vocab_size, policy),
-                              train_data, val_data,
-                              config.steps_per_epoch, folder, common.settings_of(config),
-                              config.restart)
-    epochs = min(config.epochs, plan["epochs"])
-    print(f"training: {epochs} epochs ({'as many as fit' if epochs < config.epochs else 'all'} "
-          f"of --epochs {config.epochs}); repeat this run exactly with --epochs {epochs} "
-          "--minutes 0")
-    return replace(config, epochs=epochs), {**plan, "epochs_trained_for": epochs}
+    return common.fit_the_budget(config, lambda: compiled_model(config, vocab_size, policy),
+                                 train_data, val_data, config.steps_per_epoch, folder)
 
 
 # ---------------------------------------------------------------------------------------------

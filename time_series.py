@@ -14,13 +14,16 @@ What it teaches:
   sin/cos features;
 - baselines first (last value, the same hours one season ago, a linear model, and what a
   practitioner would try first on tabular series: gradient-boosted trees on lag features),
-  then a stacked LSTM, a GRU and the TensorFlow tutorial's recipe, on the same windows;
+  then a stacked LSTM and a GRU on the same windows (and, with `--preset full` or `--models
+  ... reference`, the TensorFlow tutorial's recipe);
 - your own CSV: the sampling interval detected, windows and seasons sized from it, gaps
   reported and filled from the past only;
 - stocks: scale-free features from OHLCV, errors in dollars against persistence;
 - a speed choice made by measuring: each model trains with XLA or without, whichever ran
   faster in a few timed steps on the machine that runs (XLA pays on some CPUs, not on
-  others); `--jit-compile` / `--no-jit-compile` decide instead.
+  others); `--jit-compile` / `--no-jit-compile` decide instead;
+- a time budget: `--minutes N` times a few steps of every network, then trains them all for
+  the one number of epochs that fits in N minutes together (fewer on a slower CPU).
 
 Data: the Jena climate record, hourly, 2009-2016 (Max Planck Institute for Biogeochemistry, as
 redistributed for the Keras/TensorFlow tutorials; 6 of its 14 columns, data/jena-climate);
@@ -32,8 +35,9 @@ column; with `--dataset stock`, `--csv` reads a Yahoo-style price file instead, 
 
 Run:
     python time_series.py --preset quick       # a first look: small models, few windows
-    python time_series.py                      # weather: both tasks, every model
-    python time_series.py --preset full        # wider models, more epochs
+    python time_series.py                      # weather: both tasks, networks <= 3 min (--minutes)
+    python time_series.py --minutes 0          # all 8 epochs, however long they take
+    python time_series.py --preset full        # + the TF tutorial's recipe; wider, more epochs
     python time_series.py --csv data/mauna-loa-co2/co2_weekly.csv --target co2 --forecast-steps 4
     python time_series.py --dataset stock --ticker MSFT --forecast-days 10
 Results: benchmarks/RESULTS.md#time_series (generated from benchmarks/results.json);
@@ -65,6 +69,8 @@ Dataset = Literal["weather", "stock", "series"]
 Task = Literal["single", "multi"]
 WeatherModel = Literal["linear", "gbt", "lstm", "gru", "reference"]
 WEATHER_MODELS = ("linear", "gbt", "lstm", "gru", "reference")
+MODELS = WEATHER_MODELS[:4]  # the default: all but the tutorial's recipe (--preset full has it)
+NETWORKS = ("linear", "lstm", "gru")  # trained for --epochs (as many as --minutes allows)
 RNNS = ("lstm", "gru", "lstm+gru")  # the recurrent models (and their average)
 BUNDLED_TICKERS = ("AAPL", "MSFT", "SPY")
 JENA_COLUMNS = readers.JENA_COLUMNS  # T, p, rh, VPmax, wv, Tdew: the target T comes first
@@ -79,7 +85,7 @@ Fraction = Annotated[float, between(0, 1, high_open=True)]
 @dataclass
 class Config(common.RunConfig):
     dataset: Annotated[Dataset, NO_RETRAIN] = "weather"  # Jena weather, stocks, or your --csv.
-    models: Annotated[tuple[WeatherModel, ...], NO_RETRAIN] = WEATHER_MODELS  # Models to train.
+    models: Annotated[tuple[WeatherModel, ...], NO_RETRAIN] = MODELS  # Models to train.
     tasks: Annotated[tuple[Task, ...], NO_RETRAIN] = ("single", "multi")  # Next hour, next 24 h.
     input_hours: Annotated[int, at_least(24)] = 24  # Hours of history each weather window sees.
     horizon_hours: Annotated[int, between(1, 24)] = 24  # Hours the multi-step task forecasts.
@@ -89,7 +95,8 @@ class Config(common.RunConfig):
     residual: bool = True  # Models predict the change from the last value, not the value.
     changes: bool = True  # Add each measured column's change over the last hour as an input.
     loss: Literal["mae", "mse", "huber"] = "mae"  # Training loss (the reference keeps MSE).
-    epochs: Annotated[int, at_least(1)] = 12  # Most passes over the training windows.
+    epochs: Annotated[int, at_least(1)] = 8  # Most passes over the training windows.
+    minutes: Annotated[float, at_least(0)] = 3.0  # Cap on all networks' training; 0 = off.
     reference_epochs: Annotated[int, at_least(1)] = 20  # Most epochs for the reference recipe.
     patience: Annotated[int, at_least(1)] = 3  # Early stopping: epochs without improvement.
     batch_size: Annotated[int, at_least(1)] = 256  # Windows per training step.
@@ -115,9 +122,11 @@ class Config(common.RunConfig):
     PRESETS: ClassVar[dict] = {
         # a first look: both tasks, a linear model, trees and a small GRU on a few windows
         "quick": {"models": ("linear", "gbt", "gru"), "epochs": 3, "max_windows": 512, "units": 8,
-                  "patience": 5, "jit_compile": False},
-        # wider recurrent layers, smaller batches, more epochs and patience
-        "full": {"epochs": 30, "patience": 5, "units": 128, "batch_size": 128},
+                  "patience": 5, "jit_compile": False, "minutes": 0},
+        # every model (the TF tutorial's recipe too), wider recurrent layers, smaller batches,
+        # more epochs and patience, no time cap
+        "full": {"models": WEATHER_MODELS, "epochs": 30, "patience": 5, "units": 128,
+                 "batch_size": 128, "minutes": 0},
     }
 
     def __post_init__(self) -> None:
@@ -283,9 +292,11 @@ def compiled_model(label: str, build: Callable[[bool], keras.Model], windows: di
         with common.distribution_strategy(config.strategy).scope():
             return build(jit_compile)
 
+    # a step's speed does not depend on how many epochs are planned: one measurement serves both
+    speed_settings = {k: v for k, v in settings.items() if k not in ("epochs", "minutes")}
     jit_compile = common.choose_jit_compile(config.jit_compile, label, in_scope,
-                                            next(iter(windows["train"])), folder, settings,
-                                            config.strategy, config.restart)
+                                            next(iter(windows["train"])), folder,
+                                            speed_settings, config.strategy, config.restart)
     keras.utils.set_random_seed(config.seed)  # every model starts from the same seed
     return in_scope(jit_compile)
 
@@ -367,16 +378,16 @@ def train(model, windows: dict, folder: Path, settings: dict, epochs: int, patie
     return run.history
 
 
-def train_weather_model(kind: str, task: str, data: SeriesData, tutorial_columns: int,
-                        config: Config, out: Path) -> tuple:
-    """Windows, model and training of one model; its history, val/test forecasts, and a
-    function that forecasts from one window of scaled rows."""
-    if kind == "gbt":
-        return {}, *train_trees(task, data, config)
+def network(kind: str, task: str, data: SeriesData, tutorial_columns: int, config: Config,
+            out: Path) -> tuple[dict, Callable[[], keras.Model], dict, dict]:
+    """What training one network takes: its windows of each split, a function building it
+    compiled (with XLA or without, as measured once), its settings (the resume key), and its
+    batch size, epochs and patience (the tutorial's for its recipe)."""
     width, horizon = window_shape(task, data.sampling)
-    recipe = REFERENCE_RECIPE if kind == "reference" else {}
-    batch_size = recipe.get("batch_size", config.batch_size)
-    epochs = config.reference_epochs if kind == "reference" else config.epochs
+    fit = {"batch_size": config.batch_size, "epochs": config.epochs, "patience": config.patience}
+    if kind == "reference":
+        fit = {**fit, **REFERENCE_RECIPE, "epochs": config.reference_epochs}
+    batch_size, epochs = fit["batch_size"], fit["epochs"]
     columns = tutorial_columns if kind == "reference" else len(data.columns)
     windows = {split: make_windows(values[:, :columns], values[:, 0], width,
                                    horizon, batch_size, shuffle=split == "train",
@@ -387,14 +398,67 @@ def train_weather_model(kind: str, task: str, data: SeriesData, tutorial_columns
     steps = int(windows["train"].cardinality()) * epochs  # for the learning-rate schedule
     settings = {**common.settings_of(config), "task": task, "model": kind}
 
-    model = compiled_model(f"{task}/{kind}", lambda jit_compile: build_model(
-        kind, width, columns, horizon, config.units, dropout, config.residual,
-        config.learning_rate, config.clipnorm, steps, jit_compile, config.loss),
-        windows, out / f"{task}_{kind}", settings, config)
-    print(f"\n{task}/{kind}: {model.count_params():,} parameters, batch {batch_size}, "
-          f"<= {epochs} epochs")
-    history = train(model, windows, out / f"{task}_{kind}", settings, epochs,
-                    recipe.get("patience", config.patience), config)
+    def build() -> keras.Model:
+        return compiled_model(f"{task}/{kind}", lambda jit_compile: build_model(
+            kind, width, columns, horizon, config.units, dropout, config.residual,
+            config.learning_rate, config.clipnorm, steps, jit_compile, config.loss),
+            windows, out / f"{task}_{kind}", settings, config)
+
+    return windows, build, settings, fit
+
+
+def fit_the_budget(config: Config, data: SeriesData, tutorial_columns: int, out: Path
+                   ) -> tuple[Config, dict]:
+    """--minutes N: one number of epochs for every network trained for --epochs (linear, LSTM,
+    GRU, in every task): the most that fit in N minutes of their training together on this
+    machine, from each network's step and epoch costs measured on a fresh twin
+    (common.plan_epochs). The Config with that --epochs (every learning-rate schedule then
+    spans it), and the plan. The tutorial's recipe keeps its own epochs, outside the budget."""
+    networks = [(task, kind) for task in config.tasks for kind in config.models
+                if kind in NETWORKS]
+    if not config.minutes or not networks:
+        return config, {}
+    if config.strategy == "multiworker":  # the workers would each measure, and disagree
+        print(f"--minutes {config.minutes:g} is not applied under --strategy multiworker "
+              f"(every worker must train the same steps): {config.epochs} epochs (--epochs)")
+        return config, {}
+    print(f"\n== --minutes {config.minutes:g}: timing a few steps of each network")
+    epoch = start_up = 0.0
+    for task, kind in networks:
+        windows, build, settings, _ = network(kind, task, data, tutorial_columns, config, out)
+        steps = int(windows["train"].cardinality())
+        cost = common.plan_epochs(config.minutes, build, windows["train"], windows["val"],
+                                  steps, out / f"{task}_{kind}", settings, config.restart,
+                                  quiet=True)
+        network_epoch = steps * cost["seconds_per_step"] + cost["seconds_per_epoch_beyond_steps"]
+        print(f"{task}/{kind}: {cost['seconds_per_step'] * 1000:.0f} ms per step, "
+              f"{network_epoch:.1f} s per epoch of {steps} steps")
+        epoch, start_up = epoch + network_epoch, start_up + cost["start_up_seconds"]
+    fit = max(1, int((0.95 * config.minutes * 60 - start_up) // epoch))
+    epochs = min(config.epochs, fit)
+    plan = {"minutes": config.minutes, "epochs": epochs, "epochs_that_fit": fit,
+            "seconds_per_epoch": epoch, "start_up_seconds": start_up,
+            "planned_fit_seconds": start_up + epochs * epoch, "networks": len(networks)}
+    print(f"--minutes {config.minutes:g}: {epochs} epochs for every network "
+          f"({'as many as fit' if epochs < config.epochs else 'all'} of --epochs "
+          f"{config.epochs}; about {plan['planned_fit_seconds'] / 60:.1f} min); repeat this run "
+          f"exactly with --epochs {epochs} --minutes 0")
+    return dataclasses.replace(config, epochs=epochs), plan
+
+
+def train_weather_model(kind: str, task: str, data: SeriesData, tutorial_columns: int,
+                        config: Config, out: Path) -> tuple:
+    """Windows, model and training of one model; its history, val/test forecasts, and a
+    function that forecasts from one window of scaled rows."""
+    if kind == "gbt":
+        return {}, *train_trees(task, data, config)
+    windows, build, settings, fit = network(kind, task, data, tutorial_columns, config, out)
+    model = build()
+    print(f"\n{task}/{kind}: {model.count_params():,} parameters, batch {fit['batch_size']}, "
+          f"<= {fit['epochs']} epochs")
+    history = train(model, windows, out / f"{task}_{kind}", settings, fit["epochs"],
+                    fit["patience"], config)
+    columns = model.input_shape[-1]
 
     def forecast(window: np.ndarray) -> np.ndarray:  # one (width, columns) window
         return np.asarray(model(window[None, :, :columns], training=False))[0]
@@ -973,11 +1037,14 @@ def main(config: Config) -> dict:
         data, tutorial_columns = (load_own_series(config) if config.dataset == "series"
                                   else load_weather(config))  # 1. data
         check_forecast_steps(config, data.sampling)  # before any training
+        config, budget = fit_the_budget(config, data, tutorial_columns,
+                                        run.out)  # --minutes: the epochs that fit here
         results = [weather_task(task, data, tutorial_columns, config, run.out)  # 2.-5.
                    for task in config.tasks]
         rows = [row for result in results for row in result["rows"]]
         print_table(rows, data)
         metrics = weather_metrics(rows, config, data.name)
+        metrics.update(epochs_planned=config.epochs, budget=budget)
         for verdict in rnn_verdicts(metrics, data.name, config.tasks, data.sampling):
             print(verdict)
         plot_weather(results, data, config, run.out)

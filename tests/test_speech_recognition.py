@@ -3,6 +3,7 @@ builder against the recordings it joins, the CTC loss and greedy decoding agains
 computations, edit distance against a brute force, padding that changes nothing, a tiny
 end-to-end run, `--transcribe` on generated WAV files and one-line errors for bad ones."""
 
+import dataclasses
 import functools
 import itertools
 import math
@@ -373,6 +374,24 @@ def test_tiny_run_trains_and_writes_everything(tiny_run):
                  "model/best.keras", "model/history.csv"):
         assert (out / name).is_file(), name
     assert common.read_json(out / "metrics.json")["test_speaker"] == "george"
+
+
+def test_a_training_budget_plans_the_epochs_and_the_schedule_spans_them(tmp_path):
+    """--minutes: the epochs that fit (measured on a twin of the model) replace --epochs, the
+    learning-rate schedule of the model then built decays over exactly those steps, and the
+    plan is saved; --minutes 0 leaves the Config as it is."""
+    config = quick(minutes=0.05, epochs=1000, output_dir=str(tmp_path))
+    _, labels, features = sr.load_digit_strings(config)
+    datasets = sr.make_datasets(features, labels, config)
+    budgeted, plan = sr.fit_the_budget(config, features, datasets, tmp_path / "model")
+    assert budgeted.epochs == plan["epochs"] == plan["epochs_trained_for"] < 1000
+    assert plan["steps"] == plan["epochs"] * -(-config.train_utterances // config.batch_size)
+    model = sr.make_model(features["train"], budgeted, quiet=True)
+    assert model.optimizer._learning_rate.decay_steps == plan["steps"]
+    assert common.read_json(tmp_path / "model" / "budget.json")["epochs"] == plan["epochs"]
+    off = dataclasses.replace(config, minutes=0.0)
+    assert sr.fit_the_budget(off, features, datasets, tmp_path / "off") == (off, {})
+    assert not (tmp_path / "off").exists()
 
 
 def write_digits(path: Path, rate: int, channels: int) -> None:

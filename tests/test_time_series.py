@@ -1,6 +1,8 @@
 """Tests of time_series.py: no look-ahead, window alignment, baselines, the CSV loader's
 refusals, the download fallback, and tiny end-to-end runs for weather and stocks."""
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -309,6 +311,31 @@ def test_own_series_files_that_cannot_be_forecast_get_one_line_errors(tmp_path):
                                      horizon_steps=1))
     with pytest.raises(common.ConfigError, match="--csv needs --target"):
         ts.Config(csv="x.csv")
+
+
+def test_a_training_budget_gives_every_network_the_epochs_that_fit(tmp_path):
+    """--minutes: each network (not the trees, not the tutorial's recipe, which keeps its own
+    epochs) is timed on a twin, and one --epochs is chosen for all: the most whose summed cost
+    fits in the budget, recomputed here from the costs each network saved; planning again
+    reuses them without measuring."""
+    config = ts.Config.from_preset("quick", models=("linear", "gbt", "gru", "reference"),
+                                   tasks=("single",), minutes=0.1, epochs=1000,
+                                   output_dir=str(tmp_path))
+    data, columns = ts.load_weather(config)
+    budgeted, plan = ts.fit_the_budget(config, data, columns, tmp_path)
+    costs = [common.read_json(tmp_path / f"single_{kind}" / "budget.json")
+             for kind in ("linear", "gru")]
+    assert not (tmp_path / "single_reference").exists() and plan["networks"] == 2
+    steps = -(-512 // config.batch_size)  # --max-windows 512 in batches
+    epoch = sum(steps * c["seconds_per_step"] + c["seconds_per_epoch_beyond_steps"]
+                for c in costs)
+    start_up = sum(c["start_up_seconds"] for c in costs)
+    assert plan["epochs"] == max(1, int((0.95 * 6 - start_up) // epoch)) < 1000
+    assert budgeted.epochs == plan["epochs"] and budgeted.reference_epochs == 20
+    assert plan["planned_fit_seconds"] == pytest.approx(start_up + plan["epochs"] * epoch)
+    assert ts.fit_the_budget(config, data, columns, tmp_path) == (budgeted, plan)
+    off = dataclasses.replace(config, minutes=0.0)
+    assert ts.fit_the_budget(off, data, columns, tmp_path / "off") == (off, {})
 
 
 # ----------------------------------------------------------------------------- end to end
