@@ -14,16 +14,13 @@ What it teaches:
   sin/cos features;
 - baselines first (last value, the same hours one season ago, a linear model, and what a
   practitioner would try first on tabular series: gradient-boosted trees on lag features),
-  then a stacked LSTM and a GRU on the same windows (and, with `--preset full` or `--models
-  ... reference`, the TensorFlow tutorial's recipe);
+  then a stacked LSTM and a GRU on the same windows (`--preset full`: the TF tutorial's too);
 - your own CSV: the sampling interval detected, windows and seasons sized from it, gaps
   reported and filled from the past only;
 - stocks: scale-free features from OHLCV, errors in dollars against persistence;
-- a speed choice made by measuring: each model trains with XLA or without, whichever ran
-  faster in a few timed steps on the machine that runs (XLA pays on some CPUs, not on
-  others); `--jit-compile` / `--no-jit-compile` decide instead;
-- a time budget: `--minutes N` times a few steps of every network, then trains them all for
-  the one number of epochs that fits in N minutes together (fewer on a slower CPU).
+- speed choices made by measuring on the machine that runs: each model trains with XLA or
+  without, whichever ran faster in a few timed steps (or as `--[no-]jit-compile` says), and
+  `--minutes N` trains every network for the one number of epochs that fits in N minutes.
 
 Data: the Jena climate record, hourly, 2009-2016 (Max Planck Institute for Biogeochemistry, as
 redistributed for the Keras/TensorFlow tutorials; 6 of its 14 columns, data/jena-climate);
@@ -36,7 +33,6 @@ column; with `--dataset stock`, `--csv` reads a Yahoo-style price file instead, 
 Run:
     python time_series.py --preset quick       # a first look: small models, few windows
     python time_series.py                      # weather: both tasks, networks <= 3 min (--minutes)
-    python time_series.py --minutes 0          # all 8 epochs, however long they take
     python time_series.py --preset full        # + the TF tutorial's recipe; wider, more epochs
     python time_series.py --csv data/mauna-loa-co2/co2_weekly.csv --target co2 --forecast-steps 4
     python time_series.py --dataset stock --ticker MSFT --forecast-days 10

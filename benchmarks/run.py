@@ -117,7 +117,7 @@ JOBS: dict[str, tuple[str, str, dict | str, dict[str, str | tuple[str, ...]]]] =
     # XLA for every model, as the default was before it was measured at start-up
     "time_series:xla": ("time_series", "study", {"jit_compile": True}, {}),
     # the TensorFlow tutorial's recipe alone, on the default's windows (--preset full has it)
-    "time_series:reference": ("time_series", "study", {"models": ["reference"]}, {}),
+    "time_series:reference": ("time_series", "study", {"models": ("reference",)}, {}),
     # every network for all --epochs, however long they take (the default caps them together
     # at 3 minutes, fewer epochs where the CPU is slower)
     "time_series:all-epochs": ("time_series", "study", {"minutes": 0}, {}),

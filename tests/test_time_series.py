@@ -373,7 +373,8 @@ def test_weather_quick_run_end_to_end(quick_run):
 def test_own_series_tiny_end_to_end_on_the_bundled_co2_record(out_dir):
     config = ts.Config(csv=str(CO2), target="co2",
                        models=("linear", "gbt", "gru"), epochs=2, units=8, gbt_iterations=30,
-                       forecast_steps=4, jit_compile=False, output_dir=str(out_dir))
+                       forecast_steps=4, jit_compile=False, minutes=0.0,
+                       output_dir=str(out_dir))
     metrics = ts.main(config)
     rows = common.read_json(out_dir / "results.json")["rows"]
     assert {(r["task"], r["model"]) for r in rows} == {
