@@ -22,7 +22,7 @@ data/README.md).
 
 Run:
     python machine_translation.py --preset quick            # a first look: a small model
-    python machine_translation.py                           # 25k pairs, GRU + Bahdanau, <= 7 min
+    python machine_translation.py                           # 25k pairs, GRU + Bahdanau, time-capped
     python machine_translation.py --preset full             # all pairs, larger vocabularies
     python machine_translation.py --compare-no-attention    # also train --attention none
     python machine_translation.py --translate "I am cold."  # the saved model: greedy + beams

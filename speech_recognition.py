@@ -25,7 +25,7 @@ fetches all 3,000 recordings. Training also hears the ten digits said by 40 espe
 
 Run:
     python speech_recognition.py --preset quick        # a first look
-    python speech_recognition.py                       # the default run: <= 7 min of training
+    python speech_recognition.py                       # the default (training capped: --minutes)
     python speech_recognition.py --preset full         # more strings, a wider model
     python speech_recognition.py --transcribe my_number.wav   # any WAV, with the saved model
 Results: benchmarks/RESULTS.md#speech_recognition (generated from benchmarks/results.json);

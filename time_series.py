@@ -32,7 +32,7 @@ column; with `--dataset stock`, `--csv` reads a Yahoo-style price file instead, 
 
 Run:
     python time_series.py --preset quick       # a first look: small models, few windows
-    python time_series.py                      # weather: both tasks, networks <= 3 min (--minutes)
+    python time_series.py                      # weather: both tasks, training capped (--minutes)
     python time_series.py --preset full        # + the TF tutorial's recipe; wider, more epochs
     python time_series.py --csv data/mauna-loa-co2/co2_weekly.csv --target co2 --forecast-steps 4
     python time_series.py --dataset stock --ticker MSFT --forecast-days 10
