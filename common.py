@@ -1168,8 +1168,7 @@ def plan_epochs(minutes: float, build: Callable[[], Any], train_data: Any, val_d
     overhead = max(0.0, float(np.median(epochs_seconds[1:])) - step)  # validation, saves
     start_up = (first_step - step) + max(0.0, float(epochs_seconds[0]) - step - overhead)
     epoch = steps_per_epoch * step + overhead
-    # 95 %: a real epoch costs a little more than the pilot's (more callbacks, longer logs)
-    epochs = max(1, int((0.95 * minutes * 60 - start_up) // epoch))
+    epochs = epochs_that_fit(minutes, start_up, epoch)
     plan = {"minutes": minutes, "epochs": epochs, "steps": epochs * steps_per_epoch,
             "seconds_per_step": step, "seconds_per_epoch_beyond_steps": overhead,
             "start_up_seconds": start_up, "planned_fit_seconds": start_up + epochs * epoch,
@@ -1184,27 +1183,45 @@ def plan_epochs(minutes: float, build: Callable[[], Any], train_data: Any, val_d
     return plan
 
 
+def epochs_that_fit(minutes: float, start_up: float, epoch: float) -> int:
+    """How many epochs of `epoch` seconds fit in `minutes` after `start_up` seconds (one at
+    least). 95 %: a real epoch costs a little more than a measured one (more callbacks, longer
+    logs)."""
+    return max(1, int((0.95 * minutes * 60 - start_up) // epoch))
+
+
+def budget_applies(config: Any) -> bool:
+    """Whether --minutes plans the epochs: it is set, and the run is not under --strategy
+    multiworker (each worker would measure, and they would disagree: --epochs, said so)."""
+    if config.minutes and config.strategy == "multiworker":
+        print(f"--minutes {config.minutes:g} is not applied under --strategy multiworker "
+              f"(every worker must train the same steps): {config.epochs} epochs (--epochs)")
+        return False
+    return bool(config.minutes)
+
+
+def epochs_within_budget(config: Any, fit: int) -> Any:
+    """The Config with at most `fit` of its --epochs, printed with the command that repeats it."""
+    epochs = min(config.epochs, fit)
+    print(f"training: {epochs} epochs ({'as many as fit' if epochs < config.epochs else 'all'} "
+          f"of --epochs {config.epochs}); repeat this run exactly with --epochs {epochs} "
+          "--minutes 0")
+    return dataclasses.replace(config, epochs=epochs)
+
+
 def fit_the_budget(config: Any, build: Callable[[], Any], train_data: Any, val_data: Any,
                    steps_per_epoch: int, folder: Path) -> tuple[Any, dict]:
     """--minutes N: at most --epochs, and no more than fit in N minutes of training on this
     machine, as measured on `build()`, a fresh compiled twin of the model (`plan_epochs`).
     Returns the Config with that many epochs (so a learning-rate schedule sized from it spans
-    them: a slower CPU trains fewer steps of the same schedule) and the plan; with --minutes 0,
-    or under --strategy multiworker (each worker would measure, and they would disagree), the
-    Config unchanged and {}."""
-    if not config.minutes:
-        return config, {}
-    if config.strategy == "multiworker":
-        print(f"--minutes {config.minutes:g} is not applied under --strategy multiworker "
-              f"(every worker must train the same steps): {config.epochs} epochs (--epochs)")
+    them: a slower CPU trains fewer steps of the same schedule) and the plan; where the budget
+    does not apply (`budget_applies`), the Config unchanged and {}."""
+    if not budget_applies(config):
         return config, {}
     plan = plan_epochs(config.minutes, build, train_data, val_data, steps_per_epoch, folder,
                        settings_of(config), config.restart)
-    epochs = min(config.epochs, plan["epochs"])
-    print(f"training: {epochs} epochs ({'as many as fit' if epochs < config.epochs else 'all'} "
-          f"of --epochs {config.epochs}); repeat this run exactly with --epochs {epochs} "
-          "--minutes 0")
-    return dataclasses.replace(config, epochs=epochs), {**plan, "epochs_trained_for": epochs}
+    config = epochs_within_budget(config, plan["epochs"])
+    return config, {**plan, "epochs_trained_for": config.epochs}
 
 
 def cpu_model() -> str:

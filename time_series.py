@@ -412,11 +412,7 @@ def fit_the_budget(config: Config, data: SeriesData, tutorial_columns: int, out:
     spans it), and the plan. The tutorial's recipe keeps its own epochs, outside the budget."""
     networks = [(task, kind) for task in config.tasks for kind in config.models
                 if kind in NETWORKS]
-    if not config.minutes or not networks:
-        return config, {}
-    if config.strategy == "multiworker":  # the workers would each measure, and disagree
-        print(f"--minutes {config.minutes:g} is not applied under --strategy multiworker "
-              f"(every worker must train the same steps): {config.epochs} epochs (--epochs)")
+    if not networks or not common.budget_applies(config):
         return config, {}
     print(f"\n== --minutes {config.minutes:g}: timing a few steps of each network")
     epoch = start_up = 0.0
@@ -430,16 +426,14 @@ def fit_the_budget(config: Config, data: SeriesData, tutorial_columns: int, out:
         print(f"{task}/{kind}: {cost['seconds_per_step'] * 1000:.0f} ms per step, "
               f"{network_epoch:.1f} s per epoch of {steps} steps")
         epoch, start_up = epoch + network_epoch, start_up + cost["start_up_seconds"]
-    fit = max(1, int((0.95 * config.minutes * 60 - start_up) // epoch))
-    epochs = min(config.epochs, fit)
-    plan = {"minutes": config.minutes, "epochs": epochs, "epochs_that_fit": fit,
+    fit = common.epochs_that_fit(config.minutes, start_up, epoch)
+    budgeted = common.epochs_within_budget(config, fit)  # the same --epochs for every network
+    plan = {"minutes": config.minutes, "epochs": budgeted.epochs, "epochs_that_fit": fit,
             "seconds_per_epoch": epoch, "start_up_seconds": start_up,
-            "planned_fit_seconds": start_up + epochs * epoch, "networks": len(networks)}
-    print(f"--minutes {config.minutes:g}: {epochs} epochs for every network "
-          f"({'as many as fit' if epochs < config.epochs else 'all'} of --epochs "
-          f"{config.epochs}; about {plan['planned_fit_seconds'] / 60:.1f} min); repeat this run "
-          f"exactly with --epochs {epochs} --minutes 0")
-    return dataclasses.replace(config, epochs=epochs), plan
+            "planned_fit_seconds": start_up + budgeted.epochs * epoch, "networks": len(networks)}
+    print(f"--minutes {config.minutes:g}: all {len(networks)} networks, about "
+          f"{plan['planned_fit_seconds'] / 60:.1f} min of training")
+    return budgeted, plan
 
 
 def train_weather_model(kind: str, task: str, data: SeriesData, tutorial_columns: int,
