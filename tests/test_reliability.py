@@ -156,6 +156,10 @@ def test_kill_then_rerun_resumes_and_matches_an_uninterrupted_run(script, quick_
     for key, value in uninterrupted.items():
         # Resuming restores weights and optimizer exactly; only the data order of the
         # remaining epochs may differ, so the results agree closely, not bit for bit.
+        if key.startswith("cells_"):  # a memory cell's correlation with a text property:
+            # like which unit it is, its sign is the training's choice (a unit may count up
+            # or down along a line); how closely it follows the property is the measurement
+            value, resumed[key] = abs(value), abs(resumed[key])
         assert resumed[key] == pytest.approx(value, rel=0.25, abs=0.05), key
 
     # the same command once more: the finished run is loaded, quietly
