@@ -37,6 +37,8 @@ import socket  # noqa: E402
 import sys  # noqa: E402
 import textwrap  # noqa: E402
 import time  # noqa: E402
+
+_RUN_CLOCK = {"started": time.perf_counter()}  # before TensorFlow's import: see run_seconds
 import tokenize  # noqa: E402
 import traceback  # noqa: E402
 import types  # noqa: E402
@@ -83,6 +85,10 @@ import tensorflow as tf  # noqa: E402
 # Keras 3 warns that fit's default shuffle=True is ignored for a tf.data.Dataset; the scripts
 # shuffle inside their pipelines (training windows only), so the warning is only noise.
 warnings.filterwarnings("ignore", message=r"`shuffle=True` was passed", category=UserWarning)
+# Measuring speed builds a few models of the same kind one after the other, each tracing its
+# own train step once; TensorFlow's retracing heuristic counts them together and warns.
+tf.get_logger().addFilter(lambda record: "triggered tf.function retracing" not in
+                          record.getMessage())
 
 try:  # POSIX only; elsewhere the output folder is simply not locked.
     import fcntl
@@ -414,6 +420,7 @@ def run_cli(main: Callable[[Any], dict], config_cls: type, description: str = ""
     file, divergence), 130 for Ctrl-C, 3 for an error nobody foresaw (set RNN_TRACEBACK=1 to
     see where it happened)."""
     config = parse_config(config_cls, None, description)
+    clock_from_import()  # --minutes counts the whole command, imports included
     try:
         main(config)
     except UserError as error:
@@ -518,6 +525,8 @@ class Run:
 
     def __enter__(self) -> Run:
         self.started = time.perf_counter()
+        if not _RUN_CLOCK.pop("from_import", False):  # --minutes counts from here, or
+            start_run_clock()  # from the process's start (the command line)
         self.chief, self.task = True, None
         if self.config.strategy == "multiworker":
             self.task = cluster_task()
@@ -1013,30 +1022,11 @@ def compute_policy(precision: str) -> str:
     return "float32"
 
 
-# ----------------------------------------------------------------------------- measured choices
-def fastest(candidates: dict[str, Callable[[], Any]], steps: int = 6, warmup: int = 2,
-            budget_seconds: float = 20.0) -> tuple[str, dict[str, float]]:
-    """Call each candidate `warmup` times untimed (that compiles it), then time up to `steps`
-    calls; return the fastest candidate's name and every candidate's median seconds per call.
-    Each gets an equal share of `budget_seconds`: once its share is spent it stops (after one
-    timed call at least), so the whole takes the budget at most, plus one call per candidate."""
-    share = budget_seconds / len(candidates)
-    seconds: dict[str, float] = {}
-    for name, call in candidates.items():
-        start = time.perf_counter()
-        for _ in range(warmup):
-            call()
-            if time.perf_counter() - start > share:
-                break
-        timed: list[float] = []
-        while len(timed) < steps:
-            begin = time.perf_counter()
-            call()
-            timed.append(time.perf_counter() - begin)
-            if time.perf_counter() - start > share:
-                break
-        seconds[name] = float(np.median(timed))
-    return min(seconds, key=seconds.__getitem__), seconds
+# ----------------------------------------------------------------------------- measured speed
+def count_batches(dataset: Any) -> int:
+    """Batches in a finite tf.data pipeline (counted once where its length is unknown)."""
+    known = int(dataset.cardinality())
+    return known if known >= 0 else sum(1 for _ in dataset)
 
 
 def _kept_record(path: Path, settings: dict, restart: bool) -> tuple[dict | None, str, dict]:
@@ -1064,55 +1054,135 @@ def _random_state_kept() -> Iterator[None]:
         np.random.set_state(numpy_state)
 
 
-def measured_choice(label: str, builds: dict[str, Callable[[], Any]], batch: tuple,
-                    folder: Path, settings: dict, restart: bool = False,
-                    budget_seconds: float = 20.0) -> str:
-    """Which of several ways to train the same model runs fastest on this machine: each of
-    `builds` makes a fresh compiled Keras model (e.g. with and without XLA), a few
-    `train_on_batch(*batch)` steps of each are timed (`fastest`), and the choice is printed in
-    one line and kept in `folder`/speed_choice.json with the measured rates, so a rerun or a
-    resumed run with the same `settings` on this CPU trains the same way without measuring
-    again (another CPU, other settings or --restart measure anew). Python's and NumPy's
-    random states are put back afterwards: the real model starts from the weights it would
-    have had without the measurement."""
+class _EpochClock(keras.callbacks.Callback):
+    """When training began and each epoch ended (perf_counter seconds)."""
+
+    def on_train_begin(self, logs=None):
+        self.ends = [time.perf_counter()]
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.ends.append(time.perf_counter())
+
+
+def _timed_steps(model: Any, train_data: Any, steps_per_epoch: int, share: float) -> tuple:
+    """(seconds to build, trace and compile `model()` and train its first step, seconds per
+    later step): one untimed `fit` step, then up to 8 timed in two `fit` calls through the
+    real input pipeline, the second only while the `share` of time lasts."""
+    start = time.perf_counter()
+    model = model()
+    model.fit(train_data, epochs=1, steps_per_epoch=1, verbose=0)  # traces and compiles
+    first = time.perf_counter() - start
+    timed, steps = 0.0, 0
+    for chunk in (2, 6):
+        if steps and time.perf_counter() - start > share:
+            break
+        chunk = min(chunk, steps_per_epoch)
+        tick = time.perf_counter()
+        model.fit(train_data, epochs=1, steps_per_epoch=chunk, verbose=0)
+        timed, steps = timed + time.perf_counter() - tick, steps + chunk
+    return model, first, timed / steps
+
+
+def measure_training(label: str, builds: dict[str, Callable[[], Any]], train_data: Any,
+                     val_data: Any, steps_per_epoch: int, folder: Path, settings: dict,
+                     restart: bool = False, budget_seconds: float = 20.0,
+                     quiet: bool = False, epochs: bool = True) -> dict:
+    """How fast a model trains on this machine, and which of several ways to train it is
+    fastest: each of `builds` makes a fresh compiled Keras model (e.g. with and without XLA,
+    float32 or mixed bfloat16); each trains one untimed step (tracing, compiling), then up to
+    8 timed steps through the real input pipeline within an equal share of `budget_seconds`.
+    The fastest is the choice. On it, what an epoch costs beyond its steps: two one-step
+    epochs with a few validation batches and the backup a real run keeps, a few validation
+    batches timed, one model save (the best-model checkpoint); and the start-up (tracing the
+    train and test steps) a fresh model will take again (`epochs=False`: the choice alone).
+
+    Printed in one line and kept in `folder`/speed_choice.json with the measured rates, so a
+    rerun or a resumed run with the same `settings` on this CPU trains the same way without
+    measuring again (another CPU, other settings or --restart measure anew; --epochs and
+    --minutes do not change a step's speed). Python's and NumPy's random states are put back
+    afterwards: the real model starts from the weights it would have had without measuring."""
+
     record_path = Path(folder) / "speed_choice.json"
-    record, cpu, settings = _kept_record(record_path, settings, restart)
-    if record and record.get("choice") in builds:
-        print(f"{label}: {record['choice']} (measured before on this CPU, "
-              f"{shown(record_path)})")
-        return record["choice"]
+    speed_settings = {k: v for k, v in settings.items() if k not in ("epochs", "minutes")}
+    record, cpu, speed_settings = _kept_record(record_path, speed_settings, restart)
+    if record and record.get("choice") in builds and (
+            "seconds_per_epoch_beyond_steps" in record or not epochs):
+        if not quiet:
+            print(f"{label}: {record['choice']} (measured before on this CPU, "
+                  f"{shown(record_path)})")
+        return record
     begin = time.perf_counter()
+    first_batch = next(iter(train_data))
+    examples = int(tf.nest.flatten(first_batch[0])[0].shape[0])
     with _random_state_kept():
-        models = {name: build() for name, build in builds.items()}
-        steps = {name: (lambda model=model: model.train_on_batch(*batch))
-                 for name, model in models.items()}
-        choice, seconds = fastest(steps, budget_seconds=budget_seconds)
-    examples = len(batch[0][0] if isinstance(batch[0], (tuple, list)) else batch[0])
-    rates = {name: examples / value for name, value in seconds.items()}
-    took = time.perf_counter() - begin
-    shown_rates = ", ".join(f"{name} {rate:,.0f}" for name, rate in rates.items())
-    print(f"{label}: {choice} (examples/s measured over a few steps: {shown_rates}; "
-          f"{took:.0f} s)")
+        models, firsts, seconds = {}, {}, {}
+        for name, build in builds.items():
+            models[name], firsts[name], seconds[name] = _timed_steps(
+                build, train_data, steps_per_epoch, budget_seconds / len(builds))
+        choice = min(seconds, key=seconds.__getitem__)
+        model, step = models[choice], seconds[choice]
+        record = {"cpu": cpu, "choice": choice,
+                  "examples_per_s": {name: examples / value for name, value in seconds.items()},
+                  "seconds_per_step": step, "steps_per_epoch": steps_per_epoch,
+                  "start_up_seconds": max(0.0, firsts[choice] - step)}
+        if epochs:
+            costs = _epoch_costs(model, step, train_data, val_data)
+            record["start_up_seconds"] += costs.pop("test_step_start_up_seconds")
+            record.update(costs)
+    record.update(measure_seconds=time.perf_counter() - begin, settings=speed_settings)
+    if not quiet:
+        rates = ", ".join(f"{name} {rate:,.0f}" for name, rate in record["examples_per_s"].items())
+        chosen = f"{choice} (examples/s: {rates})" if len(builds) > 1 else ""
+        epoch = (f"{step * 1000:.0f} ms a step, {epoch_seconds(record):.1f} s an epoch of "
+                 f"{steps_per_epoch} steps with validation" if epochs else "")
+        print(f"{label}: {'; '.join(filter(None, (chosen, epoch)))}; measured in "
+              f"{record['measure_seconds']:.0f} s")
     Path(folder).mkdir(parents=True, exist_ok=True)
-    write_json(record_path, {"cpu": cpu, "choice": choice, "examples_per_s": rates,
-                             "measure_seconds": took, "settings": settings})
-    return choice
+    write_json(record_path, record)
+    return record
 
 
-def choose_jit_compile(requested: bool | None, label: str, build: Callable[[bool], Any],
-                       batch: tuple, folder: Path, settings: dict, strategy: str,
-                       restart: bool = False) -> bool:
-    """XLA or not for one model: `requested` when a flag gave it (--jit-compile or
-    --no-jit-compile); else measured (`measured_choice`: a few train steps of a fresh model
-    `build(True)` and one `build(False)`). Under --strategy multiworker it is off: TensorFlow
-    has no CPU collectives under XLA."""
+def _epoch_costs(model: Any, step: float, train_data: Any, val_data: Any) -> dict:
+    """What an epoch of `model` costs beyond its steps of `step` seconds, and what tracing the
+    test step adds to the start-up: two one-step epochs with a few validation batches and
+    what `TrainingRun.guarded` keeps, a few validation batches timed, one model save."""
+    import tempfile
+
+    validation_steps = count_batches(val_data)
+    probe, clock = min(3, validation_steps), _EpochClock()
+    with tempfile.TemporaryDirectory() as scratch:  # what `TrainingRun.guarded` keeps
+        model.fit(train_data, validation_data=val_data, validation_steps=probe, epochs=2,
+                  steps_per_epoch=1, verbose=0, callbacks=[
+                      keras.callbacks.CSVLogger(str(Path(scratch) / "history.csv")),
+                      keras.callbacks.TerminateOnNaN(),
+                      keras.callbacks.BackupAndRestore(str(Path(scratch) / "backup"),
+                                                       double_checkpoint=True), clock])
+        tick = time.perf_counter()
+        model.evaluate(val_data, steps=probe, verbose=0)
+        validation_step = (time.perf_counter() - tick) / probe
+        tick = time.perf_counter()
+        model.save(Path(scratch) / "best.keras")
+        save = time.perf_counter() - tick
+    durations = np.diff(clock.ends)  # (one alone if a NaN loss stopped the measurement)
+    first, second = (durations[0], durations[-1]) if len(durations) else (0.0, 0.0)
+    checkpoints = max(0.0, float(second) - step - probe * validation_step) + save
+    return {"seconds_per_validation_step": validation_step,
+            "validation_steps": validation_steps,
+            "seconds_per_epoch_beyond_steps": validation_steps * validation_step + checkpoints,
+            "test_step_start_up_seconds": max(0.0, float(first - second))}
+
+
+def choose_jit_compile(requested: bool | None, strategy: str) -> tuple[bool, ...]:
+    """The XLA settings to try for a model: (`requested`,) when --jit-compile or
+    --no-jit-compile gave it; (False,) under --strategy multiworker (TensorFlow has no CPU
+    collectives under XLA); else (False, True): measured (`measure_training`)."""
     if requested is not None:
-        return requested
-    if strategy == "multiworker":
-        return False
-    builds = {"XLA": lambda: build(True), "no XLA": lambda: build(False)}
-    return measured_choice(f"XLA for {label}", builds, batch, folder, settings,
-                           restart) == "XLA"
+        return (requested,)
+    return (False,) if strategy == "multiworker" else (False, True)
+
+
+def xla_name(jit_compile: bool) -> str:
+    return "XLA" if jit_compile else "no XLA"
 
 
 def speed_choices(out: Path) -> dict[str, dict]:
@@ -1121,73 +1191,50 @@ def speed_choices(out: Path) -> dict[str, dict]:
             for path in sorted(Path(out).rglob("speed_choice.json"))}
 
 
-def plan_epochs(minutes: float, build: Callable[[], Any], train_data: Any, val_data: Any,
-                steps_per_epoch: int, folder: Path, settings: dict, restart: bool = False,
-                quiet: bool = False) -> dict:
-    """Budgeted training: how many epochs of `steps_per_epoch` steps fit in `minutes` of
-    `model.fit` on this machine. Measured on `build()`, a fresh compiled twin of the model to
-    train (Python's and NumPy's random states put back after it): a few timed steps, then
-    three one-step epochs with validation and the same checkpoints as a real run (in a
-    scratch folder), which give what an epoch costs beyond its steps. The plan is kept in
-    `folder`/budget.json, so rerunning the same command on this CPU (to resume, or to reuse
-    the finished model) trains for exactly the same number of epochs (--restart plans anew).
-    `quiet`: print nothing (a caller planning several models together reports the plan)."""
-    record_path = Path(folder) / "budget.json"
-    record, cpu, settings = _kept_record(record_path, settings, restart)
-    if record:
-        if not quiet:
-            print(f"--minutes {minutes:g}: {record['epochs']} epochs (planned before on this "
-                  f"CPU, {shown(record_path)})")
-        return record
-    import tempfile
-
-    class EpochClock(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.ends = [time.perf_counter()]
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.ends.append(time.perf_counter())
-
-    batch = next(iter(train_data))
-    with _random_state_kept():
-        model = build()
-        begin = time.perf_counter()
-        model.train_on_batch(*batch)  # traces (and compiles) the train step
-        first_step = time.perf_counter() - begin
-        _, timed = fastest({"step": lambda: model.train_on_batch(*batch)}, steps=8, warmup=0,
-                           budget_seconds=max(2.0, 0.02 * minutes * 60))
-        step = timed["step"]
-        with tempfile.TemporaryDirectory() as scratch:
-            run, clock = TrainingRun(Path(scratch), settings), EpochClock()
-            model.fit(train_data, validation_data=val_data, epochs=3, steps_per_epoch=1,
-                      verbose=0, callbacks=run.guarded([
-                          keras.callbacks.BackupAndRestore(run.backup_dir,
-                                                           double_checkpoint=True),
-                          run.best_checkpoint(), clock]))
-    epochs_seconds = np.diff(clock.ends)
-    overhead = max(0.0, float(np.median(epochs_seconds[1:])) - step)  # validation, saves
-    start_up = (first_step - step) + max(0.0, float(epochs_seconds[0]) - step - overhead)
-    epoch = steps_per_epoch * step + overhead
-    epochs = epochs_that_fit(minutes, start_up, epoch)
-    plan = {"minutes": minutes, "epochs": epochs, "steps": epochs * steps_per_epoch,
-            "seconds_per_step": step, "seconds_per_epoch_beyond_steps": overhead,
-            "start_up_seconds": start_up, "planned_fit_seconds": start_up + epochs * epoch,
-            "cpu": cpu, "settings": settings}
-    if not quiet:
-        print(f"--minutes {minutes:g}: {step * 1000:.0f} ms per step, {overhead:.1f} s per "
-              f"epoch for validation and checkpoints, {start_up:.1f} s to start -> {epochs} "
-              f"epochs of {steps_per_epoch} steps fit ({epochs * steps_per_epoch:,} steps, "
-              f"about {plan['planned_fit_seconds'] / 60:.1f} min)")
-    Path(folder).mkdir(parents=True, exist_ok=True)
-    write_json(record_path, plan)
-    return plan
+def clock_from_import() -> None:
+    """Let the next `Run` count its seconds (for --minutes) from when common was imported, the
+    process's start for a script (it imports common first): the command line does this."""
+    _RUN_CLOCK["from_import"] = True
 
 
-def epochs_that_fit(minutes: float, start_up: float, epoch: float) -> int:
-    """How many epochs of `epoch` seconds fit in `minutes` after `start_up` seconds (one at
-    least). 95 %: a real epoch costs a little more than a measured one (more callbacks, longer
-    logs)."""
-    return max(1, int((0.95 * minutes * 60 - start_up) // epoch))
+def start_run_clock() -> None:
+    """Start counting a run's seconds now (`run_seconds`)."""
+    _RUN_CLOCK["started"] = time.perf_counter()
+
+
+def run_seconds() -> float:
+    """Seconds since this run began: since its `Run` began, or since the process started for a
+    run from the command line (`clock_from_import`), so that --minutes counts the imports."""
+    return time.perf_counter() - _RUN_CLOCK["started"]
+
+
+def epoch_seconds(cost: dict) -> float:
+    """One epoch of a model whose speed `measure_training` measured: steps and the rest."""
+    return cost["steps_per_epoch"] * cost["seconds_per_step"] + cost[
+        "seconds_per_epoch_beyond_steps"]
+
+
+def plan_epochs(minutes: float, costs: list[dict], most: int, after_training: float = 0.0,
+                share: float = 1.0) -> dict:
+    """--minutes N for a whole run: the number of epochs (at most `most`, at least one) that
+    every model of `costs` (`measure_training` records) can train so that the run ends
+    within N minutes of its start: what is left of them now (`run_seconds`), less each
+    model's start-up and `after_training` seconds (evaluation, plots), over one epoch of all
+    of them; `share`: the part of what is left that these models get (the first of two models
+    trained one after the other gets half). Planned to 95 %: a real epoch costs a little more
+    than a measured one (longer logs, a busier machine)."""
+    elapsed = run_seconds()
+    epoch = sum(epoch_seconds(cost) for cost in costs)
+    start_up = sum(cost["start_up_seconds"] for cost in costs)
+    left = share * 0.95 * (minutes * 60 - elapsed) - start_up - after_training
+    fit = max(1, int(left // epoch))
+    epochs = min(most, fit)
+    return {"minutes": minutes, "epochs": epochs, "epochs_that_fit": fit,
+            "steps": epochs * sum(cost["steps_per_epoch"] for cost in costs),
+            "seconds_before_training": elapsed, "start_up_seconds": start_up,
+            "seconds_per_epoch": epoch, "after_training_seconds": after_training,
+            "planned_fit_seconds": start_up + epochs * epoch,
+            "planned_run_seconds": elapsed + start_up + epochs * epoch + after_training}
 
 
 def budget_applies(config: Any) -> bool:
@@ -1200,28 +1247,57 @@ def budget_applies(config: Any) -> bool:
     return bool(config.minutes)
 
 
-def epochs_within_budget(config: Any, fit: int) -> Any:
-    """The Config with at most `fit` of its --epochs, printed with the command that repeats it."""
-    epochs = min(config.epochs, fit)
+def epochs_within_budget(config: Any, costs: list[dict], folder: Path,
+                         after_training: float = 0.0, share: float = 1.0) -> tuple[Any, dict]:
+    """--minutes N: the Config with the epochs `plan_epochs` finds for `costs` (at most its
+    --epochs), so that every learning-rate schedule sized from it spans them (a slower CPU
+    trains fewer steps of the same schedule); and the plan, printed with the command that
+    repeats the run exactly. The plan is kept in `folder`/budget.json: rerunning the same
+    command on this CPU (to resume, or to reuse the finished models) trains for the same
+    number of epochs (--restart plans anew)."""
+    record_path = Path(folder) / "budget.json"
+    plan, cpu, settings = _kept_record(record_path, settings_of(config), config.restart)
+    if plan:
+        print(f"--minutes {config.minutes:g}: {plan['epochs']} epochs (planned before on this "
+              f"CPU, {shown(record_path)})")
+    else:
+        plan = plan_epochs(config.minutes, costs, config.epochs, after_training, share)
+        print(f"--minutes {config.minutes:g}: {plan['seconds_before_training']:.0f} s so far; "
+              f"{plan['epochs_that_fit']} epochs of about {plan['seconds_per_epoch']:.1f} s "
+              f"fit, after {plan['start_up_seconds']:.0f} s to start and before "
+              f"{plan['after_training_seconds']:.0f} s to evaluate; the run should take about "
+              f"{plan['planned_run_seconds'] / 60:.1f} min")
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        write_json(record_path, {**plan, "cpu": cpu, "settings": settings})
+    epochs = plan["epochs"]
     print(f"training: {epochs} epochs ({'as many as fit' if epochs < config.epochs else 'all'} "
           f"of --epochs {config.epochs}); repeat this run exactly with --epochs {epochs} "
           "--minutes 0")
-    return dataclasses.replace(config, epochs=epochs)
+    plan = {key: value for key, value in plan.items() if key not in ("cpu", "settings")}
+    return dataclasses.replace(config, epochs=epochs), {**plan, "epochs_trained_for": epochs}
 
 
-def fit_the_budget(config: Any, build: Callable[[], Any], train_data: Any, val_data: Any,
-                   steps_per_epoch: int, folder: Path) -> tuple[Any, dict]:
-    """--minutes N: at most --epochs, and no more than fit in N minutes of training on this
-    machine, as measured on `build()`, a fresh compiled twin of the model (`plan_epochs`).
-    Returns the Config with that many epochs (so a learning-rate schedule sized from it spans
-    them: a slower CPU trains fewer steps of the same schedule) and the plan; where the budget
-    does not apply (`budget_applies`), the Config unchanged and {}."""
-    if not budget_applies(config):
-        return config, {}
-    plan = plan_epochs(config.minutes, build, train_data, val_data, steps_per_epoch, folder,
-                       settings_of(config), config.restart)
-    config = epochs_within_budget(config, plan["epochs"])
-    return config, {**plan, "epochs_trained_for": config.epochs}
+def fit_the_budget(config: Any, label: str, builds: dict[str, Callable[[], Any]],
+                   train_data: Any, val_data: Any, steps_per_epoch: int, folder: Path,
+                   after_training: Callable[[dict], float] | None = None, share: float = 1.0
+                   ) -> tuple[Any, dict, str]:
+    """Speed choices and --minutes for a script that trains one model: which of `builds`
+    trains fastest here (`measure_training`, where there is more than one), and with
+    --minutes the Config with the epochs that fit (`epochs_within_budget`; `after_training`
+    estimates, from the measurement, the seconds of work after training; `share` as in
+    `plan_epochs`). Returns the Config,
+    the plan ({} without a budget) and the chosen build's name. Under --strategy multiworker
+    nothing is measured: every worker must train the same way, the first build, --epochs."""
+    applies = budget_applies(config)
+    if config.strategy == "multiworker" or (len(builds) == 1 and not applies):
+        return config, {}, next(iter(builds))
+    cost = measure_training(label, builds, train_data, val_data, steps_per_epoch, folder,
+                            settings_of(config), config.restart, epochs=applies)
+    if not applies:
+        return config, {}, cost["choice"]
+    after = after_training(cost) if after_training else 0.0
+    config, plan = epochs_within_budget(config, [cost], folder, after, share)
+    return config, plan, cost["choice"]
 
 
 def cpu_model() -> str:

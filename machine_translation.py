@@ -22,7 +22,7 @@ data/README.md).
 
 Run:
     python machine_translation.py --preset quick            # a first look: a small model
-    python machine_translation.py                           # 25k pairs, GRU + Bahdanau, time-capped
+    python machine_translation.py                           # 25k pairs, GRU + Bahdanau (--minutes)
     python machine_translation.py --preset full             # all pairs, larger vocabularies
     python machine_translation.py --compare-no-attention    # also train --attention none
     python machine_translation.py --translate "I am cold."  # the saved model: greedy + beams
@@ -87,7 +87,7 @@ class Config(common.RunConfig):
     learning_rate: Annotated[float, above(0)] = 2e-3  # Adam step size.
     clipnorm: Annotated[float, above(0)] = 1.0  # Clip each gradient to this global norm.
     patience: Annotated[int, at_least(1)] = 2  # Stop after this many epochs without progress.
-    minutes: Annotated[float, at_least(0)] = 7.0  # Training cap: fewer epochs if slower; 0 = off.
+    minutes: Annotated[float, at_least(0)] = 9.0  # The whole run in about N min; 0 = no budget.
     beam_width: Annotated[int, at_least(1), NO_RETRAIN] = 5  # Hypotheses kept by beam search.
     length_alpha: Annotated[float, at_least(0), NO_RETRAIN] = 1.0  # Score = log p / length**alpha.
     decode_batch_size: Annotated[int, at_least(1), NO_RETRAIN] = 128  # Sentences decoded at once.
@@ -335,9 +335,10 @@ def model_directory(out: Path, config: Config, attention: str) -> Path:
 
 
 def train_variant(config: Config, attention: str, data: dict, vocabularies: dict,
-                  out: Path) -> tuple[keras.Model, dict, Path, dict]:
+                  out: Path, share: float = 1.0) -> tuple[keras.Model, dict, Path, dict]:
     """Build and train (or reload) the model with this attention, for as many epochs as
-    --minutes allows on this machine; plot its history. Also returns the budget's plan."""
+    --minutes allows on this machine (`share`: its part of the time left, when another variant
+    trains after it); plot its history. Also returns the budget's plan."""
     directory = model_directory(out, config, attention)
 
     def compiled() -> keras.Model:
@@ -347,8 +348,9 @@ def train_variant(config: Config, attention: str, data: dict, vocabularies: dict
 
     datasets = make_datasets(data, config)
     steps_per_epoch = -(-len(data["train"][1]) // config.batch_size)
-    config, budget = common.fit_the_budget(config, compiled, *datasets, steps_per_epoch,
-                                           directory)  # --minutes: the epochs that fit here
+    config, budget, _ = common.fit_the_budget(  # --minutes: the epochs that fit here
+        config, f"seq2seq ({attention})", {"float32": compiled}, *datasets, steps_per_epoch,
+        directory, decoding_seconds, share)
     model = compiled()
     print(f"\n== model {model.name}: {model.count_params():,} parameters, <= {config.epochs} "
           "epochs ==")
@@ -360,6 +362,13 @@ def train_variant(config: Config, attention: str, data: dict, vocabularies: dict
                         ylabel="masked cross-entropy (nats/token) / token accuracy",
                         show=config.show)
     return model, history, directory, budget
+
+
+def decoding_seconds(cost: dict) -> float:
+    """Seconds of work after training, from the measured speed: greedy and beam search over the
+    test sentences, about as much decoder work as (1 + beam width) validation passes, taken
+    as six."""
+    return 6 * cost["validation_steps"] * cost["seconds_per_validation_step"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -800,9 +809,9 @@ def main(config: Config) -> dict:
         variants = [config.attention]
         if config.compare_no_attention and config.attention != "none":
             variants.append("none")
-        for attention in variants:  # 3.-4. build and train; 5. evaluate
-            model, history, directory, budget = train_variant(config, attention, data,
-                                                              vocabularies, run.out)
+        for number, attention in enumerate(variants):  # 3.-4. build and train; 5. evaluate
+            model, history, directory, budget = train_variant(
+                config, attention, data, vocabularies, run.out, 1 / (len(variants) - number))
             main_model = attention == config.attention
             evaluation = evaluate_variant(config, model, vocabularies, data, test, directory,
                                           greedy_too=main_model, decode=run.chief)

@@ -12,8 +12,8 @@ What it teaches:
 - a small RNN that learns fast: a warm-up + cosine schedule sized to the planned steps, a
   tf.data pipeline of random windows; float32, or mixed bfloat16 where the CPU multiplies
   bf16 natively (weights and logits stay float32), whichever trains faster in a few timed
-  steps on the machine that runs; `--minutes N` plans the number of epochs to fit a time
-  budget on that machine;
+  steps on the machine that runs; `--minutes N` plans the number of epochs so that the whole
+  run takes about N minutes on that machine;
 - a stateful one-step sampler: the LSTM/GRU cells called inside one `tf.function`, carrying
   their states, so each new token costs one step rather than a rerun of the whole prefix;
   temperature, top-k and top-p (nucleus) sampling, seeded and batched; autocomplete.
@@ -80,7 +80,7 @@ class Config(common.RunConfig):
     warmup_steps: Annotated[int, at_least(0)] = 100  # Linear warm-up steps, then cosine decay.
     clipnorm: Annotated[float, above(0)] = 1.0  # Clip each gradient to this global norm.
     epochs: Annotated[int, at_least(1)] = 22  # Most epochs of --steps-per-epoch steps each.
-    minutes: Annotated[float, at_least(0)] = 8.0  # Training cap: fewer epochs if slower; 0 = off.
+    minutes: Annotated[float, at_least(0)] = 9.0  # The whole run in about N min; 0 = no budget.
     steps_per_epoch: Annotated[int, at_least(1)] = 100  # Steps between validations/checkpoints.
     patience: Annotated[int, at_least(1)] = 5  # Early stopping: epochs without improvement.
     jit_compile: bool = False  # XLA-compile the train step (slower for this LSTM where measured).
@@ -237,30 +237,35 @@ def compiled_model(config: Config, vocab_size: int, policy: str) -> keras.Model:
     return model
 
 
-def fastest_precision(config: Config, vocab_size: int, batch: tuple, folder: Path) -> str:
-    """The dtype policy to train with: what --precision fixes, and with "auto" on a CPU with
-    native bf16 whichever of float32 and mixed bfloat16 trains faster in a few timed steps on
-    this machine (common.measured_choice). XLA only with --jit-compile: it was slower for this
-    LSTM on every CPU measured, and an XLA run on a CPU slows the training that follows it in
-    the same process. Under --strategy multiworker nothing is measured (every worker must
-    train alike): the --precision rule."""
+def precisions_to_try(config: Config) -> tuple[str, ...]:
+    """The dtype policies to train with: the one --precision fixes; with "auto" on a CPU with
+    native bf16, float32 and mixed bfloat16, measured. XLA only with --jit-compile: it was
+    slower for this LSTM on every CPU measured, and an XLA run on a CPU slows the training
+    that follows it in the same process. Under --strategy multiworker nothing is measured
+    (every worker must train alike): the --precision rule."""
     policy = common.compute_policy(config.precision)
     if config.precision != "auto" or policy == "float32" or config.strategy == "multiworker":
-        return policy
-    return common.measured_choice(
-        "arithmetic", {name: (lambda name=name: compiled_model(config, vocab_size, name))
-                       for name in ("float32", "mixed_bfloat16")},
-        batch, folder, common.settings_of(config), config.restart)
+        return (policy,)
+    return ("float32", "mixed_bfloat16")
 
 
-def fit_the_budget(config: Config, vocab_size: int, policy: str, train_data, val_data,
-                   folder: Path) -> tuple[Config, dict]:
-    """--minutes N: at most --epochs, and no more than fit in N minutes of training here, as
-    measured on a fresh twin of the model (common.fit_the_budget); the Config with that many
-    epochs, so the learning-rate schedule spans them (a slower CPU trains fewer, larger
-    steps of the same schedule); and the plan. With --minutes 0: unchanged."""
-    return common.fit_the_budget(config, lambda: compiled_model(config, vocab_size, policy),
-                                 train_data, val_data, config.steps_per_epoch, folder)
+def fit_the_budget(config: Config, vocab_size: int, train_data, val_data, folder: Path
+                   ) -> tuple[Config, dict, str]:
+    """The arithmetic that trains fastest here (where there is a choice) and, with --minutes N,
+    at most --epochs and no more than fit in N minutes of the whole run, as measured on fresh
+    twins of the model (common.fit_the_budget): the Config with that many epochs, so the
+    learning-rate schedule spans them (a slower CPU trains fewer steps of the same schedule),
+    the plan, and the dtype policy. With --minutes 0 and nothing to choose: unchanged."""
+    builds = {policy: (lambda policy=policy: compiled_model(config, vocab_size, policy))
+              for policy in precisions_to_try(config)}
+    return common.fit_the_budget(config, "arithmetic", builds, train_data, val_data,
+                                 config.steps_per_epoch, folder, validation_and_samples)
+
+
+def validation_and_samples(cost: dict) -> float:
+    """Seconds of work after training, from the measured speed: the final validation pass,
+    and the samples and cell recordings (a few validation passes' worth at most)."""
+    return 3 * cost["validation_steps"] * cost["seconds_per_validation_step"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -833,10 +838,9 @@ def main(config: Config) -> dict:
             print(f"baseline {label} counts: {nats:.4f} nats/{unit} = {bits(nats):.4f} bits/{unit}")
         train_data, val_data = make_datasets(train_ids, val_ids, config)  # 4. windows
         folder = model_folder(run.out, config)
-        # float32 or bf16: as --precision says, or measured on this CPU
-        policy = fastest_precision(config, len(vocabulary), next(iter(train_data)), folder)
-        config, budget = fit_the_budget(config, len(vocabulary), policy, train_data, val_data,
-                                        folder)  # --minutes: the epochs that fit here
+        # float32 or bf16 (as --precision says, or measured here); --minutes: epochs that fit
+        config, budget, policy = fit_the_budget(config, len(vocabulary), train_data, val_data,
+                                                folder)
         model = compiled_model(config, len(vocabulary), policy)  # 3. model
         model.summary(line_length=90)
         print(f"arithmetic: {policy}{', XLA' if config.jit_compile else ''} "

@@ -20,7 +20,7 @@ What it teaches:
 - stocks: scale-free features from OHLCV, errors in dollars against persistence;
 - speed choices made by measuring on the machine that runs: each model trains with XLA or
   without, whichever ran faster in a few timed steps (or as `--[no-]jit-compile` says), and
-  `--minutes N` trains every network for the one number of epochs that fits in N minutes.
+  `--minutes N` fits the whole run in about N minutes (one number of epochs for every network).
 
 Data: the Jena climate record, hourly, 2009-2016 (Max Planck Institute for Biogeochemistry, as
 redistributed for the Keras/TensorFlow tutorials; 6 of its 14 columns, data/jena-climate);
@@ -32,7 +32,7 @@ column; with `--dataset stock`, `--csv` reads a Yahoo-style price file instead, 
 
 Run:
     python time_series.py --preset quick       # a first look: small models, few windows
-    python time_series.py                      # weather: both tasks, training capped (--minutes)
+    python time_series.py                      # weather: both tasks, a few minutes (--minutes)
     python time_series.py --preset full        # + the TF tutorial's recipe; wider, more epochs
     python time_series.py --csv data/mauna-loa-co2/co2_weekly.csv --target co2 --forecast-steps 4
     python time_series.py --dataset stock --ticker MSFT --forecast-days 10
@@ -92,7 +92,7 @@ class Config(common.RunConfig):
     changes: bool = True  # Add each measured column's change over the last hour as an input.
     loss: Literal["mae", "mse", "huber"] = "mae"  # Training loss (the reference keeps MSE).
     epochs: Annotated[int, at_least(1)] = 8  # Most passes over the training windows.
-    minutes: Annotated[float, at_least(0)] = 3.0  # Cap on all networks' training; 0 = off.
+    minutes: Annotated[float, at_least(0)] = 4.5  # The whole run in about N min; 0 = no budget.
     reference_epochs: Annotated[int, at_least(1)] = 20  # Most epochs for the reference recipe.
     patience: Annotated[int, at_least(1)] = 3  # Early stopping: epochs without improvement.
     batch_size: Annotated[int, at_least(1)] = 256  # Windows per training step.
@@ -279,22 +279,42 @@ def build_model(kind: str, input_width: int, num_features: int, horizon: int, un
     return model
 
 
-def compiled_model(label: str, build: Callable[[bool], keras.Model], windows: dict,
-                   folder: Path, settings: dict, config: Config) -> keras.Model:
-    """`build(jit_compile)` in the strategy's scope, from the run's seed, with XLA or without:
-    --jit-compile / --no-jit-compile, else whichever trained faster in a few timed steps of
-    each on this machine (common.choose_jit_compile)."""
+def xla_candidates(build: Callable[[bool], keras.Model], config: Config
+                   ) -> dict[str, Callable[[], keras.Model]]:
+    """`build(jit_compile)` in the strategy's scope, for each XLA setting to try: the one
+    --jit-compile / --no-jit-compile names, else both (common.choose_jit_compile)."""
     def in_scope(jit_compile: bool) -> keras.Model:
         with common.distribution_strategy(config.strategy).scope():
             return build(jit_compile)
 
-    # a step's speed does not depend on how many epochs are planned: one measurement serves both
-    speed_settings = {k: v for k, v in settings.items() if k not in ("epochs", "minutes")}
-    jit_compile = common.choose_jit_compile(config.jit_compile, label, in_scope,
-                                            next(iter(windows["train"])), folder,
-                                            speed_settings, config.strategy, config.restart)
+    return {common.xla_name(jit): (lambda jit=jit: in_scope(jit))
+            for jit in common.choose_jit_compile(config.jit_compile, config.strategy)}
+
+
+def measure_speed(label: str, build: Callable[[bool], keras.Model], windows: dict,
+                  folder: Path, settings: dict, config: Config, epochs: bool = True) -> dict:
+    """A few timed training steps of the model (with XLA and without, unless a flag decides),
+    and (`epochs`) what its epochs cost on this machine (common.measure_training; kept for
+    reruns)."""
+    candidates = xla_candidates(build, config)
+    return common.measure_training(
+        ("XLA for " if len(candidates) > 1 else "") + label, candidates, windows["train"],
+        windows["val"], int(windows["train"].cardinality()), folder, settings, config.restart,
+        epochs=epochs)
+
+
+def compiled_model(label: str, build: Callable[[bool], keras.Model], windows: dict,
+                   folder: Path, settings: dict, config: Config) -> keras.Model:
+    """`build(jit_compile)` in the strategy's scope, from the run's seed, with XLA or without:
+    as --jit-compile / --no-jit-compile says, else whichever trained faster in a few timed
+    steps of each on this machine (`measure_speed`)."""
+    candidates = xla_candidates(build, config)
+    choice = next(iter(candidates))
+    if len(candidates) > 1:
+        choice = measure_speed(label, build, windows, folder, settings, config,
+                               epochs=False)["choice"]
     keras.utils.set_random_seed(config.seed)  # every model starts from the same seed
-    return in_scope(jit_compile)
+    return candidates[choice]()
 
 
 @keras.saving.register_keras_serializable(package="time_series")
@@ -354,106 +374,6 @@ def make_windows(features: np.ndarray, target: np.ndarray, input_width: int, hor
 
     return (starts.batch(batch_size).map(cut, num_parallel_calls=tf.data.AUTOTUNE)
             .prefetch(tf.data.AUTOTUNE))
-
-
-def train(model, windows: dict, folder: Path, settings: dict, epochs: int, patience: int,
-          config: Config) -> dict[str, list[float]]:
-    """`model.fit` with early stopping, resume after a kill and a best-model checkpoint; a rerun
-    with the same settings loads the finished weights instead. Returns every epoch's logs."""
-    run = common.TrainingRun(folder, settings, restart=config.restart,
-                             tensorboard=config.tensorboard)
-    if not run.finished(model):
-        model.fit(windows["train"], validation_data=windows["val"], epochs=epochs,
-                  verbose=common.VERBOSE, callbacks=run.guarded([
-                      keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True),
-                      keras.callbacks.BackupAndRestore(run.backup_dir,  # resume after a kill
-                                                       double_checkpoint=True),
-                      run.best_checkpoint(),  # ModelCheckpoint(save_best_only=True), atomic
-                  ]))
-        run.finish(model)  # refuses a diverged run, keeps the final weights
-    return run.history
-
-
-def network(kind: str, task: str, data: SeriesData, tutorial_columns: int, config: Config,
-            out: Path) -> tuple[dict, Callable[[], keras.Model], dict, dict]:
-    """What training one network takes: its windows of each split, a function building it
-    compiled (with XLA or without, as measured once), its settings (the resume key), and its
-    batch size, epochs and patience (the tutorial's for its recipe)."""
-    width, horizon = window_shape(task, data.sampling)
-    fit = {"batch_size": config.batch_size, "epochs": config.epochs, "patience": config.patience}
-    if kind == "reference":
-        fit = {**fit, **REFERENCE_RECIPE, "epochs": config.reference_epochs}
-    batch_size, epochs = fit["batch_size"], fit["epochs"]
-    columns = tutorial_columns if kind == "reference" else len(data.columns)
-    windows = {split: make_windows(values[:, :columns], values[:, 0], width,
-                                   horizon, batch_size, shuffle=split == "train",
-                                   seed=config.seed, max_windows=config.max_windows)
-               for split, values in data.splits.items()}
-    # Measured on validation: dropout helps the 24-hour LSTM and costs the next-hour models.
-    dropout = config.next_hour_dropout if task == "single" else config.dropout
-    steps = int(windows["train"].cardinality()) * epochs  # for the learning-rate schedule
-    settings = {**common.settings_of(config), "task": task, "model": kind}
-
-    def build() -> keras.Model:
-        return compiled_model(f"{task}/{kind}", lambda jit_compile: build_model(
-            kind, width, columns, horizon, config.units, dropout, config.residual,
-            config.learning_rate, config.clipnorm, steps, jit_compile, config.loss),
-            windows, out / f"{task}_{kind}", settings, config)
-
-    return windows, build, settings, fit
-
-
-def fit_the_budget(config: Config, data: SeriesData, tutorial_columns: int, out: Path
-                   ) -> tuple[Config, dict]:
-    """--minutes N: one number of epochs for every network trained for --epochs (linear, LSTM,
-    GRU, in every task): the most that fit in N minutes of their training together on this
-    machine, from each network's step and epoch costs measured on a fresh twin
-    (common.plan_epochs). The Config with that --epochs (every learning-rate schedule then
-    spans it), and the plan. The tutorial's recipe keeps its own epochs, outside the budget."""
-    networks = [(task, kind) for task in config.tasks for kind in config.models
-                if kind in NETWORKS]
-    if not networks or not common.budget_applies(config):
-        return config, {}
-    print(f"\n== --minutes {config.minutes:g}: timing a few steps of each network")
-    epoch = start_up = 0.0
-    for task, kind in networks:
-        windows, build, settings, _ = network(kind, task, data, tutorial_columns, config, out)
-        steps = int(windows["train"].cardinality())
-        cost = common.plan_epochs(config.minutes, build, windows["train"], windows["val"],
-                                  steps, out / f"{task}_{kind}", settings, config.restart,
-                                  quiet=True)
-        network_epoch = steps * cost["seconds_per_step"] + cost["seconds_per_epoch_beyond_steps"]
-        print(f"{task}/{kind}: {cost['seconds_per_step'] * 1000:.0f} ms per step, "
-              f"{network_epoch:.1f} s per epoch of {steps} steps")
-        epoch, start_up = epoch + network_epoch, start_up + cost["start_up_seconds"]
-    fit = common.epochs_that_fit(config.minutes, start_up, epoch)
-    budgeted = common.epochs_within_budget(config, fit)  # the same --epochs for every network
-    plan = {"minutes": config.minutes, "epochs": budgeted.epochs, "epochs_that_fit": fit,
-            "seconds_per_epoch": epoch, "start_up_seconds": start_up,
-            "planned_fit_seconds": start_up + budgeted.epochs * epoch, "networks": len(networks)}
-    print(f"--minutes {config.minutes:g}: all {len(networks)} networks, about "
-          f"{plan['planned_fit_seconds'] / 60:.1f} min of training")
-    return budgeted, plan
-
-
-def train_weather_model(kind: str, task: str, data: SeriesData, tutorial_columns: int,
-                        config: Config, out: Path) -> tuple:
-    """Windows, model and training of one model; its history, val/test forecasts, and a
-    function that forecasts from one window of scaled rows."""
-    if kind == "gbt":
-        return {}, *train_trees(task, data, config)
-    windows, build, settings, fit = network(kind, task, data, tutorial_columns, config, out)
-    model = build()
-    print(f"\n{task}/{kind}: {model.count_params():,} parameters, batch {fit['batch_size']}, "
-          f"<= {fit['epochs']} epochs")
-    history = train(model, windows, out / f"{task}_{kind}", settings, fit["epochs"],
-                    fit["patience"], config)
-    columns = model.input_shape[-1]
-
-    def forecast(window: np.ndarray) -> np.ndarray:  # one (width, columns) window
-        return np.asarray(model(window[None, :, :columns], training=False))[0]
-
-    return history, {split: predict(model, windows[split]) for split in ("val", "test")}, forecast
 
 
 def lag_steps(input_width: int) -> list[int]:
@@ -518,6 +438,95 @@ def train_trees(task: str, data: SeriesData, config: Config) -> tuple:
     return {split: predict_trees(rows[split], last[split]) for split in ("val", "test")}, forecast
 
 
+def train(model, windows: dict, folder: Path, settings: dict, epochs: int, patience: int,
+          config: Config) -> dict[str, list[float]]:
+    """`model.fit` with early stopping, resume after a kill and a best-model checkpoint; a rerun
+    with the same settings loads the finished weights instead. Returns every epoch's logs."""
+    run = common.TrainingRun(folder, settings, restart=config.restart,
+                             tensorboard=config.tensorboard)
+    if not run.finished(model):
+        model.fit(windows["train"], validation_data=windows["val"], epochs=epochs,
+                  verbose=common.VERBOSE, callbacks=run.guarded([
+                      keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True),
+                      keras.callbacks.BackupAndRestore(run.backup_dir,  # resume after a kill
+                                                       double_checkpoint=True),
+                      run.best_checkpoint(),  # ModelCheckpoint(save_best_only=True), atomic
+                  ]))
+        run.finish(model)  # refuses a diverged run, keeps the final weights
+    return run.history
+
+
+def network(kind: str, task: str, data: SeriesData, tutorial_columns: int, config: Config
+            ) -> tuple[dict, Callable[[bool], keras.Model], dict, dict]:
+    """What training one network takes: its windows of each split, a function building it
+    compiled with XLA or without (`build(jit_compile)`), its settings (the resume key), and its
+    batch size, epochs and patience (the tutorial's for its recipe)."""
+    width, horizon = window_shape(task, data.sampling)
+    fit = {"batch_size": config.batch_size, "epochs": config.epochs, "patience": config.patience}
+    if kind == "reference":
+        fit = {**fit, **REFERENCE_RECIPE, "epochs": config.reference_epochs}
+    batch_size, epochs = fit["batch_size"], fit["epochs"]
+    columns = tutorial_columns if kind == "reference" else len(data.columns)
+    windows = {split: make_windows(values[:, :columns], values[:, 0], width,
+                                   horizon, batch_size, shuffle=split == "train",
+                                   seed=config.seed, max_windows=config.max_windows)
+               for split, values in data.splits.items()}
+    # Measured on validation: dropout helps the 24-hour LSTM and costs the next-hour models.
+    dropout = config.next_hour_dropout if task == "single" else config.dropout
+    steps = int(windows["train"].cardinality()) * epochs  # for the learning-rate schedule
+    settings = {**common.settings_of(config), "task": task, "model": kind}
+
+    def build(jit_compile: bool) -> keras.Model:
+        return build_model(kind, width, columns, horizon, config.units, dropout, config.residual,
+                           config.learning_rate, config.clipnorm, steps, jit_compile, config.loss)
+
+    return windows, build, settings, fit
+
+
+def fit_the_budget(config: Config, data: SeriesData, tutorial_columns: int, out: Path
+                   ) -> tuple[Config, dict]:
+    """--minutes N, the whole run in about N minutes: one number of epochs for every network
+    trained for --epochs (linear, LSTM, GRU, in every task), the most that fit in what is
+    left of N minutes after the baselines and trees, from each network's step, epoch and
+    start-up costs measured here (`measure_speed`) and its forecasts afterwards
+    (common.epochs_within_budget). The Config with that --epochs (every learning-rate
+    schedule then spans it), and the plan. The tutorial's recipe keeps its own epochs."""
+    networks = [(task, kind) for task in config.tasks for kind in config.models
+                if kind in NETWORKS]
+    if not networks or not common.budget_applies(config):
+        return config, {}
+    print(f"\n== --minutes {config.minutes:g}: timing a few steps of each network")
+    costs, forecasting = [], 0.0
+    for task, kind in networks:
+        windows, build, settings, _ = network(kind, task, data, tutorial_columns, config)
+        cost = measure_speed(f"{task}/{kind}", build, windows, out / f"{task}_{kind}",
+                             settings, config)
+        costs.append(cost)
+        batches = cost["validation_steps"] + common.count_batches(windows["test"])
+        forecasting += batches * cost["seconds_per_validation_step"]  # val and test forecasts
+    config, plan = common.epochs_within_budget(config, costs, out, forecasting)
+    return config, {**plan, "networks": len(networks)}
+
+
+def train_weather_model(kind: str, task: str, data: SeriesData, tutorial_columns: int,
+                        config: Config, out: Path) -> tuple:
+    """Windows, model and training of one network; its history, val/test forecasts, and a
+    function that forecasts from one window of scaled rows."""
+    windows, build, settings, fit = network(kind, task, data, tutorial_columns, config)
+    model = compiled_model(f"{task}/{kind}", build, windows, out / f"{task}_{kind}", settings,
+                           config)
+    print(f"\n{task}/{kind}: {model.count_params():,} parameters, batch {fit['batch_size']}, "
+          f"<= {fit['epochs']} epochs")
+    history = train(model, windows, out / f"{task}_{kind}", settings, fit["epochs"],
+                    fit["patience"], config)
+    columns = model.input_shape[-1]
+
+    def forecast(window: np.ndarray) -> np.ndarray:  # one (width, columns) window
+        return np.asarray(model(window[None, :, :columns], training=False))[0]
+
+    return history, {split: predict(model, windows[split]) for split in ("val", "test")}, forecast
+
+
 # ---------------------------------------------------------------------------------------------
 # 5. Evaluate: every model and baseline on the same validation and test windows
 # ---------------------------------------------------------------------------------------------
@@ -545,9 +554,10 @@ def task_title(task: str, sampling: readers.Sampling) -> str:
             else f"next {sampling.horizon_steps} {sampling.step}s")
 
 
-def weather_task(task: str, data: SeriesData, tutorial_columns: int, config: Config,
-                 out: Path) -> dict:
-    """One task: the baselines, then every model, scored on validation and test."""
+def task_baselines(task: str, data: SeriesData, config: Config) -> dict:
+    """One task's forecasts to beat, made before any network trains: the last value, (for
+    several steps) the same steps one season ago, and gradient-boosted trees on lag features;
+    with the labels of every window they are scored on."""
     sampling = data.sampling
     width, horizon = window_shape(task, sampling)
     labels = {split: window_labels(values[:, 0], width, horizon)
@@ -558,10 +568,26 @@ def weather_task(task: str, data: SeriesData, tutorial_columns: int, config: Con
              for split, values in data.splits.items()}
     forecasts = {name: {s: naive[s][name][: len(labels[s])] for s in ("val", "test")}
                  for name in naive["val"] if task == "multi" or name == "last"}
-    histories, forecasters = {}, {}
-    for kind in config.models:
+    forecasters = {}
+    if "gbt" in config.models:  # what a practitioner tries first on a tabular series
+        forecasts["gbt"], forecasters["gbt"] = train_trees(task, data, config)
+    return {"labels": labels, "forecasts": forecasts, "forecasters": forecasters}
+
+
+def weather_task(task: str, data: SeriesData, baselines: dict, tutorial_columns: int,
+                 config: Config, out: Path) -> dict:
+    """One task: every network trained, then all of them and the baselines scored on
+    validation and test."""
+    labels, forecasts = baselines["labels"], dict(baselines["forecasts"])
+    histories, forecasters = {}, dict(baselines["forecasters"])
+    networks = [kind for kind in config.models if kind != "gbt"]
+    if networks:
+        print(f"\n== {task_title(task, data.sampling)}: " + ", ".join(networks))
+    for kind in networks:
         histories[kind], forecasts[kind], forecasters[kind] = train_weather_model(
             kind, task, data, tutorial_columns, config, out)
+    naive = [name for name in forecasts if name not in config.models]
+    forecasts = {name: forecasts[name] for name in (*naive, *config.models)}  # table order
     if "lstm" in forecasts and "gru" in forecasts:  # two different models, averaged
         forecasts["lstm+gru"] = {s: (forecasts["lstm"][s] + forecasts["gru"][s]) / 2
                                  for s in ("val", "test")}
@@ -1027,10 +1053,12 @@ def main(config: Config) -> dict:
         data, tutorial_columns = (load_own_series(config) if config.dataset == "series"
                                   else load_weather(config))  # 1. data
         check_forecast_steps(config, data.sampling)  # before any training
+        baselines = {task: task_baselines(task, data, config)  # 2. the forecasts to beat
+                     for task in config.tasks}
         config, budget = fit_the_budget(config, data, tutorial_columns,
                                         run.out)  # --minutes: the epochs that fit here
-        results = [weather_task(task, data, tutorial_columns, config, run.out)  # 2.-5.
-                   for task in config.tasks]
+        results = [weather_task(task, data, baselines[task], tutorial_columns, config,
+                                run.out) for task in config.tasks]  # 3.-5.
         rows = [row for result in results for row in result["rows"]]
         print_table(rows, data)
         metrics = weather_metrics(rows, config, data.name)

@@ -244,13 +244,15 @@ ANCHOR_VALUES = {
 }
 
 
+PROXY = "one core shared with a busy loop: a slow-CPU proxy"  # --slow-cpu-proxy
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
 
 
 def cpu_info() -> dict:
     """The CPU: model, clock, the ISA flags that decide speed here, and its kind, e.g.
     "AMD EPYC, AVX512-BF16" or "Intel Xeon, AVX2" (ONEDNN_MAX_CPU_ISA, when set, is named:
-    oneDNN then uses only that instruction set, which emulates an older CPU in part)."""
+    oneDNN then uses only that instruction set, which emulates an older CPU in part; so is
+    --slow-cpu-proxy)."""
     cpu, mhz, flags = platform.processor(), None, set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -271,13 +273,14 @@ def cpu_info() -> dict:
     name = " ".join(re.sub(r"\((R|TM)\)|Processor|CPU|@.*", " ", cpu).split())
     xla = re.search(r"--xla_cpu_max_isa=(\w+)", os.environ.get("XLA_FLAGS", ""))
     kind = f"{name}, {isa}" + (f" limited to {limit} (ONEDNN_MAX_CPU_ISA)" if limit else "") + (
-        f", XLA to {xla[1]}" if xla else "")
+        f", XLA to {xla[1]}" if xla else "") + (f", {PROXY}" if os.environ.get(
+            "RNN_SLOW_CPU_PROXY") else "")
     return {"cpu": cpu, "mhz": mhz, "isa_flags": present, "kind": kind,
             "onednn_max_cpu_isa": limit, "xla_cpu_max_isa": xla[1] if xla else None}
 
 
 def machine_info() -> dict:
-    """The CPU (`cpu_info`), cores, memory and library versions."""
+    """The CPU (`cpu_info`), the cores this process may use, memory and library versions."""
     versions = subprocess.run(
         [sys.executable, "-c",
          "import os; os.environ['TF_CPP_MIN_LOG_LEVEL']='2'\n"
@@ -288,7 +291,7 @@ def machine_info() -> dict:
     memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return {
         **cpu_info(),
-        "cores": os.cpu_count(),
+        "cores": len(os.sched_getaffinity(0)),
         "memory_gib": round(memory_gib, 1),
         "python": platform.python_version(),
         "tensorflow": versions[0] if versions else "?",
@@ -321,6 +324,7 @@ _CHILD = """
 import json, sys, time
 sys.path.insert(0, {root!r})
 import {script} as module
+module.common.clock_from_import()  # --minutes counts the imports, as on the command line
 overrides = dict({overrides!r}, output_dir={output_dir!r}, restart=True)
 start = time.perf_counter()
 metrics = module.main(module.Config.from_preset(overrides.pop("preset", "default"), **overrides))
@@ -609,6 +613,21 @@ def gpu_section(path: Path = GPU_RESULTS) -> list[str]:
     return lines + [""]
 
 
+def slow_cpu_proxy(core: int) -> None:
+    """Make this process and the jobs it starts run as on a slower 2-core CPU without AVX512
+    (the kind issue 17 is about, which this machine may not be): pinned to one `core` that a
+    busy loop shares (about half a core's time), oneDNN and XLA limited to AVX2. Calibrated
+    against a real 2 GHz AVX2-only EPYC with the efficiency:speed job (NOTES.md); clock and
+    caches are not emulated."""
+    import atexit
+
+    os.sched_setaffinity(0, {core})
+    os.environ.update(ONEDNN_MAX_CPU_ISA="AVX2", XLA_FLAGS="--xla_cpu_max_isa=AVX2",
+                      RNN_SLOW_CPU_PROXY="1")
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])  # on the same core
+    atexit.register(busy.kill)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", nargs="+", choices=sorted(JOBS), metavar="JOB",
@@ -620,6 +639,9 @@ def main() -> int:
     parser.add_argument("--note", default="", help="a remark stored with each run")
     parser.add_argument("--render", action="store_true",
                         help="only regenerate results.json and RESULTS.md from runs.json")
+    parser.add_argument("--slow-cpu-proxy", type=int, metavar="CORE",
+                        help="run the jobs as on a slower CPU: on this one core, shared with a "
+                             "busy loop, oneDNN and XLA limited to AVX2")
     args = parser.parse_args()
     if args.list:
         for name in JOBS:
@@ -630,6 +652,8 @@ def main() -> int:
         write_reports(results)
         return 0
     names = args.jobs or [n for n, job in JOBS.items() if args.mode in ("all", job[1])]
+    if args.slow_cpu_proxy is not None:
+        slow_cpu_proxy(args.slow_cpu_proxy)
     log_dir = ROOT / "outputs" / "benchmarks" / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     machine = machine_info()  # once: it starts a Python that imports TensorFlow

@@ -80,10 +80,12 @@ def time_series_lstm(steps: int) -> dict:
                               config.residual, config.learning_rate, config.clipnorm, 1000,
                               jit_compile, config.loss)
 
-    project = ts.make_windows(train, train[:, 0], width, 1, config.batch_size, shuffle=True)
+    windows = {split: ts.make_windows(rows, rows[:, 0], width, 1, config.batch_size,
+                                      shuffle=split == "train")
+               for split, rows in (("train", train), ("val", train[:4096]))}
     with tempfile.TemporaryDirectory() as scratch:  # the script's own measured XLA choice
-        jit = common.choose_jit_compile(config.jit_compile, "the next-hour LSTM", build,
-                                        next(iter(project)), Path(scratch), {}, "default")
+        jit = ts.measure_speed("the next-hour LSTM", build, windows, Path(scratch), {},
+                               config)["choice"] == "XLA"
     out["project_jit_compile"] = jit
     for name, setting, batch in (("project", jit, config.batch_size),
                                  ("keras_defaults", "auto", 128)):

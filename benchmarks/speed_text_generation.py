@@ -3,7 +3,7 @@ settings against Keras defaults, back to back in one process, and generation spe
 
 - project settings: the script's tf.data pipeline (random windows, prefetch), its batch size,
   and the arithmetic it measures as fastest on this machine at start-up
-  (`text_generation.fastest_precision`: float32, or mixed bfloat16 where the CPU has
+  (`text_generation.fit_the_budget`: float32, or mixed bfloat16 where the CPU has
   native bf16 such as AVX512-BF16; XLA only with --jit-compile);
 - float32 without XLA, to show what the choice buys;
 - Keras defaults: the same model, `fit(x, y)` on NumPy windows, batch_size=32, compile's
@@ -19,6 +19,7 @@ Prints a table and, as its last line, one JSON object with the numbers.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -66,9 +67,9 @@ def main() -> dict:
     common.set_seed(0)
     config = tg.Config()
     text, _ = tg.load_text(config)
-    train_text, _ = tg.split_text(text, config.validation_fraction)
+    train_text, val_text = tg.split_text(text, config.validation_fraction)
     vocabulary = tg.Vocabulary.build("char", train_text, config.max_vocab)
-    train_ids = vocabulary.encode(train_text)
+    train_ids, val_ids = vocabulary.encode(train_text), vocabulary.encode(val_text)
     length = config.sequence_length
     results: dict = {"cpu_count": os.cpu_count(), "model": (
         f"{config.cell.upper()} {config.num_layers}x{config.units}, embedding "
@@ -97,8 +98,10 @@ def main() -> dict:
     data = tg.make_train_dataset(train_ids, length, config.batch_size, seed=0)
     steps = TRAIN_TOKENS // (config.batch_size * length)
     with tempfile.TemporaryDirectory() as scratch:  # the script's own measured choice
-        policy = tg.fastest_precision(config, len(vocabulary), next(iter(data)),
-                                      Path(scratch))
+        no_budget = dataclasses.replace(config, minutes=0.0)
+        _, _, policy = tg.fit_the_budget(no_budget, len(vocabulary),
+                                         *tg.make_datasets(train_ids, val_ids, config),
+                                         Path(scratch))
     jit = config.jit_compile
     results["project_precision"], results["project_jit_compile"] = policy, jit
     variants = (("project", jit, policy),  # what the script chose on this machine

@@ -94,6 +94,25 @@ def test_the_cpu_record_names_model_clock_and_isa_flags(monkeypatch):
     assert bench.cpu_info()["kind"].endswith("(ONEDNN_MAX_CPU_ISA), XLA to AVX2")
 
 
+def test_the_slow_cpu_proxy_pins_one_shared_core_limits_the_isa_and_names_itself():
+    code = (f"import os, sys, time; sys.path.insert(0, {str(bench.ROOT)!r})\n"
+            "from benchmarks import run as bench\n"
+            "bench.slow_cpu_proxy(0)\n"
+            "print(sorted(os.sched_getaffinity(0)), os.environ['ONEDNN_MAX_CPU_ISA'],"
+            " os.environ['XLA_FLAGS'])\n"
+            "print(bench.cpu_info()['kind'])\n"
+            "start = time.process_time(); end = time.perf_counter() + 0.6\n"
+            "while time.perf_counter() < end: pass\n"
+            "print(time.process_time() - start)\n")  # CPU time got in 0.6 s of spinning
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           timeout=60)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    pinned, kind, cpu_seconds = shown.stdout.splitlines()
+    assert pinned == "[0] AVX2 --xla_cpu_max_isa=AVX2"
+    assert kind.endswith("limited to AVX2 (ONEDNN_MAX_CPU_ISA), XLA to AVX2, " + bench.PROXY)
+    assert float(cpu_seconds) < 0.45  # the busy loop takes about half of the core
+
+
 def test_training_flops_are_counted_per_gate_direction_and_pass():
     from keras import layers
 

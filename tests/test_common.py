@@ -443,107 +443,31 @@ def test_ruff_is_clean():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-# ----------------------------------------------------------------------------- measured choices
-def test_fastest_picks_the_candidate_not_slowed_down_within_its_budget():
-    import time
-
-    def sleeper(seconds):
-        return lambda: time.sleep(seconds)
-
-    for slow in ("a", "b"):
-        choice, seconds = common.fastest({name: sleeper(0.03 if name == slow else 0.001)
-                                          for name in ("a", "b")}, steps=4, warmup=1)
-        assert choice == ("b" if slow == "a" else "a")
-        assert seconds[slow] >= 0.03 > seconds[choice]
-    calls = []
-    start = time.perf_counter()
-    common.fastest({"x": lambda: (calls.append("x"), time.sleep(0.2)),
-                    "y": lambda: (calls.append("y"), time.sleep(0.2))},
-                   steps=6, warmup=2, budget_seconds=1.0)
-    took = time.perf_counter() - start
-    # a share of 0.5 s each: two untimed calls, then one timed call spends it
-    assert calls == ["x"] * 3 + ["y"] * 3
-    assert took <= 1.0 + 2 * 0.2 + 0.3
-
-
-def tiny_regressor(jit_compile: bool, slow_step: float = 0.0) -> keras.Model:
-    import time
-
-    model = keras.Sequential([keras.Input((6, 2)), keras.layers.GRU(4), keras.layers.Dense(1)])
-    model.compile(optimizer="adam", loss="mse", jit_compile=jit_compile)
-    if slow_step:
-        step = model.train_on_batch
-
-        def slowed(*args, **kwargs):
-            time.sleep(slow_step)
-            return step(*args, **kwargs)
-
-        model.train_on_batch = slowed
-    return model
-
-
-BATCH = (np.zeros((8, 6, 2), "float32"), np.zeros((8, 1), "float32"))
-
-
-def test_xla_is_measured_unless_a_flag_decides(tmp_path, capsys):
-    for slowed in (True, False):  # make one candidate slow: the other one is chosen
-        folder = tmp_path / f"slow-{slowed}"
-        chosen = common.choose_jit_compile(
-            None, "demo", lambda jit, slowed=slowed: tiny_regressor(jit, 0.05 * (jit == slowed)),
-            BATCH, folder, {"units": 4}, "default")
-        assert chosen is (not slowed)
-        record = common.read_json(folder / "speed_choice.json")
-        assert record["choice"] == ("no XLA" if slowed else "XLA")
-        assert set(record["examples_per_s"]) == {"XLA", "no XLA"}
-        assert record["cpu"] == common.cpu_model() and record["settings"] == {"units": 4}
-    assert "XLA for demo: no XLA (examples/s measured" in capsys.readouterr().out
-
-    def never(jit):
-        raise AssertionError("an explicit flag or a recorded choice measures nothing")
-
-    folder = tmp_path / "slow-True"  # rerun on this CPU with the same settings: as recorded
-    assert common.choose_jit_compile(None, "demo", never, BATCH, folder, {"units": 4},
-                                     "default") is False
-    assert "measured before on this CPU" in capsys.readouterr().out
-    for flag in (True, False):
-        assert common.choose_jit_compile(flag, "demo", never, BATCH, tmp_path / "x", {},
-                                         "default") is flag
-    assert common.choose_jit_compile(None, "demo", never, BATCH, tmp_path / "x", {},
-                                     "multiworker") is False  # no XLA on CPU collectives
-    assert not (tmp_path / "x").exists()
-    # other settings: measured again
-    common.choose_jit_compile(None, "demo", tiny_regressor, BATCH, folder, {"units": 8},
-                              "default")
-    assert common.read_json(folder / "speed_choice.json")["settings"] == {"units": 8}
-
-
-def test_measuring_leaves_the_real_models_start_unchanged(tmp_path):
-    keras.utils.set_random_seed(7)
-    expected = [w.copy() for w in tiny_regressor(False).get_weights()]
-    keras.utils.set_random_seed(7)
-    common.choose_jit_compile(None, "demo", tiny_regressor, BATCH, tmp_path, {}, "default")
-    for got, want in zip(tiny_regressor(False).get_weights(), expected, strict=True):
-        np.testing.assert_array_equal(got, want)
-
-
+# ----------------------------------------------------------------------------- measured speed
 VIRTUAL_SECONDS = [0.0]  # the clock of a virtual machine: only Clocked layers advance it
 
 
 class Clocked(keras.layers.Layer):
-    """Advances a virtual clock by a fixed cost in every forward pass, one cost when training
-    and another when validating: a machine whose speed the other test worker cannot change."""
+    """Costs a fixed time in every forward pass, one when training and another when
+    validating: on the virtual clock (a machine whose speed the other test worker cannot
+    change), or with `sleep`, in real seconds (a candidate made artificially slow)."""
 
-    def __init__(self, train_cost: float, val_cost: float, **kwargs):
+    def __init__(self, train_cost: float, val_cost: float, sleep: bool = False, **kwargs):
         super().__init__(**kwargs)
-        self.train_cost, self.val_cost = train_cost, val_cost
+        self.train_cost, self.val_cost, self.sleep = train_cost, val_cost, sleep
 
     def call(self, x, training=None):
+        import time
+
         import tensorflow as tf
 
         cost = self.train_cost if training else self.val_cost
 
         def tick(value):
-            VIRTUAL_SECONDS[0] += cost
+            if self.sleep:
+                time.sleep(cost)
+            else:
+                VIRTUAL_SECONDS[0] += cost
             return value
 
         y = tf.py_function(tick, [x], x.dtype)
@@ -551,16 +475,95 @@ class Clocked(keras.layers.Layer):
         return y
 
 
-def test_a_training_budget_plans_the_epochs_that_fill_it(tmp_path, monkeypatch):
-    """common.plan_epochs measures a step and what an epoch costs beyond its steps (here one
-    validation pass of two batches) on a twin of the model, and plans the epochs that fill 95 %
-    of the budget; a fit of those epochs ends within 10 % of it; the plan is kept and reused.
-    Timed on a virtual clock that only the model's steps advance (real time would measure the
-    other test worker's load; how close a real run lands is the text_generation benchmark's)."""
+def clocked_regressor(train_cost: float = 0.0, val_cost: float = 0.0, sleep: bool = False
+                      ) -> keras.Model:
+    model = keras.Sequential([keras.Input((6, 2)), Clocked(train_cost, val_cost, sleep),
+                              keras.layers.GRU(4), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    return model
+
+
+def windows(count: int = 64, batch: int = 8):
+    """(train, validation) pipelines of random (6, 2) windows: `count` and 16 windows."""
     import tensorflow as tf
 
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(count, 6, 2)).astype("float32"), rng.normal(size=(count, 1))
+    train = tf.data.Dataset.from_tensor_slices((x, y.astype("float32"))).batch(batch)
+    val = tf.data.Dataset.from_tensor_slices((x[:16], y[:16].astype("float32"))).batch(batch)
+    return train, val
+
+
+def test_the_measurement_picks_the_candidate_not_slowed_down_within_its_time_bound(tmp_path,
+                                                                                 capsys):
+    import time
+
+    train, val = windows()
+    for slow in ("float32", "bfloat16"):  # one candidate sleeps 50 ms in every training step
+        folder = tmp_path / slow
+        builds = {name: (lambda cost=0.05 * (name == slow): clocked_regressor(cost, sleep=True))
+                  for name in ("float32", "bfloat16")}
+        begin = time.perf_counter()
+        record = common.measure_training("arithmetic", builds, train, val, 8, folder,
+                                         {"units": 4}, budget_seconds=1.0)
+        took = time.perf_counter() - begin
+        assert record["choice"] != slow
+        assert 1 / record["examples_per_s"][slow] >= 0.05 / 8 > 1 / record["examples_per_s"][
+            record["choice"]]
+        # a share of 0.5 s each: the slow one stops timing after its first chunk of 2 steps
+        assert took < 1.0 + 20  # the bound plus building and tracing two tiny models
+        assert common.read_json(folder / "speed_choice.json") == record
+        assert record["cpu"] == common.cpu_model() and record["settings"] == {"units": 4}
+        assert record["validation_steps"] == 2 and record["steps_per_epoch"] == 8
+    assert "arithmetic: float32 (examples/s: " in capsys.readouterr().out
+
+
+def test_a_kept_measurement_is_reused_and_flags_decide_without_measuring(tmp_path, capsys):
+    train, val = windows()
+    builds = {"no XLA": clocked_regressor}
+    first = common.measure_training("demo", builds, train, val, 8, tmp_path, {"units": 4,
+                                    "epochs": 3, "minutes": 2.0})
+    assert first["settings"] == {"units": 4}  # a step's speed: not --epochs or --minutes
+    capsys.readouterr()
+
+    def never():
+        raise AssertionError("a recorded measurement is reused")
+
+    again = common.measure_training("demo", {"no XLA": never}, train, val, 8, tmp_path,
+                                    {"units": 4, "epochs": 9})
+    assert again == first and "measured before on this CPU" in capsys.readouterr().out
+    other = common.measure_training("demo", builds, train, val, 8, tmp_path, {"units": 8})
+    assert other["settings"] == {"units": 8}  # other settings: measured again
+    with pytest.raises(AssertionError, match="reused"):  # --restart measures anew
+        common.measure_training("demo", {"no XLA": never}, train, val, 8, tmp_path,
+                                {"units": 8}, restart=True)
+    assert common.choose_jit_compile(None, "default") == (False, True)  # measured
+    for flag in (True, False):
+        assert common.choose_jit_compile(flag, "default") == (flag,)  # a flag decides
+    assert common.choose_jit_compile(None, "multiworker") == (False,)  # no XLA collectives
+
+
+def test_measuring_leaves_the_real_models_start_unchanged(tmp_path):
+    train, val = windows()
+    keras.utils.set_random_seed(7)
+    expected = [w.copy() for w in clocked_regressor().get_weights()]
+    keras.utils.set_random_seed(7)
+    common.measure_training("demo", {"a": clocked_regressor, "b": clocked_regressor}, train,
+                            val, 8, tmp_path, {})
+    for got, want in zip(clocked_regressor().get_weights(), expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_a_training_budget_plans_the_epochs_that_fill_the_run(tmp_path, monkeypatch):
+    """common.measure_training measures a step, a validation batch and what an epoch costs
+    beyond its steps, and common.epochs_within_budget plans the epochs that fill 95 % of what
+    is left of the run's budget after the time already spent, the start-up and the work after
+    training; a fit of those epochs ends within 10 % of the budget; the plan is kept and
+    reused. Timed on a virtual clock that only the model's steps advance (real time would
+    measure the other test worker's load; how close a real run lands is the benchmarks')."""
     clock = VIRTUAL_SECONDS  # common's perf_counter reads it
     monkeypatch.setattr(common, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    monkeypatch.setitem(common._RUN_CLOCK, "started", clock[0] - 3.0)  # 3 s spent already
 
     def build():
         model = keras.Sequential([keras.Input((6, 2)), Clocked(0.05, 0.2),
@@ -568,28 +571,33 @@ def test_a_training_budget_plans_the_epochs_that_fill_it(tmp_path, monkeypatch):
         model.compile(optimizer="adam", loss="mse")
         return model
 
-    rng = np.random.default_rng(0)
-    x, y = rng.normal(size=(64, 6, 2)).astype("float32"), rng.normal(size=(64, 1))
-    train = tf.data.Dataset.from_tensor_slices((x, y.astype("float32"))).batch(8).repeat()
-    val = tf.data.Dataset.from_tensor_slices((x[:16], y[:16].astype("float32"))).batch(8)
-    epoch = 10 * 0.05 + 2 * 0.2  # ten steps, then validation
-    plan = common.plan_epochs(0.25, build, train, val, 10, tmp_path, {"units": 4})
-    assert plan["epochs"] == int(0.95 * 15 // epoch) == 15 and plan["steps"] == 150
-    assert plan["seconds_per_step"] == pytest.approx(0.05)
-    assert plan["seconds_per_epoch_beyond_steps"] == pytest.approx(0.4)
-    assert plan["start_up_seconds"] == pytest.approx(0.0, abs=1e-9)
+    train, val = windows(80)
+    cost = common.measure_training("demo", {"float32": build}, train, val, 10, tmp_path, {})
+    measuring = clock[0] - (common._RUN_CLOCK["started"] + 3.0)  # its steps count
+    assert cost["seconds_per_step"] == pytest.approx(0.05)
+    assert cost["seconds_per_validation_step"] == pytest.approx(0.2)
+    assert cost["seconds_per_epoch_beyond_steps"] == pytest.approx(2 * 0.2)  # validation
+    assert cost["start_up_seconds"] == pytest.approx(0.0, abs=1e-9)
+    assert common.epoch_seconds(cost) == pytest.approx(10 * 0.05 + 2 * 0.2)
+    config = DemoConfig(epochs=1000, dropout=0.1)
+    config.minutes = 0.5  # 30 s for the whole run
+    budgeted, plan = common.epochs_within_budget(config, [cost], tmp_path, after_training=2.0)
+    spent = plan["seconds_before_training"]
+    assert spent == pytest.approx(3.0 + measuring) and 0 < measuring < 3
+    epochs = int((0.95 * (30 - spent) - 2.0) // 0.9)
+    assert plan["epochs"] == epochs == budgeted.epochs > 20
+    assert plan["planned_run_seconds"] == pytest.approx(spent + epochs * 0.9 + 2.0)
 
     class Ends(keras.callbacks.Callback):
         def on_train_end(self, logs=None):
             self.at = clock[0]
 
     model, run, ends = build(), common.TrainingRun(tmp_path / "run", {"units": 4}), Ends()
-    start = clock[0]
-    model.fit(train, validation_data=val, epochs=plan["epochs"], steps_per_epoch=10,
-              verbose=0, callbacks=run.guarded([
+    model.fit(train, validation_data=val, epochs=plan["epochs"], verbose=0,
+              callbacks=run.guarded([
                   keras.callbacks.BackupAndRestore(run.backup_dir, double_checkpoint=True),
                   run.best_checkpoint(), ends]))
-    assert abs((ends.at - start) - 15.0) <= 0.1 * 15.0
-    again = common.plan_epochs(0.25, lambda: pytest.fail("measured again"), train, val, 10,
-                               tmp_path, {"units": 4})
-    assert again == plan
+    run_took = ends.at - common._RUN_CLOCK["started"] + 2.0  # the work after training too
+    assert abs(run_took - 30.0) <= 0.1 * 30.0
+    again, kept = common.epochs_within_budget(config, [], tmp_path)  # no measurement needed
+    assert (again, kept) == (budgeted, plan)

@@ -311,15 +311,17 @@ def tiny_config(out_dir: Path, data_path: Path, **overrides) -> mt.Config:
 @pytest.mark.slow
 def test_tiny_end_to_end_run_and_translate(out_dir, sample_file, capsys):
     """A budgeted run of both variants (--minutes 0.4: at most --epochs 3, fewer if they do not
-    fit in 24 s; the first step alone traces the seq2seq graph for about 12 s), then
-    --translate with the saved model."""
+    fit in the run's 24 s, half of what is left for each variant; the first step alone traces
+    the seq2seq graph for about 12 s), then --translate with the saved model."""
     metrics = mt.main(tiny_config(out_dir, sample_file))
     plan = metrics["budget"]
     assert metrics["epochs_trained"] == metrics["epochs_planned"] == plan["epochs_trained_for"] \
         == min(3, plan["epochs"])  # the plan decided, and training ran all of it
-    fit = plan["start_up_seconds"] + plan["epochs"] * (
-        plan["steps"] // plan["epochs"] * plan["seconds_per_step"]
-        + plan["seconds_per_epoch_beyond_steps"])
+    cost = common.read_json(out_dir / "gru_bahdanau" / "speed_choice.json")
+    assert plan["steps"] == plan["epochs"] * cost["steps_per_epoch"]
+    fit = cost["start_up_seconds"] + plan["epochs"] * (
+        cost["steps_per_epoch"] * cost["seconds_per_step"]
+        + cost["seconds_per_epoch_beyond_steps"])
     assert plan["planned_fit_seconds"] == pytest.approx(fit)
     for variant in ("gru_bahdanau", "gru_none"):  # each variant plans its own
         assert common.read_json(out_dir / variant / "budget.json")["minutes"] == 0.4

@@ -380,7 +380,8 @@ def test_a_training_budget_plans_the_epochs_and_the_schedule_spans_them(tmp_path
     """--minutes: the epochs that fit (measured on a twin of the model) replace --epochs, the
     learning-rate schedule of the model then built decays over exactly those steps, and the
     plan is saved; --minutes 0 leaves the Config as it is."""
-    config = quick(minutes=0.05, epochs=1000, output_dir=str(tmp_path))
+    config = quick(minutes=0.5, epochs=1000, output_dir=str(tmp_path))
+    common.start_run_clock()
     _, labels, features = sr.load_digit_strings(config)
     datasets = sr.make_datasets(features, labels, config)
     budgeted, plan = sr.fit_the_budget(config, features, datasets, tmp_path / "model")

@@ -314,23 +314,30 @@ def test_own_series_files_that_cannot_be_forecast_get_one_line_errors(tmp_path):
 
 
 def test_a_training_budget_gives_every_network_the_epochs_that_fit(tmp_path):
-    """--minutes: each network (not the trees, not the tutorial's recipe, which keeps its own
-    epochs) is timed on a twin, and one --epochs is chosen for all: the most whose summed cost
-    fits in the budget, recomputed here from the costs each network saved; planning again
-    reuses them without measuring."""
+    """--minutes, the whole run: each network (not the trees, not the tutorial's recipe, which
+    keeps its own epochs) is timed, and one --epochs is chosen for all: the most whose summed
+    cost fits in what is left of the budget after the time spent, every network's start-up
+    and its forecasts of the validation and test windows; recomputed here from the costs each
+    network saved; planning again reuses the plan without measuring."""
     config = ts.Config.from_preset("quick", models=("linear", "gbt", "gru", "reference"),
-                                   tasks=("single",), minutes=0.1, epochs=1000,
+                                   tasks=("single",), minutes=0.5, epochs=1000,
                                    output_dir=str(tmp_path))
+    common.start_run_clock()
     data, columns = ts.load_weather(config)
     budgeted, plan = ts.fit_the_budget(config, data, columns, tmp_path)
-    costs = [common.read_json(tmp_path / f"single_{kind}" / "budget.json")
+    costs = [common.read_json(tmp_path / f"single_{kind}" / "speed_choice.json")
              for kind in ("linear", "gru")]
     assert not (tmp_path / "single_reference").exists() and plan["networks"] == 2
     steps = -(-512 // config.batch_size)  # --max-windows 512 in batches
+    assert [cost["steps_per_epoch"] for cost in costs] == [steps, steps]
     epoch = sum(steps * c["seconds_per_step"] + c["seconds_per_epoch_beyond_steps"]
                 for c in costs)
     start_up = sum(c["start_up_seconds"] for c in costs)
-    assert plan["epochs"] == max(1, int((0.95 * 6 - start_up) // epoch)) < 1000
+    forecasts = sum(2 * steps * c["seconds_per_validation_step"] for c in costs)  # val, test
+    assert plan["after_training_seconds"] == pytest.approx(forecasts)
+    left = 0.95 * (30 - plan["seconds_before_training"]) - start_up - forecasts
+    assert plan["epochs"] == max(1, int(left // epoch)) < 1000
+    assert plan["epochs"] > 1  # a tiny model: the budget allows several epochs
     assert budgeted.epochs == plan["epochs"] and budgeted.reference_epochs == 20
     assert plan["planned_fit_seconds"] == pytest.approx(start_up + plan["epochs"] * epoch)
     assert ts.fit_the_budget(config, data, columns, tmp_path) == (budgeted, plan)
