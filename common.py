@@ -527,6 +527,8 @@ class Run:
         self.started = time.perf_counter()
         if not _RUN_CLOCK.pop("from_import", False):  # --minutes counts from here, or
             start_run_clock()  # from the process's start (the command line)
+        _RUN_CLOCK["run"] = f"{os.getpid()}-{time.time()}"  # measurements this run made
+        _PLANNED_FITS.clear()
         self.chief, self.task = True, None
         if self.config.strategy == "multiworker":
             self.task = cluster_task()
@@ -732,9 +734,10 @@ class TrainingRun:
         """The lesson's callbacks (EarlyStopping, BackupAndRestore, the best checkpoint) with
         the project's guards around them: the CSV history first (an epoch's row reaches the
         disk before its backup, so a resumed run never loses one), TerminateOnNaN (stop at the
-        first NaN loss), TensorBoard logs with --tensorboard; the settings are stamped on the
-        backup so that a rerun with other settings does not resume it. `first`: callbacks that
-        add to an epoch's logs, so they run before the history is written."""
+        first NaN loss), TensorBoard logs with --tensorboard, --minutes' guard (`TimeBudget`)
+        where a budget planned this model's epochs; the settings are stamped on the backup so
+        that a rerun with other settings does not resume it. `first`: callbacks that add to
+        an epoch's logs, so they run before the history is written."""
         resuming = self.resuming
         if resuming:
             done = self._align_history()
@@ -745,6 +748,8 @@ class TrainingRun:
         write_json(self.backup_dir / "settings.json", self.settings)
         guards = [keras.callbacks.CSVLogger(str(self.history_path), append=resuming),
                   keras.callbacks.TerminateOnNaN()]
+        if str(self.directory) in _PLANNED_FITS:  # --minutes planned this model's epochs
+            guards.append(TimeBudget(_PLANNED_FITS[str(self.directory)]))
         if self.tensorboard:
             guards.append(keras.callbacks.TensorBoard(str(self.directory / "tensorboard")))
         return [*first, *guards, *callbacks]
@@ -1030,12 +1035,14 @@ def count_batches(dataset: Any) -> int:
 
 
 def _kept_record(path: Path, settings: dict, restart: bool) -> tuple[dict | None, str, dict]:
-    """A measurement kept at `path` if it holds for this CPU and these `settings` (and not
-    --restart); with this CPU's name and the settings as JSON stores them."""
+    """A measurement kept at `path` if it holds for this CPU and these `settings` (with
+    --restart: only one this run made); with this CPU's name and the settings as JSON
+    stores them."""
     cpu, settings = cpu_model(), json.loads(json.dumps(settings, default=str))
     record = read_json(path)
-    if restart or not isinstance(record, dict) or record.get("cpu") != cpu or \
-            record.get("settings") != settings:
+    this_run = _RUN_CLOCK.get("run")
+    if not isinstance(record, dict) or record.get("cpu") != cpu or \
+            record.get("settings") != settings or (restart and record.get("run") != this_run):
         record = None
     return record, cpu, settings
 
@@ -1066,21 +1073,23 @@ class _EpochClock(keras.callbacks.Callback):
 
 def _timed_steps(model: Any, train_data: Any, steps_per_epoch: int, share: float) -> tuple:
     """(seconds to build, trace and compile `model()` and train its first step, seconds per
-    later step): one untimed `fit` step, then up to 8 timed in two `fit` calls through the
-    real input pipeline, the second only while the `share` of time lasts."""
+    later step): one untimed `fit` step, then a timed `fit` of one step and, while the `share`
+    of time lasts, one of up to 8 through the real input pipeline; their difference is the
+    steps' cost without what every `fit` call costs besides (its iterator, its callbacks)."""
+    def timed_fit(steps: int) -> float:
+        tick = time.perf_counter()
+        model.fit(train_data, epochs=1, steps_per_epoch=steps, verbose=0)
+        return time.perf_counter() - tick
+
     start = time.perf_counter()
     model = model()
     model.fit(train_data, epochs=1, steps_per_epoch=1, verbose=0)  # traces and compiles
     first = time.perf_counter() - start
-    timed, steps = 0.0, 0
-    for chunk in (2, 6):
-        if steps and time.perf_counter() - start > share:
-            break
-        chunk = min(chunk, steps_per_epoch)
-        tick = time.perf_counter()
-        model.fit(train_data, epochs=1, steps_per_epoch=chunk, verbose=0)
-        timed, steps = timed + time.perf_counter() - tick, steps + chunk
-    return model, first, timed / steps
+    one, more = timed_fit(1), min(7, steps_per_epoch - 1)
+    if more < 1 or time.perf_counter() - start > share:
+        return model, first, one  # a step and a call's overhead: an upper bound
+    longer = timed_fit(1 + more)
+    return model, first, (longer - one) / more if longer > one else longer / (1 + more)
 
 
 def measure_training(label: str, builds: dict[str, Callable[[], Any]], train_data: Any,
@@ -1092,8 +1101,8 @@ def measure_training(label: str, builds: dict[str, Callable[[], Any]], train_dat
     float32 or mixed bfloat16); each trains one untimed step (tracing, compiling), then up to
     8 timed steps through the real input pipeline within an equal share of `budget_seconds`.
     The fastest is the choice. On it, what an epoch costs beyond its steps: two one-step
-    epochs with a few validation batches and the backup a real run keeps, a few validation
-    batches timed, one model save (the best-model checkpoint); and the start-up (tracing the
+    epochs with a validation batch and the backup a real run keeps, two validation batches
+    timed, one model save (the best-model checkpoint); and the start-up (tracing the
     train and test steps) a fresh model will take again (`epochs=False`: the choice alone).
 
     Printed in one line and kept in `folder`/speed_choice.json with the measured rates, so a
@@ -1110,7 +1119,7 @@ def measure_training(label: str, builds: dict[str, Callable[[], Any]], train_dat
         if not quiet:
             print(f"{label}: {record['choice']} (measured before on this CPU, "
                   f"{shown(record_path)})")
-        return record
+        return {**record, "folder": str(Path(folder))}
     begin = time.perf_counter()
     first_batch = next(iter(train_data))
     examples = int(tf.nest.flatten(first_batch[0])[0].shape[0])
@@ -1121,7 +1130,7 @@ def measure_training(label: str, builds: dict[str, Callable[[], Any]], train_dat
                 build, train_data, steps_per_epoch, budget_seconds / len(builds))
         choice = min(seconds, key=seconds.__getitem__)
         model, step = models[choice], seconds[choice]
-        record = {"cpu": cpu, "choice": choice,
+        record = {"cpu": cpu, "run": _RUN_CLOCK.get("run"), "choice": choice,
                   "examples_per_s": {name: examples / value for name, value in seconds.items()},
                   "seconds_per_step": step, "steps_per_epoch": steps_per_epoch,
                   "start_up_seconds": max(0.0, firsts[choice] - step)}
@@ -1139,19 +1148,19 @@ def measure_training(label: str, builds: dict[str, Callable[[], Any]], train_dat
               f"{record['measure_seconds']:.0f} s")
     Path(folder).mkdir(parents=True, exist_ok=True)
     write_json(record_path, record)
-    return record
+    return {**record, "folder": str(Path(folder))}
 
 
 def _epoch_costs(model: Any, step: float, train_data: Any, val_data: Any) -> dict:
     """What an epoch of `model` costs beyond its steps of `step` seconds, and what tracing the
-    test step adds to the start-up: two one-step epochs with a few validation batches and
-    what `TrainingRun.guarded` keeps, a few validation batches timed, one model save."""
+    test step adds to the start-up: two one-step epochs with one validation batch and what
+    `TrainingRun.guarded` keeps, two validation batches timed, one model save."""
     import tempfile
 
     validation_steps = count_batches(val_data)
-    probe, clock = min(3, validation_steps), _EpochClock()
+    probe, clock = min(2, validation_steps), _EpochClock()
     with tempfile.TemporaryDirectory() as scratch:  # what `TrainingRun.guarded` keeps
-        model.fit(train_data, validation_data=val_data, validation_steps=probe, epochs=2,
+        model.fit(train_data, validation_data=val_data, validation_steps=1, epochs=2,
                   steps_per_epoch=1, verbose=0, callbacks=[
                       keras.callbacks.CSVLogger(str(Path(scratch) / "history.csv")),
                       keras.callbacks.TerminateOnNaN(),
@@ -1165,7 +1174,7 @@ def _epoch_costs(model: Any, step: float, train_data: Any, val_data: Any) -> dic
         save = time.perf_counter() - tick
     durations = np.diff(clock.ends)  # (one alone if a NaN loss stopped the measurement)
     first, second = (durations[0], durations[-1]) if len(durations) else (0.0, 0.0)
-    checkpoints = max(0.0, float(second) - step - probe * validation_step) + save
+    checkpoints = max(0.0, float(second) - step - validation_step) + save
     return {"seconds_per_validation_step": validation_step,
             "validation_steps": validation_steps,
             "seconds_per_epoch_beyond_steps": validation_steps * validation_step + checkpoints,
@@ -1237,6 +1246,31 @@ def plan_epochs(minutes: float, costs: list[dict], most: int, after_training: fl
             "planned_run_seconds": elapsed + start_up + epochs * epoch + after_training}
 
 
+_PLANNED_FITS: dict[str, float] = {}  # model folder -> seconds its fit should take (--minutes)
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """--minutes' guard, in case the epochs run slower than measured (a busier machine): stop
+    at the end of an epoch when the next one would end more than `slack` past the `planned`
+    seconds of this fit. The best model so far is kept, as after early stopping."""
+
+    def __init__(self, planned: float, slack: float = 0.15):
+        super().__init__()
+        self.planned, self.slack = planned, slack
+
+    def on_train_begin(self, logs=None):
+        self.started = self.last = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.perf_counter()
+        took, self.last = now - self.last, now
+        if now - self.started + took > (1 + self.slack) * self.planned:
+            self.model.stop_training = True
+            print(f"--minutes: stopping after epoch {epoch + 1}: the epochs ran slower than "
+                  f"measured ({now - self.started:.0f} s so far, {self.planned:.0f} s planned "
+                  "in all), and the next one would overrun the budget")
+
+
 def budget_applies(config: Any) -> bool:
     """Whether --minutes plans the epochs: it is set, and the run is not under --strategy
     multiworker (each worker would measure, and they would disagree: --epochs, said so)."""
@@ -1268,12 +1302,15 @@ def epochs_within_budget(config: Any, costs: list[dict], folder: Path,
               f"{plan['after_training_seconds']:.0f} s to evaluate; the run should take about "
               f"{plan['planned_run_seconds'] / 60:.1f} min")
         Path(folder).mkdir(parents=True, exist_ok=True)
-        write_json(record_path, {**plan, "cpu": cpu, "settings": settings})
+        write_json(record_path, {**plan, "cpu": cpu, "run": _RUN_CLOCK.get("run"),
+                                 "settings": settings})
     epochs = plan["epochs"]
+    for cost in costs:  # what each model's fit may take (TimeBudget)
+        _PLANNED_FITS[cost["folder"]] = cost["start_up_seconds"] + epochs * epoch_seconds(cost)
     print(f"training: {epochs} epochs ({'as many as fit' if epochs < config.epochs else 'all'} "
           f"of --epochs {config.epochs}); repeat this run exactly with --epochs {epochs} "
           "--minutes 0")
-    plan = {key: value for key, value in plan.items() if key not in ("cpu", "settings")}
+    plan = {key: value for key, value in plan.items() if key not in ("cpu", "run", "settings")}
     return dataclasses.replace(config, epochs=epochs), {**plan, "epochs_trained_for": epochs}
 
 

@@ -499,26 +499,29 @@ def test_the_measurement_picks_the_candidate_not_slowed_down_within_its_time_bou
     import time
 
     train, val = windows()
-    for slow in ("float32", "bfloat16"):  # one candidate sleeps 50 ms in every training step
+    for slow in ("float32", "bfloat16"):  # one candidate sleeps 0.2 s in every training step
         folder = tmp_path / slow
-        builds = {name: (lambda cost=0.05 * (name == slow): clocked_regressor(cost, sleep=True))
+        builds = {name: (lambda cost=0.2 * (name == slow): clocked_regressor(cost, sleep=True))
                   for name in ("float32", "bfloat16")}
         begin = time.perf_counter()
         record = common.measure_training("arithmetic", builds, train, val, 8, folder,
-                                         {"units": 4}, budget_seconds=1.0)
+                                         {"units": 4}, budget_seconds=4.0)
         took = time.perf_counter() - begin
         assert record["choice"] != slow
-        assert 1 / record["examples_per_s"][slow] >= 0.05 / 8 > 1 / record["examples_per_s"][
-            record["choice"]]
-        # a share of 0.5 s each: the slow one stops timing after its first chunk of 2 steps
-        assert took < 1.0 + 20  # the bound plus building and tracing two tiny models
-        assert common.read_json(folder / "speed_choice.json") == record
+        step = {name: 8 / rate for name, rate in record["examples_per_s"].items()}
+        assert step[slow] >= 0.2 > step[record["choice"]]
+        # a share of 2 s each: the slow one times 1 + 7 steps at most (1.6 s), then the
+        # epoch costs of the fast one (a few steps): well within the bound plus building,
+        # tracing and compiling two tiny models
+        assert took < 4.0 + 2 * 0.2 + 20
+        assert {**common.read_json(folder / "speed_choice.json"), "folder": str(folder)} == record
         assert record["cpu"] == common.cpu_model() and record["settings"] == {"units": 4}
         assert record["validation_steps"] == 2 and record["steps_per_epoch"] == 8
     assert "arithmetic: float32 (examples/s: " in capsys.readouterr().out
 
 
-def test_a_kept_measurement_is_reused_and_flags_decide_without_measuring(tmp_path, capsys):
+def test_a_kept_measurement_is_reused_and_flags_decide_without_measuring(tmp_path, capsys,
+                                                                         monkeypatch):
     train, val = windows()
     builds = {"no XLA": clocked_regressor}
     first = common.measure_training("demo", builds, train, val, 8, tmp_path, {"units": 4,
@@ -534,6 +537,10 @@ def test_a_kept_measurement_is_reused_and_flags_decide_without_measuring(tmp_pat
     assert again == first and "measured before on this CPU" in capsys.readouterr().out
     other = common.measure_training("demo", builds, train, val, 8, tmp_path, {"units": 8})
     assert other["settings"] == {"units": 8}  # other settings: measured again
+    again = common.measure_training("demo", {"no XLA": never}, train, val, 8, tmp_path,
+                                    {"units": 8}, restart=True)  # measured by this very run
+    assert again == other
+    monkeypatch.setitem(common._RUN_CLOCK, "run", "a later run")
     with pytest.raises(AssertionError, match="reused"):  # --restart measures anew
         common.measure_training("demo", {"no XLA": never}, train, val, 8, tmp_path,
                                 {"units": 8}, restart=True)
@@ -601,3 +608,25 @@ def test_a_training_budget_plans_the_epochs_that_fill_the_run(tmp_path, monkeypa
     assert abs(run_took - 30.0) <= 0.1 * 30.0
     again, kept = common.epochs_within_budget(config, [], tmp_path)  # no measurement needed
     assert (again, kept) == (budgeted, plan)
+
+
+def test_epochs_slower_than_planned_are_stopped_before_they_overrun_the_budget(
+        tmp_path, monkeypatch, capsys):
+    """TimeBudget: a model whose fit was planned at 3 s, on a machine where each epoch takes
+    1 s, stops after the third epoch (a fourth would end at 4 s, past 3 s + 15 %) and keeps
+    the best model, as early stopping would. Virtual clock, as above."""
+    clock = VIRTUAL_SECONDS
+    monkeypatch.setattr(common, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    model = keras.Sequential([keras.Input((6, 2)), Clocked(0.1, 0.0), keras.layers.Flatten(),
+                              keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    train, val = windows(80)  # ten steps of 0.1 s an epoch
+    run = common.TrainingRun(tmp_path / "run", {})
+    monkeypatch.setitem(common._PLANNED_FITS, str(tmp_path / "run"), 3.0)
+    model.fit(train, validation_data=val, epochs=20, verbose=0, callbacks=run.guarded(
+        [run.best_checkpoint()]))
+    assert len(run.finish(model)["loss"]) == 3 and run.best_path.is_file()
+    assert "stopping after epoch 3: the epochs ran slower than measured" in \
+        capsys.readouterr().out
+    unplanned = common.TrainingRun(tmp_path / "other", {})  # no budget: no guard
+    assert not any(isinstance(c, common.TimeBudget) for c in unplanned.guarded([]))
