@@ -749,7 +749,7 @@ class TrainingRun:
         guards = [keras.callbacks.CSVLogger(str(self.history_path), append=resuming),
                   keras.callbacks.TerminateOnNaN()]
         if str(self.directory) in _PLANNED_FITS:  # --minutes planned this model's epochs
-            guards.append(TimeBudget(_PLANNED_FITS[str(self.directory)]))
+            guards.append(TimeBudget(**_PLANNED_FITS[str(self.directory)]))
         if self.tensorboard:
             guards.append(keras.callbacks.TensorBoard(str(self.directory / "tensorboard")))
         return [*first, *guards, *callbacks]
@@ -1071,25 +1071,31 @@ class _EpochClock(keras.callbacks.Callback):
         self.ends.append(time.perf_counter())
 
 
+class _BatchClock(keras.callbacks.Callback):
+    """When each training batch ended (perf_counter seconds)."""
+
+    def on_train_begin(self, logs=None):
+        self.ends = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.ends.append(time.perf_counter())
+
+
 def _timed_steps(model: Any, train_data: Any, steps_per_epoch: int, share: float) -> tuple:
     """(seconds to build, trace and compile `model()` and train its first step, seconds per
-    later step): one untimed `fit` step, then a timed `fit` of one step and, while the `share`
-    of time lasts, one of up to 8 through the real input pipeline; their difference is the
-    steps' cost without what every `fit` call costs besides (its iterator, its callbacks)."""
-    def timed_fit(steps: int) -> float:
-        tick = time.perf_counter()
-        model.fit(train_data, epochs=1, steps_per_epoch=steps, verbose=0)
-        return time.perf_counter() - tick
-
+    later step): one untimed `fit` step, then a `fit` of up to 8 steps through the real input
+    pipeline (3 once the `share` of time is spent), each step timed from the end of the one
+    before; the median, so that a moment of another process's work does not count."""
     start = time.perf_counter()
     model = model()
     model.fit(train_data, epochs=1, steps_per_epoch=1, verbose=0)  # traces and compiles
     first = time.perf_counter() - start
-    one, more = timed_fit(1), min(7, steps_per_epoch - 1)
-    if more < 1 or time.perf_counter() - start > share:
-        return model, first, one  # a step and a call's overhead: an upper bound
-    longer = timed_fit(1 + more)
-    return model, first, (longer - one) / more if longer > one else longer / (1 + more)
+    steps, clock = min(8 if first < share else 3, steps_per_epoch), _BatchClock()
+    tick = time.perf_counter()
+    model.fit(train_data, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[clock])
+    if steps < 2:  # one step a epoch: that step, and what a fit call costs besides
+        return model, first, time.perf_counter() - tick
+    return model, first, float(np.median(np.diff(clock.ends)))
 
 
 def measure_training(label: str, builds: dict[str, Callable[[], Any]], train_data: Any,
@@ -1181,6 +1187,20 @@ def _epoch_costs(model: Any, step: float, train_data: Any, val_data: Any) -> dic
             "test_step_start_up_seconds": max(0.0, float(first - second))}
 
 
+def measured_alike(record: dict, folder: Path, settings: dict, label: str) -> dict:
+    """`record`, a `measure_training` result, kept for a model that trains like the one it
+    measured (the same layers, inputs and batches) in `folder` with its `settings`: the choice
+    and the costs without measuring again (printed so)."""
+    speed_settings = {k: v for k, v in settings.items() if k not in ("epochs", "minutes")}
+    alike = {**record, "settings": json.loads(json.dumps(speed_settings, default=str)),
+             "measured_as": record["folder"], "measure_seconds": 0.0}
+    alike.pop("folder")
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    write_json(Path(folder) / "speed_choice.json", alike)
+    print(f"{label}: {record['choice']}, as measured for {shown(record['folder'])}")
+    return {**alike, "folder": str(Path(folder))}
+
+
 def choose_jit_compile(requested: bool | None, strategy: str) -> tuple[bool, ...]:
     """The XLA settings to try for a model: (`requested`,) when --jit-compile or
     --no-jit-compile gave it; (False,) under --strategy multiworker (TensorFlow has no CPU
@@ -1246,29 +1266,32 @@ def plan_epochs(minutes: float, costs: list[dict], most: int, after_training: fl
             "planned_run_seconds": elapsed + start_up + epochs * epoch + after_training}
 
 
-_PLANNED_FITS: dict[str, float] = {}  # model folder -> seconds its fit should take (--minutes)
+_PLANNED_FITS: dict[str, dict] = {}  # model folder -> what --minutes planned for its fit
 
 
 class TimeBudget(keras.callbacks.Callback):
-    """--minutes' guard, in case the epochs run slower than measured (a busier machine): stop
-    at the end of an epoch when the next one would end more than `slack` past the `planned`
-    seconds of this fit. The best model so far is kept, as after early stopping."""
+    """--minutes' guard, in case the epochs run slower than measured (a busier machine): at
+    the end of an epoch, stop when one more would carry the run past its time limit (`limit`
+    seconds of `run_seconds`), counting what the models trained after this one (`later`) and
+    the work after training (`after`) were planned to take. The first epoch's duration counts
+    without the model's start-up (tracing), which does not recur. The best model so far is
+    kept, as after early stopping."""
 
-    def __init__(self, planned: float, slack: float = 0.15):
+    def __init__(self, limit: float, later: float, after: float, start_up: float):
         super().__init__()
-        self.planned, self.slack = planned, slack
+        self.limit, self.later, self.after, self.start_up = limit, later, after, start_up
 
     def on_train_begin(self, logs=None):
-        self.started = self.last = time.perf_counter()
+        self.last, self.first = time.perf_counter(), True
 
     def on_epoch_end(self, epoch, logs=None):
         now = time.perf_counter()
-        took, self.last = now - self.last, now
-        if now - self.started + took > (1 + self.slack) * self.planned:
+        took = now - self.last - (self.start_up if self.first else 0.0)
+        self.last, self.first = now, False
+        if run_seconds() + took + self.later + self.after > self.limit:
             self.model.stop_training = True
             print(f"--minutes: stopping after epoch {epoch + 1}: the epochs ran slower than "
-                  f"measured ({now - self.started:.0f} s so far, {self.planned:.0f} s planned "
-                  "in all), and the next one would overrun the budget")
+                  f"measured, and one more would end the run after {self.limit / 60:.1f} min")
 
 
 def budget_applies(config: Any) -> bool:
@@ -1305,8 +1328,13 @@ def epochs_within_budget(config: Any, costs: list[dict], folder: Path,
         write_json(record_path, {**plan, "cpu": cpu, "run": _RUN_CLOCK.get("run"),
                                  "settings": settings})
     epochs = plan["epochs"]
-    for cost in costs:  # what each model's fit may take (TimeBudget)
-        _PLANNED_FITS[cost["folder"]] = cost["start_up_seconds"] + epochs * epoch_seconds(cost)
+    fits = [cost["start_up_seconds"] + epochs * epoch_seconds(cost) for cost in costs]
+    limit = plan["seconds_before_training"] + share * (config.minutes * 60
+                                                       - plan["seconds_before_training"])
+    for number, cost in enumerate(costs):  # the guard of each model's fit (TimeBudget)
+        _PLANNED_FITS[cost["folder"]] = {
+            "limit": limit, "later": sum(fits[number + 1:]), "start_up": cost["start_up_seconds"],
+            "after": plan["after_training_seconds"]}
     print(f"training: {epochs} epochs ({'as many as fit' if epochs < config.epochs else 'all'} "
           f"of --epochs {config.epochs}); repeat this run exactly with --epochs {epochs} "
           "--minutes 0")

@@ -488,19 +488,25 @@ def fit_the_budget(config: Config, data: SeriesData, tutorial_columns: int, out:
     """--minutes N, the whole run in about N minutes: one number of epochs for every network
     trained for --epochs (linear, LSTM, GRU, in every task), the most that fit in what is
     left of N minutes after the baselines and trees, from each network's step, epoch and
-    start-up costs measured here (`measure_speed`) and its forecasts afterwards
-    (common.epochs_within_budget). The Config with that --epochs (every learning-rate
-    schedule then spans it), and the plan. The tutorial's recipe keeps its own epochs."""
+    start-up costs measured here (`measure_speed`: each kind once, on the first task, since
+    the other task's network differs only in its output layer and dropout) and its forecasts
+    afterwards (common.epochs_within_budget). The Config with that --epochs (every
+    learning-rate schedule then spans it), and the plan. The tutorial's recipe keeps its own
+    epochs."""
     networks = [(task, kind) for task in config.tasks for kind in config.models
                 if kind in NETWORKS]
     if not networks or not common.budget_applies(config):
         return config, {}
     print(f"\n== --minutes {config.minutes:g}: timing a few steps of each network")
-    costs, forecasting = [], 0.0
+    costs, forecasting, measured = [], 0.0, {}
     for task, kind in networks:
         windows, build, settings, _ = network(kind, task, data, tutorial_columns, config)
-        cost = measure_speed(f"{task}/{kind}", build, windows, out / f"{task}_{kind}",
-                             settings, config)
+        if kind in measured:  # the same layers on as many windows of the same length
+            cost = common.measured_alike(measured[kind], out / f"{task}_{kind}", settings,
+                                         f"{task}/{kind}")
+        else:
+            cost = measured[kind] = measure_speed(f"{task}/{kind}", build, windows,
+                                                  out / f"{task}_{kind}", settings, config)
         costs.append(cost)
         batches = cost["validation_steps"] + common.count_batches(windows["test"])
         forecasting += batches * cost["seconds_per_validation_step"]  # val and test forecasts

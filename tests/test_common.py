@@ -612,17 +612,20 @@ def test_a_training_budget_plans_the_epochs_that_fill_the_run(tmp_path, monkeypa
 
 def test_epochs_slower_than_planned_are_stopped_before_they_overrun_the_budget(
         tmp_path, monkeypatch, capsys):
-    """TimeBudget: a model whose fit was planned at 3 s, on a machine where each epoch takes
-    1 s, stops after the third epoch (a fourth would end at 4 s, past 3 s + 15 %) and keeps
-    the best model, as early stopping would. Virtual clock, as above."""
+    """TimeBudget: in a run limited to 4.2 s, with 0.5 s planned for the models trained after
+    this one and 0.5 s for the work after training, a model whose epochs take 1 s stops after
+    the third (a fourth would end the run at 5 s) and keeps the best model, as early stopping
+    would. Virtual clock, as above."""
     clock = VIRTUAL_SECONDS
     monkeypatch.setattr(common, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    monkeypatch.setitem(common._RUN_CLOCK, "started", clock[0])
     model = keras.Sequential([keras.Input((6, 2)), Clocked(0.1, 0.0), keras.layers.Flatten(),
                               keras.layers.Dense(1)])
     model.compile(optimizer="adam", loss="mse")
     train, val = windows(80)  # ten steps of 0.1 s an epoch
     run = common.TrainingRun(tmp_path / "run", {})
-    monkeypatch.setitem(common._PLANNED_FITS, str(tmp_path / "run"), 3.0)
+    monkeypatch.setitem(common._PLANNED_FITS, str(tmp_path / "run"),
+                        {"limit": 4.2, "later": 0.5, "after": 0.5, "start_up": 0.0})
     model.fit(train, validation_data=val, epochs=20, verbose=0, callbacks=run.guarded(
         [run.best_checkpoint()]))
     assert len(run.finish(model)["loss"]) == 3 and run.best_path.is_file()

@@ -320,16 +320,20 @@ def test_a_training_budget_gives_every_network_the_epochs_that_fit(tmp_path):
     and its forecasts of the validation and test windows; recomputed here from the costs each
     network saved; planning again reuses the plan without measuring."""
     config = ts.Config.from_preset("quick", models=("linear", "gbt", "gru", "reference"),
-                                   tasks=("single",), minutes=0.5, epochs=1000,
-                                   output_dir=str(tmp_path))
+                                   minutes=0.5, epochs=1000, output_dir=str(tmp_path))
     common.start_run_clock()
     data, columns = ts.load_weather(config)
     budgeted, plan = ts.fit_the_budget(config, data, columns, tmp_path)
-    costs = [common.read_json(tmp_path / f"single_{kind}" / "speed_choice.json")
-             for kind in ("linear", "gru")]
-    assert not (tmp_path / "single_reference").exists() and plan["networks"] == 2
+    costs = [common.read_json(tmp_path / f"{task}_{kind}" / "speed_choice.json")
+             for task in ("single", "multi") for kind in ("linear", "gru")]
+    assert not (tmp_path / "single_reference").exists() and plan["networks"] == 4
+    for kind, single, multi in (("linear", *costs[::2]), ("gru", *costs[1::2])):
+        # each kind measured once, for the next hour, and taken for the next 24 hours
+        assert multi["measured_as"] == str(tmp_path / f"single_{kind}")
+        assert multi["seconds_per_step"] == single["seconds_per_step"]
+        assert multi["settings"]["task"] == "multi" and "measured_as" not in single
     steps = -(-512 // config.batch_size)  # --max-windows 512 in batches
-    assert [cost["steps_per_epoch"] for cost in costs] == [steps, steps]
+    assert [cost["steps_per_epoch"] for cost in costs] == [steps] * 4
     epoch = sum(steps * c["seconds_per_step"] + c["seconds_per_epoch_beyond_steps"]
                 for c in costs)
     start_up = sum(c["start_up_seconds"] for c in costs)
