@@ -1105,18 +1105,18 @@ def measure_training(label: str, builds: dict[str, Callable[[], Any]], train_dat
     """How fast a model trains on this machine, and which of several ways to train it is
     fastest: each of `builds` makes a fresh compiled Keras model (e.g. with and without XLA,
     float32 or mixed bfloat16); each trains one untimed step (tracing, compiling), then up to
-    8 timed steps through the real input pipeline within an equal share of `budget_seconds`.
-    The fastest is the choice. On it, what an epoch costs beyond its steps: two one-step
-    epochs with a validation batch and the backup a real run keeps, two validation batches
-    timed, one model save (the best-model checkpoint); and the start-up (tracing the
-    train and test steps) a fresh model will take again (`epochs=False`: the choice alone).
+    8 steps through the real input pipeline (fewer once its equal share of `budget_seconds`
+    is spent), the median step timed (`_timed_steps`). The fastest is the choice. On it, what
+    an epoch costs beyond its steps: two one-step epochs with a validation batch and the
+    backup a real run keeps, two validation batches timed, one model save (the best-model
+    checkpoint); and the start-up (tracing the train and test steps) a fresh model will take
+    again (`epochs=False`: the choice alone).
 
     Printed in one line and kept in `folder`/speed_choice.json with the measured rates, so a
     rerun or a resumed run with the same `settings` on this CPU trains the same way without
     measuring again (another CPU, other settings or --restart measure anew; --epochs and
     --minutes do not change a step's speed). Python's and NumPy's random states are put back
     afterwards: the real model starts from the weights it would have had without measuring."""
-
     record_path = Path(folder) / "speed_choice.json"
     speed_settings = {k: v for k, v in settings.items() if k not in ("epochs", "minutes")}
     record, cpu, speed_settings = _kept_record(record_path, speed_settings, restart)
@@ -1160,7 +1160,9 @@ def measure_training(label: str, builds: dict[str, Callable[[], Any]], train_dat
 def _epoch_costs(model: Any, step: float, train_data: Any, val_data: Any) -> dict:
     """What an epoch of `model` costs beyond its steps of `step` seconds, and what tracing the
     test step adds to the start-up: two one-step epochs with one validation batch and what
-    `TrainingRun.guarded` keeps, two validation batches timed, one model save."""
+    `TrainingRun.guarded` keeps, two validation batches timed, the last validation batch
+    (a shape of its own where it is smaller: traced again, and under XLA compiled again), one
+    model save. `seconds_per_trace`: what a new input shape costs (a prediction's too)."""
     import tempfile
 
     validation_steps = count_batches(val_data)
@@ -1175,16 +1177,21 @@ def _epoch_costs(model: Any, step: float, train_data: Any, val_data: Any) -> dic
         tick = time.perf_counter()
         model.evaluate(val_data, steps=probe, verbose=0)
         validation_step = (time.perf_counter() - tick) / probe
+        tick = time.perf_counter()  # the last batch, smaller where the windows run out:
+        model.evaluate(val_data.skip(validation_steps - 1), verbose=0)  # a new shape to trace
+        smaller_batch = max(0.0, time.perf_counter() - tick - validation_step)
         tick = time.perf_counter()
         model.save(Path(scratch) / "best.keras")
         save = time.perf_counter() - tick
     durations = np.diff(clock.ends)  # (one alone if a NaN loss stopped the measurement)
     first, second = (durations[0], durations[-1]) if len(durations) else (0.0, 0.0)
     checkpoints = max(0.0, float(second) - step - validation_step) + save
+    test_trace = max(0.0, float(first - second))  # tracing (compiling) the test step
     return {"seconds_per_validation_step": validation_step,
             "validation_steps": validation_steps,
             "seconds_per_epoch_beyond_steps": validation_steps * validation_step + checkpoints,
-            "test_step_start_up_seconds": max(0.0, float(first - second))}
+            "test_step_start_up_seconds": test_trace + smaller_batch,
+            "seconds_per_trace": max(test_trace, smaller_batch)}
 
 
 def measured_alike(record: dict, folder: Path, settings: dict, label: str) -> dict:

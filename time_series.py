@@ -356,7 +356,9 @@ def make_windows(features: np.ndarray, target: np.ndarray, input_width: int, hor
     """A tf.data pipeline of (inputs, labels) batches from the rows of ONE split, so that no
     window spans two splits: inputs features[i : i + input_width], labels window_labels(...)[i].
     The windows of `keras.utils.timeseries_dataset_from_array`, cut a whole batch at a time
-    with one `tf.gather`; shuffling reorders whole windows, never rows within one."""
+    with one `tf.gather`; shuffling (the training windows) reorders whole windows, never rows
+    within one, and drops the last, smaller batch of each pass (other windows each time), so
+    that every training step has one shape: XLA compiles the step once."""
     labels = window_labels(target, input_width, horizon)[: max_windows or None]
     if len(labels) == 0:
         raise common.DataError(f"only {len(features)} rows: too few for one window of "
@@ -372,8 +374,9 @@ def make_windows(features: np.ndarray, target: np.ndarray, input_width: int, hor
         return (tf.gather(features, batch_starts[:, None] + offsets),
                 tf.gather(labels, batch_starts))
 
-    return (starts.batch(batch_size).map(cut, num_parallel_calls=tf.data.AUTOTUNE)
-            .prefetch(tf.data.AUTOTUNE))
+    whole = shuffle and len(labels) >= batch_size  # whole batches only, if there is one
+    return (starts.batch(batch_size, drop_remainder=whole)
+            .map(cut, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE))
 
 
 def lag_steps(input_width: int) -> list[int]:
@@ -509,7 +512,8 @@ def fit_the_budget(config: Config, data: SeriesData, tutorial_columns: int, out:
                                                   out / f"{task}_{kind}", settings, config)
         costs.append(cost)
         batches = cost["validation_steps"] + common.count_batches(windows["test"])
-        forecasting += batches * cost["seconds_per_validation_step"]  # val and test forecasts
+        forecasting += (batches * cost["seconds_per_validation_step"]  # val and test forecasts
+                        + 3 * cost["seconds_per_trace"])  # traced for 3 batch sizes
     config, plan = common.epochs_within_budget(config, costs, out, forecasting)
     return config, {**plan, "networks": len(networks)}
 
