@@ -244,7 +244,8 @@ ANCHOR_VALUES = {
 }
 
 
-PROXY = "one core shared with a busy loop: a slow-CPU proxy"  # --slow-cpu-proxy
+PROXY = ("one core of it shared with a busy loop, oneDNN and XLA limited to AVX2 "
+         "(--slow-cpu-proxy)")
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
 
 
@@ -273,10 +274,12 @@ def cpu_info() -> dict:
     name = " ".join(re.sub(r"\((R|TM)\)|Processor|CPU|@.*", " ", cpu).split())
     xla = re.search(r"--xla_cpu_max_isa=(\w+)", os.environ.get("XLA_FLAGS", ""))
     kind = f"{name}, {isa}" + (f" limited to {limit} (ONEDNN_MAX_CPU_ISA)" if limit else "") + (
-        f", XLA to {xla[1]}" if xla else "") + (f", {PROXY}" if os.environ.get(
-            "RNN_SLOW_CPU_PROXY") else "")
-    return {"cpu": cpu, "mhz": mhz, "isa_flags": present, "kind": kind,
+        f", XLA to {xla[1]}" if xla else "")
+    info = {"cpu": cpu, "mhz": mhz, "isa_flags": present, "kind": kind,
             "onednn_max_cpu_isa": limit, "xla_cpu_max_isa": xla[1] if xla else None}
+    if os.environ.get("RNN_SLOW_CPU_PROXY"):
+        info.update(kind=f"{name}, slow-CPU proxy", proxy=PROXY)
+    return info
 
 
 def machine_info() -> dict:
@@ -509,6 +512,7 @@ def machine_line(kind: str, machine: dict) -> str:
     return (f"- **{kind}**: {machine.get('cpu', '?')}{clock}, {machine.get('cores', '?')} "
             f"cores, {machine.get('memory_gib', '?')} GiB; ISA flags: {flags}"
             + (f" ({machine['flags_source']})" if machine.get("flags_source") else "")
+            + (f"; run as {machine['proxy']}" if machine.get("proxy") else "")
             + f"; Python {machine.get('python', '?')}, TensorFlow "
             f"{machine.get('tensorflow', '?')}, Keras {machine.get('keras', '?')}.")
 
