@@ -13,6 +13,9 @@ For each model, the same architecture and weights initialisation is trained twic
                    (its default batch of 128)
     lstm_sequence  POS tagger, BiLSTM 2x96 + character CNN: sentences bucketed by length
                    (padded to 9, 17, 25, ... tokens) vs every sentence padded to the longest
+    machine_translation  GRU + Bahdanau seq2seq: tf.data batches of 64 vs NumPy, batch 32
+    speech_recognition   BiGRU-CTC: batches padded to their own longest utterance vs every
+                   utterance padded to the longest, NumPy, batch 32
 
     python benchmarks/speed_models.py          # about 2 minutes on a 2-core CPU
 
@@ -22,6 +25,7 @@ per second. Prints a table and, as its last line, one JSON object with the numbe
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import tempfile
@@ -142,11 +146,73 @@ def pos_tagger(steps: int) -> dict:
     return out
 
 
+def translation_seq2seq(steps: int) -> dict:
+    """machine_translation: GRU + Bahdanau attention, teacher forcing; the script's tf.data
+    batches of 64 vs fit on the NumPy arrays with batch 32 and compile's defaults."""
+    import keras
+
+    import machine_translation as mt
+
+    config = mt.Config()
+    vocabularies, data, _ = mt.load_data(config)
+    (source, target_in), target_out = data["train"]
+    out = {}
+    for name in ("project", "keras_defaults"):
+        keras.utils.set_random_seed(0)
+        model = mt.build_model(config, len(vocabularies["source"]),
+                               len(vocabularies["target"]), config.attention)
+        if name == "project":
+            mt.compile_model(model, config)
+            train, _ = mt.make_datasets(data, config)
+            seconds = time_dataset_fit(model, train.repeat(), steps)
+            examples = steps * config.batch_size
+        else:
+            model.compile(optimizer=keras.optimizers.Adam(), loss=mt.masked_loss)
+            examples = steps * config.batch_size // 32 * 32  # as many pairs
+            seconds = time_numpy_fit(model, (source, target_in), target_out, 32, examples // 32)
+        out[name] = rate(examples, seconds, source.shape[1] + target_in.shape[1])
+    return out
+
+
+def speech_bigru_ctc(steps: int) -> dict:
+    """speech_recognition: BiGRU-CTC on MFCC frames; the script's batches, each padded to its
+    longest utterance, vs every utterance padded to the longest one, fit on NumPy arrays."""
+    import keras
+    import numpy as np
+
+    import speech_recognition as sr
+
+    config = sr.Config()
+    _, labels, features = sr.load_digit_strings(config)
+    count = steps * config.batch_size
+    train, train_labels = features["train"][:count], labels["train"][:count]
+    frames = np.array([len(f) for f in train])
+    out = {}
+    for name in ("project", "keras_defaults"):
+        keras.utils.set_random_seed(0)
+        model = sr.make_model(train, config, quiet=True)
+        if name == "project":
+            data = sr.make_dataset(train, train_labels, config, shuffle=True).repeat()
+            seconds = time_dataset_fit(model, data, steps)
+        else:  # one padded array, as keras.utils.pad_sequences would make it
+            model.compile(optimizer=keras.optimizers.Adam(), loss=sr.ctc_loss)
+            padded = keras.utils.pad_sequences(train, maxlen=int(frames.max()), dtype="float32",
+                                               padding="post")
+            whole = dataclasses.replace(config, batch_size=count)  # the CTC targets, at once
+            _, targets = next(iter(sr.make_dataset(train, train_labels, whole, shuffle=False)))
+            seconds = time_numpy_fit(model, (padded, frames.astype("int32")),
+                                     targets.numpy(), 32, count // 32)
+        out[name] = rate(count, seconds, float(frames.mean()))
+    return out
+
+
 def main() -> dict:
     common.set_seed(0)
     results = {"rnn_basics_adding_lstm": adding_lstm(steps=600),
                "time_series_lstm": time_series_lstm(steps=250),
-               "lstm_sequence_pos_tagger": pos_tagger(steps=150)}
+               "lstm_sequence_pos_tagger": pos_tagger(steps=150),
+               "machine_translation_seq2seq": translation_seq2seq(steps=150),
+               "speech_recognition_bigru_ctc": speech_bigru_ctc(steps=60)}
     print(f"\n{'model':26s} {'project ex/s':>13s} {'defaults ex/s':>14s} {'ratio':>7s}")
     metrics = {}  # flat, for benchmarks/run.py
     for name, row in results.items():

@@ -38,10 +38,11 @@ TRAIN_TOKENS = 600_000  # tokens timed per training variant (after a warm-up of 
 
 def time_numpy_fit(model, x, y, batch_size: int, steps: int, sample_weight=None) -> float:
     """Seconds for `steps` steps of `fit(x, y)` (a first, untimed call traces the step).
-    `x` may be a dict of arrays (a model with named inputs)."""
+    `x` may be a dict or a tuple of arrays (a model with several inputs)."""
 
     def fit_first(count: int) -> None:
         inputs = ({name: values[:count] for name, values in x.items()} if isinstance(x, dict)
+                  else tuple(values[:count] for values in x) if isinstance(x, tuple)
                   else x[:count])
         weights = None if sample_weight is None else sample_weight[:count]
         model.fit(inputs, y[:count], sample_weight=weights, batch_size=batch_size, verbose=0)
