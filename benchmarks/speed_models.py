@@ -162,8 +162,8 @@ def translation_seq2seq(steps: int) -> dict:
         model = mt.build_model(config, len(vocabularies["source"]),
                                len(vocabularies["target"]), config.attention)
         if name == "project":
-            mt.compile_model(model, config)
             train, _ = mt.make_datasets(data, config)
+            mt.compile_model(model, config, steps_per_epoch=len(target_out) // config.batch_size)
             seconds = time_dataset_fit(model, train.repeat(), steps)
             examples = steps * config.batch_size
         else:

@@ -92,7 +92,7 @@ def test_vocabulary_and_vectorizer_agree():
 # ----------------------------------------------------------------------------- model
 def tiny_model(attention="luong", cell="gru", source_vocab=30, target_vocab=25):
     config = mt.Config(units=8, embedding_dim=6, cell=cell, attention=attention, dropout=0.0)
-    return mt.compile_model(mt.build_model(config, source_vocab, target_vocab), config)
+    return mt.compile_model(mt.build_model(config, source_vocab, target_vocab), config, 10)
 
 
 def target_vocabulary(size=25):
