@@ -163,7 +163,7 @@ def translation_seq2seq(steps: int) -> dict:
                                len(vocabularies["target"]), config.attention)
         if name == "project":
             train, _ = mt.make_datasets(data, config)
-            mt.compile_model(model, config, steps_per_epoch=len(target_out) // config.batch_size)
+            mt.compile_model(model, config, common.count_batches(train))  # the script's schedule
             seconds = time_dataset_fit(model, train.repeat(), steps)
             examples = steps * config.batch_size
         else:
