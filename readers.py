@@ -21,13 +21,14 @@ import re
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import Any
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 import common
-from common import DataError, shown
+from common import CheckpointError, DataError, one_line, shown
 
 
 # ----------------------------------------------------------------------------- bundled data
@@ -77,6 +78,42 @@ def download_or_bundled(url: str, bundled: str, fname: str | None = None,
         print(f"warning: could not download {url} ({common.one_line(error)}); "
               f"using the bundled copy data/{bundled}", file=sys.stderr)
         return data_file(bundled)
+
+
+def fingerprint(path: Path | str) -> str:
+    """What identifies data by content: a file's sha256, or a folder's file names, sizes and
+    modification times. A model trained on it is known by this, never by the path alone."""
+    path = Path(path)
+    if path.is_file():
+        return _sha256(path)[:16]
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        stat = file.stat()
+        digest.update(f"{file.relative_to(path)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def load_best(folder: Path, command: str) -> tuple[Any, dict]:
+    """The best model saved in `folder` (for inference: not compiled) and its record
+    {"settings", "assets", "value", ...}; a missing or broken one is one line saying what to
+    run (`command`)."""
+    import keras
+
+    path, record = Path(folder) / "best.keras", common.read_json(Path(folder) / "best.json")
+    if not path.is_file():
+        raise CheckpointError(f"no saved model at {shown(path)}; train one first with `{command}`")
+    if not isinstance(record, dict) or not isinstance(record.get("settings"), dict):
+        raise CheckpointError(f"{shown(Path(folder) / 'best.json')} is missing or unreadable; "
+                              f"train again with `{command}`")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            model = keras.saving.load_model(path, compile=False)
+    except Exception as error:  # zipfile.BadZipFile, OSError, ValueError, KeyError, ...
+        raise CheckpointError(f"saved model {shown(path)} is unreadable ({one_line(error, 120)});"
+                              f" delete it and train again with `{command}`") from None
+    record.setdefault("assets", {})
+    return model, record
 
 
 # ----------------------------------------------------------------------------- user files

@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import common  # noqa: E402, F401  first: it keeps TensorFlow's start-up lines off the terminal
 import keras  # noqa: E402
 import pytest  # noqa: E402
 

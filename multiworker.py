@@ -1,0 +1,237 @@
+"""Training on several machines (`--strategy multiworker`): every machine runs the same command
+with its own TF_CONFIG, and `tf.distribute.MultiWorkerMirroredStrategy` keeps one model in
+step on all of them. What this module adds to TensorFlow: the cluster is checked before any
+work, every wait for it is bounded by --cluster-timeout and ends on SIGTERM or Ctrl-C, and
+Keras 3's `fit` is mended to run under the strategy (keras-team/keras#20585)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import select
+import signal
+import socket
+import time
+import typing
+
+import tensorflow as tf
+
+from common import UserError
+
+HELP = ("see docs/several_machines.md; e.g. TF_CONFIG='{\"cluster\": {\"worker\": [\"host1:23456\","
+        " \"host2:23456\"]}, \"task\": {\"type\": \"worker\", \"index\": 0}}'")
+
+
+class ClusterTask(typing.NamedTuple):
+    """This process's place in the TF_CONFIG cluster."""
+
+    kind: str  # "chief" or "worker"
+    index: int
+    addresses: dict[str, list[str]]  # {"chief": [...], "worker": [...]}
+
+    @property
+    def chief(self) -> bool:
+        """The chief writes the outputs: the "chief" task, or worker 0 when there is none."""
+        return self.kind == "chief" or ("chief" not in self.addresses and self.index == 0)
+
+    def peers(self) -> dict[str, str]:
+        """{"worker 1": "host:port"} of every other task."""
+        return {f"{kind} {i}": address for kind, addresses in self.addresses.items()
+                for i, address in enumerate(addresses) if (kind, i) != (self.kind, self.index)}
+
+
+def cluster_task() -> ClusterTask:
+    """TF_CONFIG, checked: a cluster of chief/worker addresses "host:port", and this task."""
+    raw = os.environ.get("TF_CONFIG", "").strip()
+    if not raw:
+        raise UserError(f"--strategy multiworker needs the TF_CONFIG environment variable (the "
+                        f"cluster and this machine's task); {HELP}")
+    try:
+        spec = json.loads(raw)
+    except ValueError as error:
+        raise UserError(f"TF_CONFIG is not valid JSON ({error}); {HELP}") from None
+    cluster, task = (spec.get("cluster"), spec.get("task")) if isinstance(spec, dict) else (0, 0)
+    if not isinstance(cluster, dict) or not cluster or not isinstance(task, dict):
+        raise UserError(f"TF_CONFIG needs a \"cluster\" and a \"task\"; {HELP}")
+    for kind, addresses in cluster.items():
+        if kind not in ("chief", "worker"):
+            raise UserError(f"TF_CONFIG's cluster has {kind!r} tasks; only \"chief\" and "
+                            "\"worker\" train with this strategy")
+        if not isinstance(addresses, list) or not addresses or not all(
+                isinstance(a, str) and re.fullmatch(r"[\w.\-\[\]:]+:\d{1,5}", a) for a in addresses):
+            raise UserError(f"TF_CONFIG's {kind} addresses must be a list of \"host:port\" "
+                            f"(got {addresses!r})")
+    kind, index = task.get("type"), task.get("index")
+    if kind not in cluster:
+        raise UserError(f"TF_CONFIG's task type {kind!r} is not in its cluster "
+                        f"({', '.join(cluster)})")
+    if not isinstance(index, int) or isinstance(index, bool):
+        raise UserError(f"TF_CONFIG's task index must be a whole number such as 0 (got "
+                        f"{json.dumps(index)})")
+    if not 0 <= index < len(cluster[kind]):
+        raise UserError(f"TF_CONFIG's task index {index} is outside the cluster's "
+                        f"{len(cluster[kind])} {kind} address(es) (0..{len(cluster[kind]) - 1})")
+    return ClusterTask(kind, index, cluster)
+
+
+def strategy(config) -> tuple[tf.distribute.Strategy, ClusterTask]:
+    """The MultiWorkerMirroredStrategy, once every task of the cluster has joined, or one line
+    naming the tasks that did not, within --cluster-timeout seconds.
+
+    TensorFlow's chief waits for a missing or foreign peer forever, holding the interpreter
+    (no Python signal handler runs meanwhile). So the chief first waits here, in Python, until
+    every peer's TensorFlow server answers; the others register with the chief under
+    TensorFlow's own deadline; and what runs in TensorFlow's C++ is `_bounded`."""
+    task, timeout = cluster_task(), config.cluster_timeout
+    if getattr(config, "jit_compile", False) and not tf.config.list_physical_devices("GPU"):
+        raise UserError("--strategy multiworker cannot XLA-compile on CPUs (TensorFlow has no CPU"
+                        " collectives under XLA); add --no-jit-compile")
+    _mend_keras()
+    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+    from tensorflow.python.distribute import multi_worker_util
+    from tensorflow.python.eager import context
+
+    waiting, deadline = task.peers() if task.chief else {}, time.monotonic() + timeout
+    print(f"cluster: this is {task.kind} {task.index}; waiting at most {timeout:g} s for "
+          f"{len(task.peers())} other task(s)", flush=True)
+    while waiting and time.monotonic() < deadline:
+        answers = {name: _answer(address) for name, address in waiting.items()}
+        for name, answer in answers.items():
+            if answer == "foreign":
+                raise UserError(f"{name} at {waiting[name]} is another program, not a TensorFlow "
+                                "worker of this cluster; check TF_CONFIG's addresses")
+        waiting = {name: waiting[name] for name, answer in answers.items() if answer == "none"}
+        time.sleep(0.2 if waiting else 0)
+    if not task.chief and _answer(_leader(task)[1]) == "foreign":
+        raise UserError(f"{_leader(task)[0]} at {_leader(task)[1]} (the chief) is another "
+                        "program, not a TensorFlow worker; check TF_CONFIG's addresses")
+    silent = UserError(f"{', '.join(f'{n} at {a}' for n, a in waiting.items() or [_leader(task)])}"
+                       f" did not answer within {timeout:g} s; start the same command there (with"
+                       " its own TF_CONFIG task), check TF_CONFIG's addresses, or raise "
+                       "--cluster-timeout")
+    if waiting:
+        raise silent
+    spec = tf.train.ClusterSpec(task.addresses)
+    context.context().configure_coordination_service(  # what the strategy sets, plus a deadline
+        service_type="standalone", service_leader=multi_worker_util.coordination_leader(spec),
+        coordinated_jobs=[coordination_config_pb2.CoordinatedJob(name=job, num_tasks=len(hosts))
+                          for job, hosts in task.addresses.items()],
+        cluster_register_timeout_in_ms=int(timeout * 1000))
+    with _bounded(f"joining the cluster as {task.kind} {task.index}", timeout + 30):
+        try:
+            joined = tf.distribute.MultiWorkerMirroredStrategy()
+            count = int(tf.function(lambda: joined.reduce(  # every worker's first collective
+                "SUM", joined.run(lambda: tf.ones(())), axis=None))())
+        except tf.errors.DeadlineExceededError:
+            raise silent from None
+        except tf.errors.OpError as error:  # e.g. this task's own port is taken
+            raise UserError(f"could not join the cluster as {task.kind} {task.index}: "
+                            f"{error.message.splitlines()[0]}") from None
+    print(f"cluster: {count} workers joined; this is {task.kind} {task.index}"
+          + (" (the chief: it writes the outputs)" if task.chief else ""))
+    return joined, task
+
+
+def _leader(task: ClusterTask) -> tuple[str, str]:
+    kind = "chief" if "chief" in task.addresses else "worker"
+    return f"{kind} 0", task.addresses[kind][0]
+
+
+def _answer(address: str) -> str:
+    """"tensorflow" when a gRPC (HTTP/2) server answers at `address`, "none" when nothing
+    listens, "foreign" when another program does (it accepts, but does not speak HTTP/2)."""
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=2) as peer:
+            peer.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\0\0\0\4\0\0\0\0\0")  # SETTINGS
+            head = peer.recv(9)
+            return "tensorflow" if len(head) > 3 and head[3] == 4 else "foreign"
+    except TimeoutError:
+        return "foreign"
+    except OSError:
+        return "none"
+
+
+@contextlib.contextmanager
+def _bounded(what: str, seconds: float):
+    """While TensorFlow's C++ waits (holding the interpreter, so that no Python signal handler
+    can run), SIGTERM and Ctrl-C end the process at once, and a watchdog process ends it after
+    `seconds`; the watchdog says which in one line."""
+    done_reader, done_writer = os.pipe()
+    parent = os.getpid()
+    watchdog = os.fork()
+    if watchdog == 0:  # the watchdog: wait for "done", the parent's death, or the time limit
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group
+        os.close(done_writer)
+        ready = select.select([done_reader], [], [], seconds)[0]
+        if not ready:
+            os.kill(parent, signal.SIGKILL)
+            os.write(2, f"error: no answer within {seconds:g} s while {what}; start every task "
+                        "with the same command, check TF_CONFIG, or raise --cluster-timeout\n"
+                        .encode())
+        elif not os.read(done_reader, 1):  # the parent died: a signal ended it
+            os.write(2, f"terminated while {what}\n".encode())
+        os._exit(0)
+    os.close(done_reader)
+    handlers = {s: signal.signal(s, signal.SIG_DFL) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        os.write(done_writer, b"d")
+        os.close(done_writer)
+        os.waitpid(watchdog, 0)
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+
+
+def lost_worker(error: Exception) -> str:
+    """"worker 1 at host:port" (or "a worker") when `error` is TensorFlow's report that the
+    cluster lost a peer in training; "" for any other error."""
+    if not isinstance(error, (tf.errors.UnavailableError, tf.errors.AbortedError,
+                              tf.errors.CancelledError, tf.errors.DeadlineExceededError)):
+        return ""
+    found = re.search(r"/job:(chief|worker)/(?:replica:\d+/)?task:(\d+)\b(?!/device)", str(error))
+    if found:
+        addresses = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
+        kind, index = found.group(1), int(found.group(2))
+        if index < len(addresses.get(kind, [])):
+            return f"{kind} {index} at {addresses[kind][index]}"
+    return "a worker"
+
+
+def _mend_keras() -> None:
+    """Keras 3 (to 3.15 at least) cannot `fit` under MultiWorkerMirroredStrategy
+    (https://github.com/keras-team/keras/issues/20585): it averages a first distributed batch
+    with a collective only to learn its shapes, and averages scalar logs along an axis they do
+    not have. Mended: the shapes come from this worker's own part of the batch, and scalars
+    are averaged as scalars."""
+    from keras.src import tree
+    from keras.src.backend.tensorflow import trainer
+
+    if getattr(trainer, "_multiworker_mended", False):
+        return
+
+    def maybe_symbolic_build(self, iterator=None, data_batch=None):
+        if self._distribute_strategy is None:
+            return
+        if iterator is not None:
+            for _, _, batches in iterator:
+                data_batch = tree.map_structure(
+                    lambda x: self.distribute_strategy.experimental_local_results(x)[0]
+                    if isinstance(x, tf.distribute.DistributedValues) else x, next(batches))
+                break
+        with self.distribute_strategy.scope():
+            self._symbolic_build(data_batch=data_batch)
+
+    keras_reduce = trainer.reduce_per_replica
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction in ("auto", "mean") and trainer._collective_all_reduce_multi_worker(strategy):
+            return tree.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), values)
+        return keras_reduce(values, strategy, reduction)
+
+    trainer.TensorFlowTrainer._maybe_symbolic_build = maybe_symbolic_build
+    trainer.reduce_per_replica = reduce_per_replica
+    trainer._multiworker_mended = True
