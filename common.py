@@ -141,7 +141,7 @@ class RunConfig:
     preset: str = "default"  # Start from a named preset (see PRESETS), then apply the flags.
     seed: Annotated[int, between(0, 2**32 - 1)] = 42  # Random seed: splits, weights, sampling.
     deterministic: bool = False  # Deterministic TF ops: same command, same numbers (slower).
-    minutes: Annotated[float, at_least(0)] = 0.0  # Stop when one more epoch would pass N min; 0: off
+    minutes: Annotated[float, at_least(0)] = 0.0  # Stop before an epoch would pass N min; 0: off.
     output_dir: str = ""  # Output folder; "" = outputs/<script>[-<preset>]/.
     restart: bool = False  # Discard an interrupted run in the output folder instead of resuming it.
     show: bool = False  # Open plot windows as well as saving the PNGs.
@@ -452,14 +452,15 @@ class KeepBest(keras.callbacks.Callback):
             "epoch", 0), {}
         if done and (self.folder / "history.csv").is_file():
             past = pd.read_csv(self.folder / "history.csv").iloc[:done]
-            self.history = {key: past[key].astype(float).tolist() for key in past}
+            self.history = {key: past[key].tolist() for key in past}
             print(f"{shown(self.folder)}: resuming the interrupted run after epoch {done}")
         self.first, self.epoch_started = True, self.clock()
 
     def on_epoch_end(self, epoch, logs=None):
         logs, now = dict(logs or {}), self.clock()
         took, self.epoch_started = now - self.epoch_started, now
-        for key, value in {"epoch": epoch + 1, **logs}.items():
+        self.history.setdefault("epoch", []).append(epoch + 1)
+        for key, value in logs.items():
             self.history.setdefault(key, []).append(float(value))
         for values in self.history.values():  # a column new since a resume: NaN before it
             values[:0] = [math.nan] * (len(self.history["epoch"]) - len(values))

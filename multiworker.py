@@ -16,9 +16,9 @@ import socket
 import time
 import typing
 
-import tensorflow as tf
+from common import UserError  # first: it keeps TensorFlow's start-up lines quiet
 
-from common import UserError
+import tensorflow as tf  # noqa: E402, I001
 
 HELP = ("see docs/several_machines.md; e.g. TF_CONFIG='{\"cluster\": {\"worker\": [\"host1:23456\","
         " \"host2:23456\"]}, \"task\": {\"type\": \"worker\", \"index\": 0}}'")
@@ -60,7 +60,8 @@ def cluster_task() -> ClusterTask:
             raise UserError(f"TF_CONFIG's cluster has {kind!r} tasks; only \"chief\" and "
                             "\"worker\" train with this strategy")
         if not isinstance(addresses, list) or not addresses or not all(
-                isinstance(a, str) and re.fullmatch(r"[\w.\-\[\]:]+:\d{1,5}", a) for a in addresses):
+                isinstance(a, str) and re.fullmatch(r"[\w.\-\[\]:]+:\d{1,5}", a)
+                for a in addresses):
             raise UserError(f"TF_CONFIG's {kind} addresses must be a list of \"host:port\" "
                             f"(got {addresses!r})")
     kind, index = task.get("type"), task.get("index")
@@ -93,10 +94,19 @@ def strategy(config) -> tuple[tf.distribute.Strategy, ClusterTask]:
     from tensorflow.python.distribute import multi_worker_util
     from tensorflow.python.eager import context
 
-    waiting, deadline = task.peers() if task.chief else {}, time.monotonic() + timeout
+    # Every wait for the others happens here, in Python, where a signal ends it: the chief
+    # answers on its own port ("alive") until every other task's TensorFlow server answers;
+    # the others wait for that answer before they start their servers and join.
+    own = task.addresses[task.kind][task.index].rpartition(":")[2]
+    hello = socket.create_server(("", int(own)), reuse_port=False) if task.chief else None
+    waiting = task.peers() if task.chief else dict([_leader(task)])
     print(f"cluster: this is {task.kind} {task.index}; waiting at most {timeout:g} s for "
           f"{len(task.peers())} other task(s)", flush=True)
+    deadline, greeted = time.monotonic() + timeout, []
     while waiting and time.monotonic() < deadline:
+        while hello and select.select([hello], [], [], 0)[0]:  # a task asking for the chief
+            greeted.append(hello.accept()[0])
+            greeted[-1].sendall(b"\0\0\0\4\0\0\0\0\0")  # as a TensorFlow server would
         answers = {name: _answer(address) for name, address in waiting.items()}
         for name, answer in answers.items():
             if answer == "foreign":
@@ -104,13 +114,13 @@ def strategy(config) -> tuple[tf.distribute.Strategy, ClusterTask]:
                                 "worker of this cluster; check TF_CONFIG's addresses")
         waiting = {name: waiting[name] for name, answer in answers.items() if answer == "none"}
         time.sleep(0.2 if waiting else 0)
-    if not task.chief and _answer(_leader(task)[1]) == "foreign":
-        raise UserError(f"{_leader(task)[0]} at {_leader(task)[1]} (the chief) is another "
-                        "program, not a TensorFlow worker; check TF_CONFIG's addresses")
-    silent = UserError(f"{', '.join(f'{n} at {a}' for n, a in waiting.items() or [_leader(task)])}"
-                       f" did not answer within {timeout:g} s; start the same command there (with"
-                       " its own TF_CONFIG task), check TF_CONFIG's addresses, or raise "
-                       "--cluster-timeout")
+    for connection in [*greeted, *([hello] if hello else [])]:
+        connection.close()  # the chief's port, free for its TensorFlow server
+    names = ", ".join(f"{name} at {address}" for name, address in (
+        waiting or dict([_leader(task)])).items())
+    silent = UserError(f"{names} did not answer within {timeout:g} s; start the same command "
+                       "there (with its own TF_CONFIG task), check TF_CONFIG's addresses, or "
+                       "raise --cluster-timeout")
     if waiting:
         raise silent
     spec = tf.train.ClusterSpec(task.addresses)

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import common  # noqa: E402, F401  first: it keeps TensorFlow's start-up lines off the terminal
+import common  # noqa: E402  first: it keeps TensorFlow's start-up lines off the terminal
 import keras  # noqa: E402
 import pytest  # noqa: E402
 
@@ -40,7 +40,6 @@ def quick_run(tmp_path_factory):
     """`python <script>.py --preset quick` once per script for the whole session (the
     end-to-end and reliability tests read it; copy it before changing anything in it).
     Returns (output folder, the metrics it saved, what it printed)."""
-    import common
     from helpers import run_command
 
     runs: dict = {}

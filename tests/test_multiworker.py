@@ -1,128 +1,121 @@
-"""--strategy multiworker: real clusters of two worker processes on 127.0.0.1, each started
-with its own TF_CONFIG as on two machines, and the cluster errors a user can make."""
+"""--strategy multiworker: real clusters of worker processes on 127.0.0.1, each started with its
+own TF_CONFIG as on separate machines; the cluster errors a user can make; every wait bounded
+and ended by SIGTERM; and the Keras mend the strategy needs."""
 
 from __future__ import annotations
 
-import csv
 import json
 import re
+import select
+import signal
+import socket
+import subprocess
 import sys
+import time
 
 import pytest
 from helpers import (ROOT, assert_one_line_error, cluster_config, free_ports, run_cluster,
                      run_command)
 
 import common
+import multiworker
 
 pytestmark = pytest.mark.xdist_group("multiworker")
+DEMO = [sys.executable, "tests/cluster_demo.py", "--strategy", "multiworker"]
 
-# Runs `python <script>.py --strategy multiworker ARGS` in this process after two patches: every
-# trained model prints a hash of its weights (the chief's and the worker's must be the same
-# numbers), and with KILL_AFTER_EPOCH=n worker KILL_WORKER SIGKILLs itself after epoch n.
-LAUNCHER = """
-import hashlib, json, os, runpy, signal, sys
-sys.path.insert(0, {root!r})
-import common, keras, numpy as np
-finish = common.TrainingRun.finish
-def finish_and_show(self, model):
-    finish(self, model)
-    data = b"".join(np.asarray(w).tobytes() for w in model.get_weights())
-    print("weights", model.name, hashlib.sha256(data).hexdigest(), flush=True)
-common.TrainingRun.finish = finish_and_show
-class KillAfterEpoch(keras.callbacks.Callback):
-    def on_epoch_end(self, epoch, logs=None):
-        task = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
-        if epoch + 1 >= int(os.environ.get("KILL_AFTER_EPOCH") or 10**9) and str(task) == (
-                os.environ.get("KILL_WORKER")):
-            sys.stdout.flush()
-            os.kill(os.getpid(), signal.SIGKILL)
-guarded = common.TrainingRun.guarded
-common.TrainingRun.guarded = lambda self, callbacks, **kw: (guarded(self, callbacks, **kw)
-                                                            + [KillAfterEpoch()])
-sys.argv = [{script!r}, "--strategy", "multiworker"] + {args!r}
-runpy.run_path({script!r}, run_name="__main__")
+# A lesson with the mend switched off: `python -c MEND_OFF <script> ARGS`
+MEND_OFF = """
+import runpy, sys
+sys.path[:0] = [{root!r}, {root!r} + "/tests"]
+import multiworker
+multiworker._mend_keras = lambda: None
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
 """
-# A tiny next-hour GRU on a few hundred windows: a few seconds an epoch on two loaded cores.
-TIME_SERIES = ["--preset", "quick", "--tasks", "single", "--models", "gru", "--epochs", "3",
-               "--no-jit-compile"]
-# Each script's tiny configuration and the folder of the model it trains.
-TINY = {
-    "time_series": (TIME_SERIES, "single_gru"),
-    "text_generation": (["--preset", "quick", "--epochs", "2"], "tinyshakespeare_char_lstm"),
-    "machine_translation": (["--preset", "quick", "--max-pairs", "600", "--epochs", "2",
-                             "--test-sentences", "10", "--heatmaps", "0"], "gru_bahdanau"),
-}
 
 
-def launch(script: str, args: list[str], **options) -> list:
-    code = LAUNCHER.format(root=str(ROOT), script=f"{script}.py", args=args)
-    return run_cluster(script, args, command=[sys.executable, "-c", code], **options)
+def demo(args: list[str], **options) -> list:
+    return run_cluster("cluster_demo", args, command=[*DEMO, *args], **options)
 
 
-def weights(result) -> dict[str, str]:
-    return dict(re.findall(r"^weights (\S+) (\w+)$", result.stdout, re.MULTILINE))
+def weights(result) -> list[str]:
+    return re.findall(r"^weights (\w+)$", result.stdout, re.MULTILINE)
 
 
-def losses_in(history) -> list[float]:
-    """The training loss of each epoch in a CSVLogger file."""
-    with open(history) as lines:
-        return [float(row["loss"]) for row in csv.DictReader(lines)]
-
-
-def assert_trained_together(chief, worker, out, model: str):
+def test_two_workers_train_one_model_and_only_the_chief_writes(tmp_path):
+    out = tmp_path / "out"
+    chief, worker = demo(["--output-dir", str(out)])
     assert chief.returncode == 0, chief.stderr[-3000:]
     assert worker.returncode == 0, worker.stderr[-3000:]
     assert "2 workers joined; this is worker 0 (the chief" in chief.stdout
     assert "this is worker 1" in worker.stdout
-    # one model, kept in step: the same weights on both machines, bit for bit
-    assert weights(chief) and weights(chief) == weights(worker), (chief.stdout[-2000:],
-                                                                    worker.stdout[-2000:])
-    assert (out / "metrics.json").exists() and (out / model / "best.keras").exists()
+    assert weights(chief) and weights(chief) == weights(worker)  # one model, bit for bit
+    assert (out / "metrics.json").exists() and (out / "dense/best.keras").exists()
     assert not list(out.glob(".worker-*")), "the worker left its folder behind"
 
 
-@pytest.mark.parametrize("script", TINY)
-def test_two_workers_train_one_model_and_only_the_chief_writes(script, tmp_path):
-    args, model = TINY[script]
-    out = tmp_path / "out"
-    chief, worker = launch(script, [*args, "--output-dir", str(out)])
-    assert_trained_together(chief, worker, out, model)
-    losses = losses_in(out / model / "history.csv")
-    assert len(losses) >= 2 and all(map(common.is_finite, losses)) and losses[-1] < losses[0]
-    if script == "time_series":
-        metrics = common.read_json(out / "metrics.json")
-        assert 0 < metrics["jena_single_mae_gru"] < metrics["jena_single_mae_baseline"] * 2
-
-
-def test_a_cluster_that_loses_a_worker_stops_and_resumes_when_restarted(tmp_path):
-    out = tmp_path / "out"
-    args = [*TIME_SERIES, "--output-dir", str(out)]
-    chief, worker = launch("time_series", args, env={"KILL_AFTER_EPOCH": "1", "KILL_WORKER": "1"})
-    assert worker.returncode == -9, worker.stderr[-3000:]  # the machine died after epoch 1
-    assert_one_line_error(chief, "the cluster lost worker 1 at 127.0.0.1:",
-                          "restart every worker with the same command")
-    assert chief.returncode == 1 and not (out / "metrics.json").exists()
-    assert (out / ".worker-1").is_dir()  # the worker's own backup, to resume from
-
-    chief, worker = launch("time_series", args)
-    for result in (chief, worker):
-        assert "resuming the interrupted run after epoch 1" in result.stdout, result.stdout
-    assert_trained_together(chief, worker, out, "single_gru")
-    history = (out / "single_gru/history.csv").read_text().splitlines()[1:]
-    assert [line.split(",")[0] for line in history] == ["0", "1", "2"]
+def test_without_the_keras_mend_fit_fails_under_the_strategy(tmp_path):
+    """keras-team/keras#20585: the mend in multiworker.py is what lets `fit` run at all."""
+    code = MEND_OFF.format(root=str(ROOT))
+    results = run_cluster("cluster_demo", [], command=[
+        sys.executable, "-c", code, "tests/cluster_demo.py", "--strategy", "multiworker",
+        "--output-dir", str(tmp_path / "out")])
+    for result in results:
+        assert result.returncode == 3, result.stderr[-2000:]
+        assert "Attempt to convert a value (PerReplica" in result.stderr
 
 
 @pytest.mark.parametrize(("started", "missing"), [(0, "worker 1 at 127.0.0.1:"),
                                                   (1, "worker 0 at 127.0.0.1:")])
-def test_a_worker_that_never_starts_is_named_in_one_line(started, missing, tmp_path):
-    (alone,) = run_cluster("time_series", [*TIME_SERIES, "--cluster-timeout", "3",
-                                           "--output-dir", str(tmp_path / "out")], only=(started,))
+def test_a_task_that_never_starts_is_named_in_one_line(started, missing, tmp_path):
+    (alone,) = demo(["--cluster-timeout", "3", "--output-dir", str(tmp_path / "out")],
+                    only=(started,))
     assert_one_line_error(alone, missing, "did not answer within 3 s", "--cluster-timeout")
     assert not (tmp_path / "out/metrics.json").exists()
 
 
+@pytest.mark.parametrize("index", [0, 1])
+def test_another_program_on_a_peers_port_is_refused_at_once(index, tmp_path):
+    """A port clash or a stale host in TF_CONFIG: a plain TCP server listens at the peer's
+    address. TensorFlow would wait for it forever; the run names it in one line at once."""
+    with socket.create_server(("127.0.0.1", 0)) as foreign:
+        port = foreign.getsockname()[1]
+        ports = [free_ports(1)[0], port]
+        ports = ports if index == 0 else ports[::-1]  # the foreign one is the peer
+        started = time.monotonic()
+        result = subprocess.run([*DEMO, "--output-dir", str(tmp_path / "out")], cwd=ROOT,
+                                capture_output=True, text=True, timeout=120, env={
+                                    **__import__("os").environ, "CUDA_VISIBLE_DEVICES": "",
+                                    "TF_CONFIG": cluster_config(ports, index)})
+    assert_one_line_error(result, f"at 127.0.0.1:{port}",
+                          "is another program, not a TensorFlow worker")
+    assert time.monotonic() - started < 100  # not the 120 s --cluster-timeout
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_sigterm_ends_the_wait_for_the_cluster_in_one_line(index, tmp_path):
+    ports = free_ports(2)
+    process = subprocess.Popen(
+        [*DEMO, "--output-dir", str(tmp_path / "out")], cwd=ROOT, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env={**__import__("os").environ,
+                                                 "CUDA_VISIBLE_DEVICES": "",
+                                                 "TF_CONFIG": cluster_config(ports, index)})
+    try:
+        line = ""
+        while "waiting at most" not in line:  # the process has reached its wait
+            assert select.select([process.stdout], [], [], 120)[0], "the run never waited"
+            line = process.stdout.readline()
+            assert line, process.stderr.read()[-2000:]
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=20)  # seconds, not --cluster-timeout
+    finally:
+        process.kill()
+    assert process.returncode != 0 and len(stderr.strip().splitlines()) == 1, stderr
+    assert "interrupted: rerun the same command" in stderr
+
+
 @pytest.mark.parametrize(("tf_config", "fragments"), [
-    (None, ["needs the TF_CONFIG environment variable", "Training on several machines"]),
+    (None, ["needs the TF_CONFIG environment variable", "several_machines"]),
     ("{cluster: [", ["TF_CONFIG is not valid JSON"]),
     ('{"cluster": {"worker": ["127.0.0.1:1"]}}', ['needs a "cluster" and a "task"']),
     ('{"cluster": {"ps": ["127.0.0.1:1"]}, "task": {"type": "ps", "index": 0}}',
@@ -133,6 +126,10 @@ def test_a_worker_that_never_starts_is_named_in_one_line(started, missing, tmp_p
      ["task type 'chief' is not in its cluster"]),
     ('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 2}}',
      ["task index 2 is outside the cluster's 2 worker address(es) (0..1)"]),
+    ('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": "0"}}',
+     ['task index must be a whole number such as 0 (got "0")']),
+    ('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": true}}',
+     ["task index must be a whole number such as 0 (got true)"]),
 ])
 def test_a_malformed_cluster_is_refused_before_any_work(tf_config, fragments, tmp_path,
                                                         monkeypatch):
@@ -140,30 +137,50 @@ def test_a_malformed_cluster_is_refused_before_any_work(tf_config, fragments, tm
         monkeypatch.delenv("TF_CONFIG", raising=False)
     else:
         monkeypatch.setenv("TF_CONFIG", tf_config)
-    result = run_command("time_series", [*TIME_SERIES, "--strategy", "multiworker",
-                                         "--output-dir", str(tmp_path / "out")])
+    result = run_command("cluster_demo", ["--strategy", "multiworker", "--output-dir",
+                                          str(tmp_path / "out")])
     assert_one_line_error(result, *fragments)
     assert not (tmp_path / "out").exists()
 
 
-def test_xla_on_cpu_is_refused_under_multiworker(tmp_path, monkeypatch):
-    monkeypatch.setenv("TF_CONFIG", cluster_config(free_ports(2), 0))
-    result = run_command("time_series", ["--strategy", "multiworker", "--jit-compile",
-                                         "--output-dir", str(tmp_path / "out")])
-    assert_one_line_error(result, "cannot XLA-compile on CPUs", "--no-jit-compile")
-
-
-def test_the_chief_is_the_chief_task_or_else_worker_0():
+def test_the_chief_is_the_chief_task_or_else_worker_0(monkeypatch):
     cases = [({"chief": ["a:1"], "worker": ["b:1"]}, "chief", 0, True),
              ({"chief": ["a:1"], "worker": ["b:1"]}, "worker", 0, False),
              ({"worker": ["a:1", "b:1"]}, "worker", 0, True),
              ({"worker": ["a:1", "b:1"]}, "worker", 1, False)]
     for cluster, kind, index, chief in cases:
-        spec = json.dumps({"cluster": cluster, "task": {"type": kind, "index": index}})
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setenv("TF_CONFIG", spec)
-            found = common.cluster_task()
+        monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster,
+                                                    "task": {"type": kind, "index": index}}))
+        found = multiworker.cluster_task()
         assert (found.kind, found.index, found.chief) == (kind, index, chief)
         others = {address for addresses in cluster.values() for address in addresses}
-        assert {address for _, address in found.peers()} | {
-            cluster[kind][index]} == others and len(found.peers()) == len(others) - 1
+        assert set(found.peers().values()) | {cluster[kind][index]} == others
+        assert len(found.peers()) == len(others) - 1
+
+
+def test_a_lost_worker_is_named_from_tensorflows_error(monkeypatch):
+    import tensorflow as tf
+
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1", "b:7"]},
+                                                "task": {"type": "worker", "index": 0}}))
+    lost = tf.errors.UnavailableError(None, None, "Socket closed [/job:worker/replica:0/task:1]")
+    assert multiworker.lost_worker(lost) == "worker 1 at b:7"
+    assert multiworker.lost_worker(ValueError("/job:worker/replica:0/task:1")) == ""
+
+
+def test_a_cluster_that_loses_a_worker_stops_and_resumes_when_restarted(tmp_path):
+    out = tmp_path / "out"
+    chief, worker = demo(["--epochs", "4", "--output-dir", str(out)],
+                         env={"KILL_AFTER_EPOCH": "2", "KILL_WORKER": "1"})
+    assert worker.returncode == -9, worker.stderr[-3000:]  # the machine died after epoch 2
+    assert_one_line_error(chief, "the cluster lost worker 1 at 127.0.0.1:",
+                          "restart every worker with the same command")
+    assert not (out / "metrics.json").exists() and (out / ".worker-1").is_dir()
+    chief, worker = demo(["--epochs", "4", "--output-dir", str(out)])
+    for result in (chief, worker):
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "resuming the interrupted run after epoch 2" in result.stdout, result.stdout
+    assert weights(chief) == weights(worker)
+    history = common.read_json(out / "metrics.json") and (out / "dense/history.csv")
+    assert [line.split(",")[0] for line in history.read_text().splitlines()[1:]] == [
+        "1", "2", "3", "4"]
