@@ -1,24 +1,17 @@
 """LSTM sequence modeling: many-to-one sentiment and aligned many-to-many POS tagging.
 
-Two real tasks for the LSTM workhorse, each beside an honest non-neural baseline: one label
-per sentence (sentiment) and one tag per word (part-of-speech tagging).
+Sentiment, one label per sentence: TextVectorization -> Embedding -> (bi)LSTM -> sigmoid,
+against TF-IDF + logistic regression. Part-of-speech tagging, one tag per word: a word
+embedding plus a character CNN per word (unseen words still get a useful vector), stacked
+bidirectional LSTMs and a softmax per token, against the most frequent tag per word, and a
+unidirectional twin for what the right-hand context adds. Also: padding and masking, length
+buckets, the saved models used on new sentences. (One-to-many is `text_generation.py`,
+unaligned many-to-many `machine_translation.py`.)
 
-What it teaches:
-- the sequence problem types: many-to-one and aligned many-to-many here (one-to-many lives in
-  `text_generation.py`, unaligned many-to-many in `machine_translation.py`);
-- sentiment: `TextVectorization` -> Embedding -> (bi)LSTM -> Dense(sigmoid), against a TF-IDF
-  logistic regression on the same stratified split;
-- tagging: a word embedding plus a character CNN per word (so unseen words still get a useful
-  vector), stacked bidirectional LSTMs and a softmax per token, against the most frequent tag
-  per word; a unidirectional twin shows what reading the right-hand context adds;
-- padding and masking for variable-length batches (and proof that padding is excluded from the
-  loss), stacking, `Bidirectional`, dropout, bucketing sentences by length, and reloading the
-  saved models to classify or tag new input; every one of these is a flag.
-
-Data (bundled in `data/`, no download): UCI Sentiment Labelled Sentences, 3,000 sentences from
-Amazon, IMDB and Yelp (CC BY 4.0, Kotzias et al., KDD 2015); Universal Dependencies English EWT
-v2.16, 12,544 / 2,001 / 2,077 train / dev / test sentences tagged with the 17 universal POS
-tags (CC BY-SA 4.0, Silveira et al., LREC 2014).
+Data (bundled): UCI Sentiment Labelled Sentences, 3,000 Amazon, IMDB and Yelp sentences
+(2,982 distinct; CC BY 4.0, Kotzias et al., KDD 2015); UD English EWT v2.16, 12,544 / 2,001 /
+2,077 train / dev / test sentences, 17 universal POS tags (CC BY-SA 4.0, Silveira et al., LREC
+2014), or a treebank of your own (--ud-dir).
 
 Run:
     python lstm_sequence.py --preset quick       # a first look: both tasks, tiny models
@@ -26,22 +19,21 @@ Run:
     python lstm_sequence.py --preset full        # a wider tagger, more epochs
     python lstm_sequence.py --tag "The old man the boats ."   # tag with the saved tagger
     python lstm_sequence.py --classify "Great phone, terrible battery."
-Results: benchmarks/RESULTS.md#lstm_sequence (generated from benchmarks/results.json);
-how the defaults were chosen: benchmarks/NOTES.md#lstm_sequence.
+Outputs: outputs/lstm_sequence[-<preset>]/; measured results: benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
 
 import collections
+import hashlib
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
 import common  # first: it quiets TensorFlow's start-up logs before Keras loads TensorFlow
 import readers
-from common import NO_RETRAIN, above, at_least, between
+from common import above, at_least, between
 
 import keras
 import numpy as np
@@ -49,92 +41,84 @@ import tensorflow as tf
 from keras import layers
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import confusion_matrix, f1_score
 from sklearn.model_selection import train_test_split
 
-UPOS_TAGS = (
-    "ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM",
-    "PART", "PRON", "PROPN", "PUNCT", "SCONJ", "SYM", "VERB", "X",
-)  # the 17 universal part-of-speech tags
+UPOS_TAGS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON",
+             "PROPN", "PUNCT", "SCONJ", "SYM", "VERB", "X")  # the 17 universal POS tags
 PAD, UNK = 0, 1  # index 0 is padding (masked), index 1 an unknown word or character
-SENTIMENT_FILES = (
-    "sentiment/amazon_cells_labelled.txt",
-    "sentiment/imdb_labelled.txt",
-    "sentiment/yelp_labelled.txt",
-)
+SENTIMENT_FILES = ("sentiment/amazon_cells_labelled.txt", "sentiment/imdb_labelled.txt",
+                   "sentiment/yelp_labelled.txt")
 UD_SPLITS = ("train", "dev", "test")
+SENTIMENT_VOCAB_SIZE = 5000  # TextVectorization keeps the most frequent words (3,000 sentences)
+CLIPNORM = 1.0  # every gradient is clipped to this global norm
+MAX_WORD_LENGTH = 16  # characters kept per word (longer ones keep their start and end)
+CHAR_EMBEDDING_DIM = 24  # character vector size
+CHAR_FILTERS = 64  # character CNN filters, each 3 letters wide
+EXAMPLES_SHOWN = 5  # misclassified test sentences printed
 SCRIPT = "python lstm_sequence.py"
-Fraction = Annotated[float, between(0, 1, high_open=True)]
 
 
 @dataclass
 class Config(common.RunConfig):
-    task: Annotated[Literal["both", "sentiment", "pos"], NO_RETRAIN] = "both"  # Task(s) to run.
-    tag: Annotated[str | None, NO_RETRAIN] = None  # Tag this sentence with the saved tagger; stop.
-    classify: Annotated[str | None, NO_RETRAIN] = None  # Classify this sentence (saved model).
+    task: Literal["both", "sentiment", "pos"] = "both"  # Task(s) to train and evaluate.
+    tag: str | None = None  # Tag this sentence with the saved tagger (no training).
+    classify: str | None = None  # Classify this sentence with the saved model (no training).
+    ud_dir: str = ""  # Folder with en_ewt-ud-{train,dev,test}.conllu[.gz]; "" = bundled EWT.
+    max_sentences: Annotated[int, at_least(0)] = 0  # At most N sentences per split; 0 = all.
+    # Both models.
     bidirectional: bool = True  # Wrap each LSTM in Bidirectional (reads right context too).
     masking: bool = True  # Mask padding in the LSTMs, the loss and the metrics.
-    dropout: Fraction = 0.3  # Dropout on embeddings and between stacked LSTMs.
+    embedding_dim: Annotated[int, at_least(1)] = 64  # Word vector size of both models.
+    dropout: Annotated[float, between(0, 1, high_open=True)] = 0.3  # After embeddings and LSTMs.
     learning_rate: Annotated[float, above(0)] = 2e-3  # Adam step size.
-    clipnorm: Annotated[float, above(0)] = 1.0  # Clip each gradient to this global norm.
     batch_size: Annotated[int, at_least(1)] = 32  # Sentences per batch.
     patience: Annotated[int, at_least(0)] = 3  # Early stopping: epochs without improvement.
-    jit_compile: bool = False  # XLA-compile the train step.
+    jit_compile: bool = False  # XLA-compile the train step (why off: benchmarks/NOTES.md).
     # Sentiment (many-to-one).
     sentiment_epochs: Annotated[int, at_least(1)] = 15  # Sentiment epochs (early stopping).
-    sentiment_vocab_size: Annotated[int, at_least(3)] = 5000  # TextVectorization vocabulary.
-    sentiment_embedding_dim: Annotated[int, at_least(1)] = 64  # Sentiment word vector size.
     sentiment_units: Annotated[int, at_least(1)] = 32  # Sentiment LSTM units per direction.
-    sentiment_layers: Annotated[int, at_least(1)] = 1  # Stacked LSTM layers for sentiment.
-    examples_shown: Annotated[int, at_least(0), NO_RETRAIN] = 5  # Misclassified sentences shown.
     # Part-of-speech tagging (aligned many-to-many).
     epochs: Annotated[int, at_least(1)] = 4  # Epochs of the main POS tagger.
     uni_epochs: Annotated[int, at_least(0)] = 4  # Epochs of the unidirectional twin; 0 = none.
     pos_layers: Annotated[int, at_least(1)] = 2  # Stacked LSTM layers in the tagger.
     pos_units: Annotated[int, at_least(1)] = 96  # LSTM units per direction in the tagger.
-    word_embedding_dim: Annotated[int, at_least(1)] = 64  # Word vector size for the tagger.
     min_word_count: Annotated[int, at_least(1)] = 2  # Rarer training words map to <unk>.
     char_model: Literal["cnn", "none"] = "cnn"  # Character CNN per word, or words only.
-    char_embedding_dim: Annotated[int, at_least(1)] = 24  # Character vector size.
-    char_filters: Annotated[int, at_least(1)] = 64  # Character CNN filters (width 3).
-    max_word_length: Annotated[int, at_least(2)] = 16  # Characters kept per word.
-    max_sentences: Annotated[int, at_least(0)] = 0  # At most this many sentences per split.
-    ud_dir: str = ""  # Folder with en_ewt-ud-{train,dev,test}.conllu[.gz]; "" = bundled.
 
     PRESETS: ClassVar[dict] = {
-        # a first look: both tasks on 200 sentences each, small one-layer models
+        # a first look: both tasks on 200 sentences per split, small one-layer models
         "quick": {"max_sentences": 200, "epochs": 3, "uni_epochs": 2, "sentiment_epochs": 3,
-                  "pos_units": 16, "pos_layers": 1, "word_embedding_dim": 16, "char_filters": 8,
-                  "sentiment_units": 8, "sentiment_embedding_dim": 16, "learning_rate": 1e-2,
-                  "batch_size": 16, "patience": 5},
-        # up to 12 POS epochs (early stopping, patience 3) with a wider tagger
+                  "pos_units": 16, "pos_layers": 1, "embedding_dim": 16, "sentiment_units": 8,
+                  "learning_rate": 1e-2, "batch_size": 16, "patience": 5},
+        # 12 POS epochs (early stopping, patience 3) with a wider tagger
         "full": {"epochs": 12, "uni_epochs": 12, "pos_units": 128},
     }
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        common.check(self.tag is None or bool(self.tag.strip()),
-                     'the sentence to tag is empty; pass words separated by spaces, e.g. '
-                     '--tag "The old man the boats ."')
+        common.check(self.tag is None or bool(self.tag.strip()), 'the sentence to tag is empty; '
+                     'pass words separated by spaces, e.g. --tag "The old man the boats ."')
         common.check(self.classify is None or bool(self.classify.strip()),
                      'the sentence to classify is empty; e.g. --classify "great phone"')
 
 
-# ---------------------------------------------------------------------------------------------
-# 1. Data: labelled sentences split with stratification, and the treebank's tagged sentences
-# ---------------------------------------------------------------------------------------------
+# ---- 1. Data: labelled sentences, split with stratification; the treebank's tagged sentences
 def load_sentiment(seed: int, max_sentences: int = 0) -> dict[str, tuple[list[str], np.ndarray]]:
-    """The 3,000 sentences split 70/15/15 into train/val/test, stratified by source and label;
-    with `max_sentences`, the first (random, since the split shuffles) of each split."""
-    sentences, labels, strata = [], [], []
+    """Each distinct sentence once (18 appear twice: no test sentence is seen in training),
+    split 70/15/15 into train/val/test, stratified by source and label; with `max_sentences`,
+    the first (random, since the split shuffles) of each split."""
+    first: dict[str, tuple[int, str]] = {}  # sentence -> (label, stratum) of its first copy
     for relative in SENTIMENT_FILES:
-        texts, marks = readers.read_sentiment_file(readers.data_file(relative))
-        sentences, labels = sentences + texts, labels + marks
-        strata += [f"{relative}:{mark}" for mark in marks]
+        for text, label in zip(*readers.read_sentiment_file(readers.data_file(relative)),
+                               strict=True):
+            first.setdefault(text, (label, f"{relative}:{label}"))
+    sentences, (labels, strata) = list(first), zip(*first.values(), strict=True)
+    labels = np.array(labels, dtype="int32")
     train, rest = train_test_split(np.arange(len(sentences)), test_size=0.3, random_state=seed,
                                    stratify=strata)
     val, test = train_test_split(rest, test_size=0.5, random_state=seed,
                                  stratify=[strata[i] for i in rest])
-    labels = np.array(labels, dtype="int32")
     return {name: ([sentences[i] for i in part[: max_sentences or None]],
                    labels[part[: max_sentences or None]])
             for name, part in (("train", train), ("val", val), ("test", test))}
@@ -154,21 +138,16 @@ def load_treebank(config: Config) -> dict[str, list[list[tuple[str, str]]]]:
     return splits
 
 
-# ---------------------------------------------------------------------------------------------
-# 2. Baselines: a bag of words for sentiment, the most frequent tag of each word for POS
-# ---------------------------------------------------------------------------------------------
+# ---- 2. Baselines: a bag of words for sentiment, the most frequent tag of each word for POS ------
 def tfidf_baseline(train: tuple, val: tuple, test: tuple, seed: int) -> tuple:
     """TF-IDF weighted words and word pairs into a logistic regression whose regularisation C
     is picked on the validation split. Returns the test predictions and C."""
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
     x_train, x_val = vectorizer.fit_transform(train[0]), vectorizer.transform(val[0])
-    best = None
-    for c in (0.3, 1.0, 3.0, 10.0, 30.0):
-        classifier = LogisticRegression(C=c, max_iter=2000, random_state=seed)
-        accuracy = float(np.mean(classifier.fit(x_train, train[1]).predict(x_val) == val[1]))
-        if best is None or accuracy > best[0]:
-            best = (accuracy, c, classifier)
-    return best[2].predict(vectorizer.transform(test[0])).astype("int32"), best[1]
+    fitted = [LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(x_train, train[1])
+              for c in (0.3, 1.0, 3.0, 10.0, 30.0)]
+    best = max(fitted, key=lambda model: np.mean(model.predict(x_val) == val[1]))  # first of ties
+    return best.predict(vectorizer.transform(test[0])).astype("int32"), best.C
 
 
 def most_frequent_tag_baseline(train: list[list[tuple[str, str]]]) -> tuple[dict, str]:
@@ -189,22 +168,20 @@ def baseline_tags(sentences: list[list[tuple[str, str]]], best_tag: dict, defaul
     return [best_tag.get(word, default) for sentence in sentences for word, _ in sentence]
 
 
-# ---------------------------------------------------------------------------------------------
-# 3. Model: Embedding -> stacked (bi)LSTMs -> Dense, one label per sentence or one tag per word
-# ---------------------------------------------------------------------------------------------
+# ---- 3. Model: Embedding -> stacked (bi)LSTMs -> Dense: a label per sentence or a tag per word
 def build_sentiment_model(config: Config, vocab_size: int):
     """Token ids (batch, time) -> P(positive): Embedding -> (bi)LSTM(s) -> Dense(sigmoid).
     The LSTM's final state summarises the sentence: a many-to-one model."""
     tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
-    x = layers.Embedding(vocab_size, config.sentiment_embedding_dim,
-                         mask_zero=config.masking, name="embedding")(tokens)
+    x = layers.Embedding(vocab_size, config.embedding_dim, mask_zero=config.masking,
+                         name="embedding")(tokens)
     x = layers.Dropout(config.dropout)(x)
-    x = recurrent_stack(x, config.sentiment_layers, config.sentiment_units, config,
-                        return_sequences=False, bidirectional=config.bidirectional,
-                        name="sentiment")
+    x = recurrent_stack(x, 1, config.sentiment_units, config, return_sequences=False,
+                        bidirectional=config.bidirectional, name="sentiment")  # 1: tiny data
     probability = layers.Dense(1, activation="sigmoid", name="positive")(x)
     model = keras.Model(tokens, probability, name="sentiment_lstm")
-    compile_model(model, config, "binary_crossentropy", ["accuracy"])
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=CLIPNORM),
+                  loss="binary_crossentropy", metrics=["accuracy"], jit_compile=config.jit_compile)
     return model
 
 
@@ -223,15 +200,15 @@ def build_tagger(config: Config, num_words: int, num_chars: int, num_tags: int,
     words = keras.Input(shape=(None,), dtype="int32", name="words")
     inputs = {"words": words}
     mask = keras.ops.not_equal(words, PAD) if config.masking else None  # (batch, time)
-    x = layers.Embedding(num_words, config.word_embedding_dim, name="word_embedding")(words)
+    x = layers.Embedding(num_words, config.embedding_dim, name="word_embedding")(words)
     if config.char_model == "cnn":
-        chars = keras.Input(shape=(None, config.max_word_length), dtype="int32", name="chars")
+        chars = keras.Input(shape=(None, MAX_WORD_LENGTH), dtype="int32", name="chars")
         inputs["chars"] = chars
-        c = layers.Embedding(num_chars, config.char_embedding_dim, name="char_embedding")(chars)
-        c = layers.Conv2D(config.char_filters, (1, 3), padding="same", activation="relu",
+        c = layers.Embedding(num_chars, CHAR_EMBEDDING_DIM, name="char_embedding")(chars)
+        c = layers.Conv2D(CHAR_FILTERS, (1, 3), padding="same", activation="relu",
                           name="char_cnn")(c)  # (batch, time, letters, filters)
-        c = layers.MaxPooling2D((1, config.max_word_length), name="char_max")(c)
-        c = layers.Reshape((-1, config.char_filters), name="char_vector")(c)
+        c = layers.MaxPooling2D((1, MAX_WORD_LENGTH), name="char_max")(c)  # best per filter
+        c = layers.Reshape((-1, CHAR_FILTERS), name="char_vector")(c)  # (batch, time, filters)
         x = layers.Concatenate(name="word_and_chars")([x, c])
     x = layers.Dropout(config.dropout)(x)
     x = recurrent_stack(x, config.pos_layers, config.pos_units, config, return_sequences=True,
@@ -239,9 +216,11 @@ def build_tagger(config: Config, num_words: int, num_chars: int, num_tags: int,
     tags = layers.Dense(num_tags, activation="softmax", name="tag")(x)
     model = keras.Model(inputs, tags, name="bilstm_tagger" if bidirectional else "lstm_tagger")
     # "mean_with_sample_weight": divide the summed loss by the number of real tokens, not by
-    # batch x padded length, so extra padding leaves the loss unchanged.
+    # batch x padded length, so extra padding leaves the loss unchanged; the accuracy is
+    # weighted the same way (padding weighs 0).
     loss = keras.losses.SparseCategoricalCrossentropy(reduction="mean_with_sample_weight")
-    compile_model(model, config, loss, ["accuracy"])
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=CLIPNORM),
+                  loss=loss, weighted_metrics=["accuracy"], jit_compile=config.jit_compile)
     return model
 
 
@@ -261,16 +240,7 @@ def recurrent_stack(x, num_layers: int, units: int, config: Config, return_seque
     return x
 
 
-def compile_model(model, config: Config, loss, weighted_metrics: list) -> None:
-    """Adam with every gradient clipped to `clipnorm`; XLA only with --jit-compile (why it is
-    off by default: benchmarks/NOTES.md#lstm_sequence)."""
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=config.clipnorm),
-                  loss=loss, weighted_metrics=weighted_metrics, jit_compile=config.jit_compile)
-
-
-# ---------------------------------------------------------------------------------------------
-# 4. Train: the input pipelines (TextVectorization; ids in length buckets), and model.fit
-# ---------------------------------------------------------------------------------------------
+# ---- 4. Train: the input pipelines (TextVectorization; ids in length buckets), and model.fit -----
 def sentiment_dataset(split: tuple, vectorizer, config: Config, shuffle: bool = False):
     """(token ids, label) batches: TextVectorization runs in tf.data (a string op, kept out of
     the model); a batch is padded (right, with 0) to its longest sentence."""
@@ -338,20 +308,17 @@ def bucket_boundaries(max_length: int, step: int = 8) -> list[int]:
     return list(range(step + 1, max_length + step + 2, step))
 
 
-def tagging_dataset(encoded: dict, config: Config, shuffle: bool, full_batches: bool = False):
-    """A tf.data pipeline of padded, length-bucketed batches: ((words, chars), tags, weights)
-    for `fit`, plus the 'unseen' flags for evaluation. Weights are 1 on real tokens and 0 on
+def tagging_dataset(encoded: dict, config: Config, shuffle: bool, full_batches: bool = False,
+                    with_unseen: bool = False):
+    """A tf.data pipeline of padded, length-bucketed batches ({words, chars}, tags, weights),
+    and `with_unseen` the 'unseen' flags for evaluation. Weights are 1 on real tokens and 0 on
     padding, so the loss and the accuracy count real tokens only. With `full_batches` each
     bucket's last, partial batch is left out: tf.distribute splits every batch between the
     workers of a cluster, and cannot split a partial one whose shape differs from the next."""
     lengths = np.array([len(w) for w in encoded["words"]])
-
-    def ragged(key: str):
-        values = np.concatenate(encoded[key]) if len(encoded[key]) else np.zeros(0, "int32")
-        return tf.RaggedTensor.from_row_lengths(values, lengths)
-
-    dataset = tf.data.Dataset.from_tensor_slices(
-        tuple(ragged(key) for key in ("words", "chars", "tags", "unseen"))
+    dataset = tf.data.Dataset.from_tensor_slices(tuple(
+        tf.RaggedTensor.from_row_lengths(np.concatenate(encoded[key]), lengths)
+        for key in ("words", "chars", "tags", "unseen"))
     ).map(lambda *parts: tuple(tf.identity(p) for p in parts))  # ragged rows -> dense tensors
     if shuffle:
         dataset = dataset.shuffle(len(lengths), seed=config.seed, reshuffle_each_iteration=True)
@@ -365,21 +332,14 @@ def tagging_dataset(encoded: dict, config: Config, shuffle: bool, full_batches: 
         pad_to_bucket_boundary=True, drop_remainder=full_batches)  # pads with 0 = PAD
 
     def to_model_inputs(words, chars, tags, unseen):
-        features = {"words": words}
-        if config.char_model == "cnn":
-            features["chars"] = chars
-        real = tf.cast(words != PAD, "float32")
-        weights = real if config.masking else tf.ones_like(real)
-        return features, tags, weights, unseen
+        features = {"words": words, "chars": chars} if config.char_model == "cnn" else {
+            "words": words}
+        weights = tf.cast(words != PAD if config.masking else words >= 0, "float32")
+        return (features, tags, weights, unseen) if with_unseen else (features, tags, weights)
 
     dataset = dataset.map(to_model_inputs).prefetch(tf.data.AUTOTUNE)
     # The number of batches, so Keras shows a progress bar and knows where an epoch ends.
     return dataset.apply(tf.data.experimental.assert_cardinality(num_batches))
-
-
-def for_fit(dataset):
-    """Drop the evaluation-only 'unseen' flags: fit wants (inputs, targets, sample_weights)."""
-    return dataset.map(lambda features, tags, weights, unseen: (features, tags, weights))
 
 
 def tagger_inputs(treebank: dict, config: Config) -> tuple[dict, dict, dict]:
@@ -387,63 +347,62 @@ def tagger_inputs(treebank: dict, config: Config) -> tuple[dict, dict, dict]:
     vocab = build_vocabularies(treebank["train"], config.min_word_count)
     print(f"vocabularies: {len(vocab['words'])} words (count >= {config.min_word_count}), "
           f"{len(vocab['chars'])} characters, {len(vocab['tags']) - 1} tags")
-    encoded = {name: encode_treebank(s, vocab, config.max_word_length)
-               for name, s in treebank.items()}
+    encoded = {name: encode_treebank(s, vocab, MAX_WORD_LENGTH) for name, s in treebank.items()}
     data = {name: tagging_dataset(encoded[name], config, shuffle=name == "train",
-                                  full_batches=name != "test" and config.strategy == "multiworker")
-            for name in UD_SPLITS}
-    features, tags, weights, _ = next(iter(data["train"]))
+                                  full_batches=name != "test" and config.strategy == "multiworker",
+                                  with_unseen=name == "test") for name in UD_SPLITS}
+    features, tags, weights = next(iter(data["train"]))
     print("a batch: " + ", ".join(f"{k} {tuple(v.shape)}" for k, v in features.items())
           + f", tags {tuple(tags.shape)}, weights {tuple(weights.shape)} "
           f"({int(weights.numpy().sum())} real tokens)")
     return vocab, encoded, data
 
 
-def train(model, folder: Path, settings: dict, assets: dict, train_data, val_data, epochs: int,
-          config: Config) -> dict[str, list[float]]:
-    """`model.fit` with early stopping, resume after a kill and a best-model checkpoint (saved
-    with `assets`); a rerun with the same settings loads the finished weights instead."""
-    run = common.TrainingRun(folder, settings, restart=config.restart,
-                             tensorboard=config.tensorboard, assets=assets)
-    if not run.finished(model):
-        started = time.perf_counter()
-        model.fit(train_data, validation_data=val_data, epochs=epochs, verbose=common.VERBOSE,
-                  shuffle=False,  # the datasets shuffle themselves
-                  callbacks=run.guarded([
-                      keras.callbacks.EarlyStopping(patience=config.patience,
-                                                    restore_best_weights=True),
-                      # resume after a kill (from the older copy if the kill hit a save)
-                      keras.callbacks.BackupAndRestore(run.backup_dir, double_checkpoint=True),
-                      run.best_checkpoint(),  # ModelCheckpoint(save_best_only=True), atomic
-                  ]))
-        run.finish(model)  # refuses a diverged run, keeps the final weights
-        print(f"{model.name}: trained in {time.perf_counter() - started:.0f} s")
-    return run.history
+def train(model, train_data, val_data, epochs: int, folder: Path, config: Config, data: str,
+          assets: dict) -> dict[str, list[float]]:
+    """Fit for `epochs` epochs, stopping early when the validation loss stalls; the folder
+    keeps the best model of any run (with `assets`, what using it needs) and its history."""
+    keeper = common.KeepBest(folder, config, data=data, assets=assets)  # refuses a mismatch
+    callbacks = [keras.callbacks.EarlyStopping(patience=config.patience, restore_best_weights=True),
+                 # an interrupted run resumes after its last finished epoch
+                 keras.callbacks.BackupAndRestore(folder / "backup", double_checkpoint=True),
+                 keras.callbacks.TerminateOnNaN(),
+                 keeper]  # best.keras + best.json, history.csv; last: a NaN loss raises
+    model.fit(train_data, validation_data=val_data, epochs=epochs, callbacks=callbacks,
+              verbose=common.VERBOSE)
+    return keeper.history
 
 
 def train_sentiment(splits: dict, config: Config, out: Path, strategy) -> tuple:
-    """TextVectorization adapted to the training sentences, then the sentiment LSTM fitted;
-    returns the model and the vectorizer."""
-    vectorizer = layers.TextVectorization(max_tokens=config.sentiment_vocab_size)
+    """TextVectorization adapted to the training sentences, then the sentiment LSTM fitted."""
+    vectorizer = layers.TextVectorization(max_tokens=SENTIMENT_VOCAB_SIZE)
     vectorizer.adapt(splits["train"][0])
     vocabulary = vectorizer.get_vocabulary()
     print(f"vocabulary: {len(vocabulary)} tokens (0 = padding, 1 = [UNK])")
     with strategy.scope():
         model = build_sentiment_model(config, len(vocabulary))
     model.summary(line_length=90)
-    history = train(model, out / "sentiment_lstm",
-                    {**common.settings_of(config), "model": "sentiment_lstm"},
-                    {"vocabulary": vocabulary},  # saved with the best model, for --classify
-                    sentiment_dataset(splits["train"], vectorizer, config, shuffle=True),
-                    sentiment_dataset(splits["val"], vectorizer, config),
-                    config.sentiment_epochs, config)
-    common.plot_history(history, out / "sentiment_history.png",
-                        "Sentiment LSTM: training and validation loss",
-                        metrics=("loss",), ylabel="binary cross-entropy (nats)", show=config.show)
+    history = train(model, sentiment_dataset(splits["train"], vectorizer, config, shuffle=True),
+                    sentiment_dataset(splits["val"], vectorizer, config), config.sentiment_epochs,
+                    out / "sentiment_lstm", config, data="bundled",
+                    assets={"vocabulary": vocabulary})  # for --classify
+    common.plot_history(history, out / "sentiment_history.png", "Sentiment LSTM: training and "
+                        "validation loss", ylabel="binary cross-entropy (nats)", show=config.show)
     return model, vectorizer
 
 
-def train_taggers(vocab: dict, data: dict, config: Config, out: Path, strategy) -> tuple:
+def tagger_folder(out: Path, config: Config, bidirectional: bool) -> tuple[Path, str]:
+    """Where a tagger lives and its treebank by content: pos_bilstm/ (pos_lstm/) for the bundled
+    one; for yours (--ud-dir) a folder named from it and its files' hash: new data, new tagger."""
+    name = "pos_bilstm" if bidirectional else "pos_lstm"
+    if not config.ud_dir:
+        return out / name, "bundled"
+    data = hashlib.sha256(" ".join(readers.fingerprint(readers.ud_ewt_file(split, config.ud_dir))
+                                   for split in UD_SPLITS).encode()).hexdigest()[:16]
+    return out / f"{name}-{Path(config.ud_dir).resolve().name}-{data[:8]}", data
+
+
+def train_taggers(vocab: dict, data: dict, config: Config, out: Path, strategy) -> dict:
     """The main tagger and, with --uni-epochs, its unidirectional twin: each one's test
     predictions, by label (the main tagger first), and their validation curves side by side."""
     variants = [("bidirectional" if config.bidirectional else "unidirectional",
@@ -451,7 +410,7 @@ def train_taggers(vocab: dict, data: dict, config: Config, out: Path, strategy) 
     if config.bidirectional and config.uni_epochs:
         variants.append(("unidirectional", False, config.uni_epochs))
     assets = {key: vocab[key] for key in ("words", "chars", "tags")}  # what --tag needs
-    assets.update(char_model=config.char_model, max_word_length=config.max_word_length)
+    assets.update(char_model=config.char_model, max_word_length=MAX_WORD_LENGTH)
     results, histories = {}, {}
     for label, bidirectional, epochs in variants:
         print(f"\n--- {label} tagger ({epochs} epochs) ---")
@@ -460,35 +419,22 @@ def train_taggers(vocab: dict, data: dict, config: Config, out: Path, strategy) 
                                  len(vocab["tags"]), bidirectional)
         if label == variants[0][0]:
             model.summary(line_length=100)
-        name = "pos_bilstm" if bidirectional else "pos_lstm"
-        settings = {**common.settings_of(config), "model": name,
-                    "bidirectional": bidirectional, "epochs": epochs}
-        histories[label] = train(model, out / name, settings, assets, for_fit(data["train"]),
-                                 for_fit(data["dev"]), epochs, config)
-        common.plot_history(histories[label], out / f"{name}_history.png",
+        folder, treebank = tagger_folder(out, config, bidirectional)
+        histories[label] = train(model, data["train"], data["dev"], epochs, folder, config,
+                                 treebank, assets)
+        common.plot_history(histories[label], out / f"{folder.name}_history.png",
                             f"POS {label} LSTM tagger: training and validation loss",
                             ylabel="cross-entropy per token (nats)", show=config.show)
-        started = time.perf_counter()
         results[label] = predict_tags(model, data["test"])
-        print(f"tagged the test set in {time.perf_counter() - started:.1f} s")
-    if len(histories) > 1:
-        plot_direction_comparison(histories, out / "pos_directions.png", config.show)
+    if len(histories) > 1:  # the two taggers' dev accuracy, epoch by epoch
+        common.plot_history({f"val_{label}": history["val_accuracy"] for label, history
+                             in histories.items()}, out / "pos_directions.png",
+                            "POS tagging: what reading the right context adds", tuple(histories),
+                            "dev token accuracy (fraction)", config.show)
     return results
 
 
-# ---------------------------------------------------------------------------------------------
-# 5. Evaluate: the models and the baselines on the same test sentences
-# ---------------------------------------------------------------------------------------------
-def binary_f1(labels: np.ndarray, predictions: np.ndarray) -> float:
-    """F1 of the positive class: harmonic mean of precision and recall."""
-    true_positive = float(np.sum((predictions == 1) & (labels == 1)))
-    predicted, actual = float(np.sum(predictions == 1)), float(np.sum(labels == 1))
-    if true_positive == 0:
-        return 0.0
-    precision, recall = true_positive / predicted, true_positive / actual
-    return 2 * precision * recall / (precision + recall)
-
-
+# ---- 5. Evaluate: the models and the baselines on the same test sentences ------------------------
 def evaluate_sentiment(model, vectorizer, splits: dict, baseline: tuple, config: Config) -> dict:
     """Test accuracy and F1 of the LSTM and of the baseline (its predictions and C); prints
     them and the first misclassified sentences."""
@@ -499,19 +445,18 @@ def evaluate_sentiment(model, vectorizer, splits: dict, baseline: tuple, config:
     baseline, best_c = baseline
     metrics = {
         "sentiment_accuracy": float(np.mean(predictions == labels)),
-        "sentiment_f1": binary_f1(labels, predictions),
+        "sentiment_f1": float(f1_score(labels, predictions, zero_division=0.0)),
         "sentiment_baseline_accuracy": float(np.mean(baseline == labels)),
-        "sentiment_baseline_f1": binary_f1(labels, baseline),
+        "sentiment_baseline_f1": float(f1_score(labels, baseline, zero_division=0.0)),
         "sentiment_test_sentences": len(texts),
     }
-    kind = "bidirectional" if config.bidirectional else "unidirectional"
     print(f"\nsentiment on {len(texts)} test sentences{'accuracy':>14}{'F1':>8}")
     for name, key in ((f"TF-IDF + logistic regression, C={best_c:g}", "sentiment_baseline"),
-                      (f"{kind} LSTM", "sentiment")):
+                      (f"{'bi' if config.bidirectional else 'uni'}directional LSTM", "sentiment")):
         print(f"  {name:<40}{metrics[key + '_accuracy']:>8.3f}{metrics[key + '_f1']:>8.3f}")
     wrong = np.flatnonzero(predictions != labels)
-    print(f"\n{len(wrong)} misclassified test sentences; the first {config.examples_shown}:")
-    for i in wrong[: config.examples_shown]:
+    print(f"\n{len(wrong)} misclassified test sentences; the first {EXAMPLES_SHOWN}:")
+    for i in wrong[:EXAMPLES_SHOWN]:
         verdict = "baseline right" if baseline[i] == labels[i] else "baseline wrong too"
         print(f"  true {'pos' if labels[i] else 'neg'}, P(pos)={probabilities[i]:.2f} "
               f"({verdict}): {texts[i][:90]}")
@@ -538,21 +483,18 @@ def predict_tags(model, dataset) -> dict[str, np.ndarray]:
 def score_taggers(test: list, test_unseen: list, baseline: list, results: dict,
                   config: Config) -> dict:
     """Token accuracy on test, overall and on words unseen in training, of the baseline's
-    `baseline` tags and of every tagger's `results` (the main tagger first)."""
-    gold_test = [tag for sentence in test for _, tag in sentence]
-    unseen_test = np.concatenate(test_unseen).astype(bool)
-    metrics = {"pos_test_tokens": len(gold_test)}
-    print(f"\nPOS token accuracy on {len(gold_test)} EWT test tokens "
-          f"({int(unseen_test.sum())} of them unseen in training):")
-    print(f"  {'model':<34}{'all':>7}{'unseen words':>14}")
-    # (right or wrong per token, unseen-in-training per token); the models' results come in
-    # the bucketed batch order, so each carries its own 'unseen' flags.
-    rows = [("most frequent tag per word", np.array(baseline) == np.array(gold_test),
-             unseen_test, "pos_baseline")]
-    for label, result in results.items():  # the main tagger first
-        key = "pos" if label == next(iter(results)) else "pos_uni"
-        rows.append((f"{label} LSTM tagger", result["gold"] == result["predicted"],
-                     result["unseen"], key))
+    tags and of every tagger's `results` (the main tagger first: "pos", the twin "pos_uni")."""
+    gold = np.array([tag for sentence in test for _, tag in sentence])
+    # (name, right or wrong per token, unseen in training per token, key); the taggers' results
+    # come in the bucketed batch order, so each carries its own 'unseen' flags.
+    rows = [("most frequent tag per word", np.array(baseline) == gold,
+             np.concatenate(test_unseen).astype(bool), "pos_baseline")]
+    rows += [(f"{label} LSTM tagger", result["gold"] == result["predicted"], result["unseen"],
+              "pos_uni" if index else "pos")
+             for index, (label, result) in enumerate(results.items())]
+    metrics = {"pos_test_tokens": len(gold)}
+    print(f"\nPOS token accuracy on {len(gold)} test tokens ({int(rows[0][2].sum())} of them "
+          f"unseen in training):\n  {'model':<34}{'all':>7}{'unseen words':>14}")
     for label, right, unseen, key in rows:
         metrics[f"{key}_accuracy"] = float(right.mean())
         metrics[f"{key}_unseen_accuracy"] = (float(right[unseen].mean()) if unseen.any()
@@ -564,32 +506,21 @@ def score_taggers(test: list, test_unseen: list, baseline: list, results: dict,
     return metrics
 
 
-def confusion_matrix(gold: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
-    """counts[i, j] = tokens of true class i predicted as class j."""
-    counts = np.zeros((num_classes, num_classes), dtype="int64")
-    np.add.at(counts, (gold, predicted), 1)
-    return counts
-
-
-def per_tag_table(counts: np.ndarray, tag_names: list[str]) -> list[dict]:
-    """Per true tag: token count and accuracy (its recall), most frequent tag first."""
-    rows = []
+def report_per_tag(results: dict, tag_names: list[str], out: Path, show: bool) -> list[dict]:
+    """The main tagger per true tag (printed, pos_per_tag.json): its tokens, its accuracy (the
+    recall) and the tag it is most often mistaken for; and the confusion matrix plotted."""
+    label, result = next(iter(results.items()))  # the main tagger comes first
+    counts = confusion_matrix(result["gold"], result["predicted"],
+                              labels=range(len(tag_names)))  # [true, predicted] token counts
+    table = []
     for index, name in enumerate(tag_names):
         total = int(counts[index].sum())
-        if index == PAD or total == 0:
-            continue
-        rows.append({"tag": name, "tokens": total,
-                     "accuracy": float(counts[index, index]) / total,
-                     "most_confused_with": tag_names[int(np.argmax(
-                         np.where(np.arange(len(tag_names)) == index, -1, counts[index])))]})
-    return sorted(rows, key=lambda row: -row["tokens"])
-
-
-def report_per_tag(results: dict, tag_names: list[str], out: Path, show: bool) -> None:
-    """The main tagger's accuracy per tag (printed, pos_per_tag.json) and its confusions."""
-    label, result = next(iter(results.items()))  # the main tagger comes first
-    counts = confusion_matrix(result["gold"], result["predicted"], len(tag_names))
-    table = per_tag_table(counts, tag_names)
+        if index != PAD and total:
+            mistakes = counts[index] * (np.arange(len(tag_names)) != index)  # "-": none
+            table.append({"tag": name, "tokens": total, "accuracy": counts[index, index] / total,
+                          "most_confused_with": tag_names[int(np.argmax(mistakes))]
+                          if mistakes.any() else "-"})
+    table.sort(key=lambda row: -row["tokens"])
     print(f"\nper-tag accuracy of the {label} tagger (test):")
     print(f"  {'tag':<7}{'tokens':>7}{'accuracy':>10}  most often mistaken for")
     for row in table:
@@ -597,32 +528,25 @@ def report_per_tag(results: dict, tag_names: list[str], out: Path, show: bool) -
               f"{row['most_confused_with']}")
     common.write_json(out / "pos_per_tag.json", table)
     plot_confusion(counts, tag_names, out / "pos_confusion.png", show)
+    return table
 
 
-# ---------------------------------------------------------------------------------------------
-# 6. Use the saved model: tag or classify a new sentence with the best saved models
-# ---------------------------------------------------------------------------------------------
+# ---- 6. Use the saved model: tag or classify a new sentence with the best saved models -----------
 def tag_sentence(model, vocab: dict, sentence: str) -> list[tuple[str, str]]:
     """Tag one space-separated sentence: encode words and letters, run the model once."""
-    words = sentence.split()
-    if not words:
-        raise common.UserError("the sentence to tag is empty; pass words separated by spaces, "
-                               'e.g. --tag "The old man the boats ."')
+    words = sentence.split()  # not empty: Config refuses an empty --tag
     word_ids, char_ids = encode_words(words, vocab, int(vocab["max_word_length"]))
     features = {"words": word_ids[None, :]}
     if vocab.get("char_model") == "cnn":
         features["chars"] = char_ids[None, :, :]
     probabilities = np.array(model(features, training=False))[0]
     probabilities[:, PAD] = 0.0  # never predict the padding class
-    best = probabilities.argmax(-1)
-    return [(word, vocab["tags"][int(i)]) for word, i in zip(words, best, strict=True)]
+    return [(word, vocab["tags"][int(i)])
+            for word, i in zip(words, probabilities.argmax(-1), strict=True)]
 
 
 def classify_sentence(model, vocab: dict, sentence: str) -> float:
     """P(positive) of one sentence, with the vocabulary the model was trained on."""
-    if not sentence.strip():
-        raise common.UserError('the sentence to classify is empty; e.g. --classify "great '
-                               'phone"')
     vectorizer = layers.TextVectorization(vocabulary=vocab["vocabulary"])
     token_ids = np.asarray(vectorizer([sentence]))
     if not token_ids.any():
@@ -639,17 +563,17 @@ def classify_sentence(model, vocab: dict, sentence: str) -> float:
 
 
 def use_saved_models(config: Config, out: Path) -> dict:
-    """`--tag` and/or `--classify` with the best saved models (and the vocabularies saved with
-    them): no training."""
+    """`--tag` and/or `--classify` with the best saved models and their vocabularies."""
     results: dict = {}
     if config.tag is not None:
-        folder = out / ("pos_bilstm" if config.bidirectional else "pos_lstm")
-        model, record = common.load_best(folder, f"{SCRIPT} --task pos")
+        folder, _ = tagger_folder(out, config, config.bidirectional)
+        own = f" --ud-dir {config.ud_dir}" if config.ud_dir else ""
+        model, record = readers.load_best(folder, f"{SCRIPT} --task pos{own}")
         tagged = tag_sentence(model, record["assets"], config.tag)
         print(" ".join(f"{word}/{tag}" for word, tag in tagged))
         results["tags"] = [tag for _, tag in tagged]
     if config.classify is not None:
-        model, record = common.load_best(out / "sentiment_lstm", f"{SCRIPT} --task sentiment")
+        model, record = readers.load_best(out / "sentiment_lstm", f"{SCRIPT} --task sentiment")
         probability = classify_sentence(model, record["assets"], config.classify)
         label = "positive" if probability >= 0.5 else "negative"
         print(f"{label} (P(positive) = {probability:.3f}): {config.classify}")
@@ -657,16 +581,13 @@ def use_saved_models(config: Config, out: Path) -> dict:
     return results
 
 
-# ---------------------------------------------------------------------------------------------
-# Plots
-# ---------------------------------------------------------------------------------------------
+# ---- Plots ---------------------------------------------------------------------------------------
 def plot_confusion(counts: np.ndarray, tag_names: list[str], path: Path, show: bool) -> Path:
     """Row-normalised confusion matrix of the tagger on the test set, as a heat map."""
-    plt = common.pyplot(show)
-    keep = [i for i in range(len(tag_names)) if i != PAD]
-    matrix = counts[np.ix_(keep, keep)].astype(float)
+    import matplotlib.pyplot as plt
+
+    matrix, names = counts[1:, 1:].astype(float), tag_names[1:]  # row and column 0: padding
     matrix /= np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    names = [tag_names[i] for i in keep]
     figure, axis = plt.subplots(figsize=(8, 7))
     image = axis.imshow(matrix, cmap="Blues", vmin=0, vmax=1)
     axis.set_xticks(range(len(names)), names, rotation=90)
@@ -676,37 +597,20 @@ def plot_confusion(counts: np.ndarray, tag_names: list[str], path: Path, show: b
             if matrix[i, j] >= 0.01:
                 axis.text(j, i, f"{matrix[i, j]:.2f}".lstrip("0"), ha="center", va="center",
                           fontsize=6, color="white" if matrix[i, j] > 0.5 else "black")
-    axis.set(title="POS tagger on EWT test: confusion matrix (rows sum to 1)",
+    axis.set(title="POS tagger on the test set: confusion matrix (rows sum to 1)",
              xlabel="predicted tag", ylabel="true tag")
     figure.colorbar(image, ax=axis, label="fraction of the true tag's tokens")
     return common.save_figure(figure, path, show)
 
 
-def plot_direction_comparison(histories: dict[str, dict], path: Path, show: bool) -> Path:
-    """Validation accuracy per epoch of the unidirectional and bidirectional taggers."""
-    plt = common.pyplot(show)
-    figure, axis = plt.subplots(figsize=(7, 4))
-    for label, history in histories.items():
-        values = history.get("val_accuracy", [])
-        axis.plot(range(1, len(values) + 1), values, marker="o", label=label)
-    axis.set(title="POS tagging: what reading the right context adds",
-             xlabel="epoch", ylabel="dev token accuracy (fraction)")
-    axis.grid(alpha=0.3)
-    axis.legend()
-    return common.save_figure(figure, path, show)
-
-
-# ---------------------------------------------------------------------------------------------
-# main
-# ---------------------------------------------------------------------------------------------
+# ---- main ----------------------------------------------------------------------------------------
 def sentiment_task(config: Config, out: Path, strategy) -> dict:
     """Many-to-one: the sentiment LSTM and the TF-IDF baseline, both scored on test."""
-    splits = load_sentiment(config.seed, config.max_sentences)  # 1. data
     print("\n=== Sentiment (many-to-one) ===")
+    splits = load_sentiment(config.seed, config.max_sentences)  # 1. data
     for name, (texts, labels) in splits.items():
         print(f"{name}: {len(texts)} sentences, {labels.mean():.0%} positive")
-    baseline = tfidf_baseline(splits["train"], splits["val"], splits["test"],  # 2. baseline
-                              config.seed)
+    baseline = tfidf_baseline(*splits.values(), config.seed)  # 2. baseline (train, val, test)
     model, vectorizer = train_sentiment(splits, config, out, strategy)  # 3.-4. model, fit
     return evaluate_sentiment(model, vectorizer, splits, baseline, config)  # 5. evaluate
 
@@ -721,7 +625,7 @@ def pos_task(config: Config, out: Path, strategy) -> dict:
     baseline = baseline_tags(treebank["test"],  # 2. baseline
                              *most_frequent_tag_baseline(treebank["train"]))
     vocab, encoded, data = tagger_inputs(treebank, config)  # 4. the input pipeline
-    results = train_taggers(vocab, data, config, out, strategy)  # 3.-4. model, fit
+    results = train_taggers(vocab, data, config, out, strategy)  # 3.-4. fit
     metrics = score_taggers(treebank["test"], encoded["test"]["unseen"], baseline, results,
                             config)  # 5. evaluate
     report_per_tag(results, vocab["tags"], out, config.show)
@@ -733,15 +637,11 @@ def main(config: Config) -> dict:
     with common.Run(config, "lstm_sequence") as run:
         if config.tag is not None or config.classify is not None:
             return run.save(use_saved_models(config, run.out), "inference.json")  # 6.
-        strategy = common.distribution_strategy(config.strategy)
         metrics: dict = {}
         if config.task in ("sentiment", "both"):
-            metrics.update(sentiment_task(config, run.out, strategy))
+            metrics.update(sentiment_task(config, run.out, run.strategy))
         if config.task in ("pos", "both"):
-            metrics.update(pos_task(config, run.out, strategy))
-        print("\nmetrics:")
-        for key, value in metrics.items():
-            print(f"  {key}: {value:.4f}" if isinstance(value, float) else f"  {key}: {value}")
+            metrics.update(pos_task(config, run.out, run.strategy))
         return run.save(metrics)
 
 

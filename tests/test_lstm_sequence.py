@@ -1,6 +1,8 @@
-"""Tests of lstm_sequence.py: the readers, the baselines against brute force, masking that
-really excludes padding, tiny end-to-end runs of both tasks, and clear errors on bad input."""
+"""Tests of lstm_sequence.py: the readers, the split, the baselines against brute force, the
+reported scores against scikit-learn, masking that really excludes padding, a tiny end-to-end
+run of both tasks with the saved models used, and clear errors on bad input."""
 
+import collections
 import gzip
 import json
 import shutil
@@ -8,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import common
@@ -85,12 +88,30 @@ def test_sentiment_reader_keeps_u0085_inside_a_sentence_and_refuses_bad_labels(t
         readers.read_sentiment_file(path)
 
 
-def test_sentiment_split_is_disjoint_complete_and_stratified():
+def test_sentiment_split_is_disjoint_by_content_complete_and_stratified():
+    # every distinct sentence of the three files with its source and label, read here
+    truth: dict[str, tuple[str, int]] = {}
+    for relative in ls.SENTIMENT_FILES:
+        texts, labels = readers.read_sentiment_file(readers.data_file(relative))
+        for text, label in zip(texts, labels, strict=True):
+            assert truth.setdefault(text, (relative, label))[1] == label  # copies agree
     splits = ls.load_sentiment(seed=3)
+    parts = {name: set(texts) for name, (texts, _) in splits.items()}
+    for name, (texts, labels) in splits.items():
+        assert len(parts[name]) == len(texts), f"a sentence twice in {name}"
+        assert [truth[text][1] for text in texts] == labels.tolist()
+    assert not parts["train"] & parts["val"] and not parts["train"] & parts["test"]
+    assert not parts["val"] & parts["test"]  # no sentence in two splits
+    assert parts["train"] | parts["val"] | parts["test"] == set(truth)  # the whole data
     sizes = {name: len(texts) for name, (texts, _) in splits.items()}
-    assert sizes == {"train": 2100, "val": 450, "test": 450}
-    for _, labels in splits.values():
-        assert abs(labels.mean() - 0.5) < 0.01
+    assert sizes == {"train": 2087, "val": 447, "test": 448}  # 70/15/15 of 2,982 sentences
+    # stratified: each (source, label) stratum has its share of every split, within rounding
+    # (a plain random split misses by about 8 sentences in a 450-sentence split)
+    whole = collections.Counter(truth.values())
+    for name, texts in parts.items():
+        counts = collections.Counter(truth[text] for text in texts)
+        for stratum, total in whole.items():
+            assert abs(counts[stratum] - total * len(texts) / len(truth)) <= 2, (name, stratum)
     # the same split for the same seed, a different one for another seed
     assert ls.load_sentiment(seed=3)["test"][0] == splits["test"][0]
     assert ls.load_sentiment(seed=4)["test"][0] != splits["test"][0]
@@ -127,13 +148,29 @@ def test_vocabularies_and_encoding():
     assert encoded["tags"][0].tolist() == [vocab["tags"].index("NOUN")] * 2
 
 
+def test_a_treebank_of_your_own_gets_a_tagger_folder_of_its_own_by_content(tmp_path):
+    out, ud = tmp_path / "out", tmp_path / "my_ud"
+    ud.mkdir()
+    for split in ls.UD_SPLITS:
+        (ud / f"en_ewt-ud-{split}.conllu").write_text(CONLLU, encoding="utf-8")
+    assert ls.tagger_folder(out, ls.Config(), True) == (out / "pos_bilstm", "bundled")
+    assert ls.tagger_folder(out, ls.Config(), False) == (out / "pos_lstm", "bundled")
+    own = ls.Config(ud_dir=str(ud))
+    folder, data = ls.tagger_folder(out, own, True)
+    assert folder.parent == out and folder.name.startswith("pos_bilstm-my_ud-")
+    assert ls.tagger_folder(out, own, True) == (folder, data)  # the same files: the same tagger
+    (ud / "en_ewt-ud-test.conllu").write_text(CONLLU.replace("Run", "Walk"), encoding="utf-8")
+    changed, changed_data = ls.tagger_folder(out, own, True)
+    assert changed != folder and changed_data != data  # new contents at the same path: new
+
+
 def test_buckets_cover_every_length_and_batches_add_up():
     config = ls.Config(batch_size=4)
     rng = np.random.default_rng(0)
     lengths = rng.integers(1, 40, size=50)
     encoded = {
         "words": [rng.integers(2, 9, size=n).astype("int32") for n in lengths],
-        "chars": [np.ones((n, config.max_word_length), "int32") for n in lengths],
+        "chars": [np.ones((n, ls.MAX_WORD_LENGTH), "int32") for n in lengths],
         "tags": [np.ones(n, "int32") for n in lengths],
         "unseen": [np.zeros(n, "int32") for n in lengths],
     }
@@ -142,9 +179,9 @@ def test_buckets_cover_every_length_and_batches_add_up():
     dataset = ls.tagging_dataset(encoded, config, shuffle=True)
     batches = list(dataset)
     assert len(batches) == int(dataset.cardinality())
-    real_tokens = sum(int(w.numpy().sum()) for _, _, w, _ in batches)
+    real_tokens = sum(int(w.numpy().sum()) for _, _, w in batches)
     assert real_tokens == lengths.sum()  # every token once; padding weighs 0
-    for features, tags, weights, _ in batches:
+    for features, tags, weights in batches:
         padded = features["words"].shape[1]
         assert padded + 1 in boundaries  # padded to a bucket size: few distinct shapes
         assert features["chars"].shape[:2] == tags.shape == weights.shape
@@ -158,12 +195,13 @@ def test_predict_tags_keeps_each_token_with_its_own_unseen_flag():
     config = ls.Config(batch_size=3, char_model="none")
     rng = np.random.default_rng(2)
     tags = [rng.integers(1, 18, size=n).astype("int32") for n in rng.integers(1, 30, 20)]
-    encoded = {"words": tags, "chars": [np.zeros((len(t), 16), "int32") for t in tags],
+    encoded = {"words": tags, "chars": [np.zeros((len(t), ls.MAX_WORD_LENGTH), "int32")
+                                        for t in tags],
                "tags": tags, "unseen": [(t == 3).astype("int32") for t in tags]}
     words = keras.Input(shape=(None,), dtype="int32", name="words")
     one_hot = keras.layers.Lambda(lambda w: keras.ops.one_hot(w, 18))(words)
     result = ls.predict_tags(keras.Model({"words": words}, one_hot),
-                             ls.tagging_dataset(encoded, config, shuffle=True))
+                             ls.tagging_dataset(encoded, config, shuffle=True, with_unseen=True))
     assert len(result["gold"]) == sum(len(t) for t in tags)
     np.testing.assert_array_equal(result["predicted"], result["gold"])
     np.testing.assert_array_equal(result["unseen"], result["gold"] == 3)
@@ -187,21 +225,69 @@ def test_most_frequent_tag_baseline_matches_brute_force():
     assert ls.baseline_tags(test, best_tag, default) == [best_tag["a"], default]
 
 
-def test_binary_f1_and_confusion_match_sklearn():
-    from sklearn.metrics import confusion_matrix, f1_score
+# ----------------------------------------------------------------------------- reported scores
+class FixedModel:
+    """A stand-in model whose `predict` returns the probabilities a test chose."""
+
+    def __init__(self, probabilities):
+        self.probabilities = np.asarray(probabilities, "float32")[:, None]
+
+    def predict(self, dataset, verbose=0):
+        return self.probabilities
+
+
+def test_reported_sentiment_scores_equal_sklearns_on_the_predictions(capsys):
+    from sklearn.metrics import accuracy_score, f1_score
 
     rng = np.random.default_rng(1)
-    labels, predictions = rng.integers(0, 2, 200), rng.integers(0, 2, 200)
-    assert ls.binary_f1(labels, predictions) == pytest.approx(f1_score(labels, predictions))
-    assert ls.binary_f1(np.array([1, 0]), np.array([0, 0])) == 0.0
-    gold, predicted = rng.integers(1, 5, 300), rng.integers(1, 5, 300)
-    counts = ls.confusion_matrix(gold, predicted, 5)
-    np.testing.assert_array_equal(counts, confusion_matrix(gold, predicted, labels=range(5)))
-    table = ls.per_tag_table(counts, ["<pad>", "A", "B", "C", "D"])
-    for row in table:
-        index = "ABCD".index(row["tag"]) + 1
-        assert row["tokens"] == int(np.sum(gold == index))
-        assert row["accuracy"] == pytest.approx(np.mean(predicted[gold == index] == index))
+    labels = rng.integers(0, 2, 60).astype("int32")
+    probabilities = rng.uniform(size=60)
+    probabilities[:3] = 0.5  # the threshold: P = 0.5 says positive
+    baseline = rng.integers(0, 2, 60).astype("int32")
+    texts = [f"sentence {i}" for i in range(60)]
+    vectorizer = ls.layers.TextVectorization()
+    vectorizer.adapt(texts)
+    metrics = ls.evaluate_sentiment(FixedModel(probabilities), vectorizer,
+                                    {"test": (texts, labels)}, (baseline, 1.0), ls.Config())
+    predicted = (probabilities >= 0.5).astype(int)
+    assert metrics["sentiment_accuracy"] == pytest.approx(accuracy_score(labels, predicted))
+    assert metrics["sentiment_f1"] == pytest.approx(f1_score(labels, predicted))
+    assert metrics["sentiment_baseline_accuracy"] == pytest.approx(accuracy_score(labels,
+                                                                                  baseline))
+    assert metrics["sentiment_baseline_f1"] == pytest.approx(f1_score(labels, baseline))
+    assert metrics["sentiment_test_sentences"] == 60
+    wrong = int(np.sum(predicted != labels))
+    assert f"{wrong} misclassified test sentences" in capsys.readouterr().out
+    none_right = ls.evaluate_sentiment(FixedModel(np.zeros(60)), vectorizer,
+                                       {"test": (texts, labels)}, (baseline, 1.0), ls.Config())
+    assert none_right["sentiment_f1"] == 0.0  # no positive predicted: F1 0, not an error
+
+
+def test_per_tag_report_equals_sklearns_recall_and_support(out_dir):
+    from sklearn.metrics import recall_score
+
+    names = ["<pad>", "A", "B", "C", "D", "E"]
+    rng = np.random.default_rng(4)
+    gold = rng.integers(1, 5, 300)
+    predicted = np.where(rng.uniform(size=300) < 0.6, gold, rng.integers(1, 5, 300))
+    gold, predicted = np.append(gold, [5, 5]), np.append(predicted, [5, 5])  # E: never wrong
+    table = ls.report_per_tag({"bidirectional": {"gold": gold, "predicted": predicted}},
+                              names, out_dir, show=False)
+    assert json.loads((out_dir / "pos_per_tag.json").read_text()) == table
+    assert (out_dir / "pos_confusion.png").stat().st_size > 0
+    recall = recall_score(gold, predicted, labels=range(1, 6), average=None)
+    rows = {row["tag"]: row for row in table}
+    assert set(rows) == set("ABCDE")
+    for index, name in enumerate(names[1:], start=1):
+        assert rows[name]["tokens"] == int(np.sum(gold == index))
+        assert rows[name]["accuracy"] == pytest.approx(recall[index - 1])
+        mistakes = collections.Counter(int(p) for g, p in zip(gold, predicted, strict=True)
+                                       if g == index and p != index)
+        top = max(mistakes.values(), default=0)
+        expected = min((names[p] for p, n in mistakes.items() if n == top), default="-")
+        assert rows[name]["most_confused_with"] == expected
+    assert [row["tokens"] for row in table] == sorted((row["tokens"] for row in table),
+                                                      reverse=True)
 
 
 def test_tfidf_baseline_beats_chance_on_a_separable_toy_set():
@@ -215,19 +301,19 @@ def test_tfidf_baseline_beats_chance_on_a_separable_toy_set():
 
 # ----------------------------------------------------------------------------- masking
 def test_padding_changes_neither_the_tagger_loss_nor_its_predictions():
-    config = ls.Config(pos_units=6, word_embedding_dim=5, char_embedding_dim=3,
-                       char_filters=4, max_word_length=6)
+    config = ls.Config(pos_units=6, embedding_dim=5)
+    letters = ls.MAX_WORD_LENGTH
     model = ls.build_tagger(config, num_words=20, num_chars=10, num_tags=18, bidirectional=True)
     lengths = [5, 3, 7]
 
     def batch(padded_length: int):
         words = np.zeros((3, padded_length), "int32")
-        chars = np.zeros((3, padded_length, 6), "int32")
+        chars = np.zeros((3, padded_length, letters), "int32")
         tags = np.zeros((3, padded_length), "int32")
         for row, n in enumerate(lengths):
             state = np.random.default_rng(row)  # same real tokens for every padded length
             words[row, :n] = state.integers(2, 20, n)
-            chars[row, :n] = state.integers(1, 10, (n, 6))
+            chars[row, :n] = state.integers(1, 10, (n, letters))
             tags[row, :n] = state.integers(1, 18, n)
         return {"words": words, "chars": chars}, tags, (words != 0).astype("float32")
 
@@ -270,17 +356,25 @@ def test_quick_run_trains_both_tasks_saves_and_uses_the_models(quick_run, tmp_pa
         assert np.isfinite(metrics[key]), key
     assert 0 <= metrics["pos_accuracy"] <= 1 and metrics["pos_baseline_accuracy"] > 0.5
     assert 0 <= metrics["sentiment_accuracy"] <= 1
-    for name in ("pos_bilstm", "pos_lstm", "sentiment_lstm"):
-        history = json.loads((out_dir / name / "finished.json").read_text())["history"]
-        assert np.isfinite(history["loss"]).all() and history["loss"][-1] < history["loss"][0]
+    assert metrics["sentiment_test_sentences"] == 200  # --max-sentences 200
+    for name, epochs in (("pos_bilstm", 3), ("pos_lstm", 2), ("sentiment_lstm", 3)):
+        history = pd.read_csv(out_dir / name / "history.csv")
+        assert history["epoch"].tolist() == list(range(1, epochs + 1))  # fixed epochs
+        assert np.isfinite(history["loss"]).all()
+        assert history["loss"].iloc[-1] < history["loss"].iloc[0]
+        best = common.read_json(out_dir / name / "best.json")
+        assert best["value"] == pytest.approx(history["val_loss"].min(), rel=1e-5)
         assert (out_dir / name / "best.keras").is_file()
     for name in ("pos_confusion.png", "pos_directions.png", "pos_bilstm_history.png",
                  "pos_per_tag.json", "sentiment_history.png"):
         assert (out_dir / name).stat().st_size > 0, name
     assets = common.read_json(out_dir / "pos_bilstm" / "best.json")["assets"]  # for --tag
-    assert assets["tags"][1:] == list(ls.UPOS_TAGS) and assets["max_word_length"] == 16
+    assert assets["tags"][1:] == list(ls.UPOS_TAGS)
+    assert assets["max_word_length"] == ls.MAX_WORD_LENGTH and assets["char_model"] == "cnn"
     table = json.loads((out_dir / "pos_per_tag.json").read_text())
     assert sum(row["tokens"] for row in table) == metrics["pos_test_tokens"]
+    right = sum(row["tokens"] * row["accuracy"] for row in table)  # per tag adds up to all
+    assert right / metrics["pos_test_tokens"] == pytest.approx(metrics["pos_accuracy"])
     assert "misclassified test sentences" in quick_run("lstm_sequence")[2].stdout
 
     def use(**what):
@@ -290,8 +384,11 @@ def test_quick_run_trains_both_tasks_saves_and_uses_the_models(quick_run, tmp_pa
     tagged = use(tag="The old man the boats .")
     assert len(tagged["tags"]) == 6 and set(tagged["tags"]) <= set(ls.UPOS_TAGS)
     assert "The/" in capsys.readouterr().out
+    model, record = readers.load_best(out_dir / "pos_bilstm", "train")  # what --tag must use
+    assert tagged["tags"] == [tag for _, tag in ls.tag_sentence(model, record["assets"],
+                                                                "The old man the boats .")]
     for empty in ("", "   "):
-        with pytest.raises(common.UserError, match="sentence to tag is empty"):
+        with pytest.raises(common.ConfigError, match="sentence to tag is empty"):
             use(tag=empty)
     result = use(classify="A great phone, I love it.")
     assert 0 <= result["sentiment_probability"] <= 1
@@ -301,7 +398,7 @@ def test_quick_run_trains_both_tasks_saves_and_uses_the_models(quick_run, tmp_pa
     assert "note: every word of the sentence never appeared in training" in (
         capsys.readouterr().out)
     for empty in ("", " "):
-        with pytest.raises(common.UserError, match="sentence to classify is empty"):
+        with pytest.raises(common.ConfigError, match="sentence to classify is empty"):
             use(classify=empty)
     with pytest.raises(common.UserError, match="has no words"):
         use(classify="?!")
@@ -319,7 +416,7 @@ def test_unknown_task_is_refused_before_any_work(capsys):
 @pytest.mark.parametrize("overrides, fragment", [
     ({"dropout": 1.0}, "--dropout must be in [0, 1)"),
     ({"epochs": 0}, "--epochs must be >= 1"),
-    ({"max_word_length": 1}, "--max-word-length must be >= 2"),
+    ({"embedding_dim": 0}, "--embedding-dim must be >= 1"),
     ({"uni_epochs": -1}, "--uni-epochs must be >= 0"),
 ])
 def test_bad_values_are_refused(overrides, fragment):
@@ -333,6 +430,13 @@ def test_tagging_without_a_trained_model_says_how_to_train(out_dir):
         ls.main(ls.Config(output_dir=str(out_dir), tag="Hello ."))
     with pytest.raises(common.CheckpointError, match="--task sentiment"):
         ls.main(ls.Config(output_dir=str(out_dir), classify="Hello"))
+    ud = out_dir.parent / "my_ud"
+    ud.mkdir()
+    for split in ls.UD_SPLITS:
+        (ud / f"en_ewt-ud-{split}.conllu").write_text(CONLLU, encoding="utf-8")
+    with pytest.raises(common.CheckpointError, match=f"pos_bilstm-my_ud-.*--task pos --ud-dir "
+                                                     f"{ud}"):
+        ls.main(ls.Config(output_dir=str(out_dir), tag="Hello .", ud_dir=str(ud)))
 
 
 def test_corrupt_treebank_stops_the_run_with_the_file_and_line(out_dir, tmp_path):
