@@ -431,12 +431,15 @@ class KeepBest(keras.callbacks.Callback):
                     "is unknown; move that model elsewhere to train here, or pass another "
                     "--output-dir")
             self.best = record["value"] if math.isfinite(record["value"]) else None
-        stamp = read_json(self.backup / "run.json")
-        if self.backup.exists() and (config.restart or stamp == self.settings or not (
-                self.backup / "training_metadata.json").is_file()):
-            if stamp != self.settings or config.restart:
-                shutil.rmtree(self.backup)  # discarded (--restart), or nothing to resume
-        elif self.backup.exists():
+        stamp, metadata = (read_json(self.backup / name) for name in ("run.json",
+                                                                     "training_metadata.json"))
+        if self.backup.exists() and (config.restart or metadata is None):
+            shutil.rmtree(self.backup)  # discarded (--restart), or nothing to resume
+        elif self.backup.exists() and not isinstance(metadata.get("epoch") if isinstance(
+                metadata, dict) else None, int):
+            raise CheckpointError(f"{shown(self.backup)} is damaged (training_metadata.json); "
+                                  "add --restart to discard the interrupted run")
+        elif self.backup.exists() and stamp != self.settings:
             changed = [key for key in self.settings if not isinstance(stamp, dict)
                        or stamp.get(key) != self.settings[key]]
             said = ", ".join("other data" if key == "data" else f"{_flag(key)} {stamp.get(key)}"
@@ -450,9 +453,10 @@ class KeepBest(keras.callbacks.Callback):
         write_json(self.backup / "run.json", self.settings)
         done, self.history = (read_json(self.backup / "training_metadata.json") or {}).get(
             "epoch", 0), {}
-        if done and (self.folder / "history.csv").is_file():
-            past = pd.read_csv(self.folder / "history.csv").iloc[:done]
-            self.history = {key: past[key].tolist() for key in past}
+        if done:
+            with contextlib.suppress(OSError, ValueError):  # a damaged history restarts here
+                past = pd.read_csv(self.folder / "history.csv").iloc[:done]
+                self.history = {key: past[key].tolist() for key in past}
             print(f"{shown(self.folder)}: resuming the interrupted run after epoch {done}")
         self.first, self.epoch_started = True, self.clock()
 

@@ -240,7 +240,8 @@ def test_an_interrupted_fit_resumes_at_the_next_epoch_with_its_whole_history(out
     with pytest.raises(KeyboardInterrupt):
         fit(out_dir / "m", extra=[StopAt(2)])
     assert common.read_json(out_dir / "m/best.json")["epoch"] == 2
-    # as if killed after epoch 3's history row was written but before its backup
+    # as if killed after epoch 3's history row was written but before its backup (a history
+    # that cannot be read at all only loses the rows before the resume: tested by hand)
     history = pd.read_csv(out_dir / "m/history.csv")
     pd.concat([history, history.tail(1)]).to_csv(out_dir / "m/history.csv", index=False)
     keras.backend.clear_session()
@@ -312,6 +313,9 @@ def test_an_interrupted_run_with_other_settings_or_data_is_refused_unless_restar
         common.KeepBest(out_dir / "m", DemoConfig(), data="d2")
     common.KeepBest(out_dir / "m", DemoConfig(minutes=3, show=True), data="d1")  # resumable
     assert (out_dir / "m/backup/training_metadata.json").is_file()
+    (out_dir / "m/backup/training_metadata.json").write_text('["not", "an", "epoch"]')
+    with pytest.raises(common.CheckpointError, match="backup is damaged .*--restart to discard"):
+        common.KeepBest(out_dir / "m", DemoConfig(), data="d1")
     common.KeepBest(out_dir / "m", DemoConfig(cell="gru", restart=True), data="d1")
     assert not (out_dir / "m/backup").exists()
 
