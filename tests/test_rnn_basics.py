@@ -1,8 +1,9 @@
-"""Tests of rnn_basics.py: NumPy recurrences vs Keras, BPTT vs numeric gradients, the adding
-problem generator, NumPy Adam vs Keras Adam, gradient norms, bad input, a tiny end-to-end run."""
+"""Tests of rnn_basics.py: the data, the NumPy recurrences vs Keras, BPTT vs central differences
+and GradientTape (and a truncated BPTT caught), NumPy Adam vs Keras Adam, gradient norms,
+sampling, bad input, and the quick run's files and numbers."""
 
+import collections
 import gzip
-import shutil
 
 import keras
 import numpy as np
@@ -11,16 +12,10 @@ from keras import layers
 
 import common
 import rnn_basics
+from helpers import assert_one_line_error, run_command
 from rnn_basics import Config
 
 pytestmark = pytest.mark.xdist_group("rnn_basics")  # one worker runs its quick run once
-
-TINY = dict(
-    lengths=(6,), hidden_size=4, train_samples=128, val_samples=32, test_samples=32, epochs=2,
-    batch_size=32, char_steps=8, char_hidden=12, char_seq_length=16, text_chars=5000,
-    sample_length=10, gradient_length=8, clip_demo_length=6, clip_demo_steps=4,
-    jit_compile=False, char_learning_rate=1e-2,
-)
 
 
 # ----------------------------------------------------------------------------- data
@@ -92,21 +87,29 @@ def test_bptt_gradients_equal_central_differences_and_gradient_tape():
     errors = rnn_basics.gradient_check(seed=11)
     assert errors["gradcheck_max_rel_error"] < 1e-6
     assert errors["gradcheck_tape_max_rel_error"] < 1e-6
+    assert errors["gradcheck_truncated_max_rel_error"] > 0.1  # the cut-short BPTT is caught
 
 
-def test_gradient_check_would_catch_a_wrong_gradient():
+def test_gradient_check_catches_bptt_truncated_after_k_steps():
+    """A BPTT that stops carrying the gradient back through h_{t-1} after k steps (a real
+    bug: the recurrent term dropped) differs from central differences in the recurrent
+    weights, while the output layer's gradients, which never cross time, still agree."""
     rng = np.random.default_rng(0)
+    steps = 5
     params = rnn_basics.init_char_rnn(4, 3, rng)
-    x = rng.normal(size=(2, 5, 4))
-    targets = rng.integers(0, 4, size=(2, 5))
-    _, grads = rnn_basics.char_rnn_loss_and_gradients(params, x, targets)
+    x = rng.normal(size=(2, steps, 4))
+    targets = rng.integers(0, 4, size=(2, steps))
     numeric = rnn_basics.numeric_gradients(
-        lambda p: rnn_basics.char_rnn_loss(p, x, targets), params
-    )
-    assert rnn_basics.relative_error(grads["recurrent_kernel"], numeric["recurrent_kernel"]) < 1e-6
-    # dropping the recurrent term of BPTT (truncating to one step) is a detectable bug
-    wrong = 0.5 * grads["recurrent_kernel"]
-    assert rnn_basics.relative_error(wrong, numeric["recurrent_kernel"]) > 0.1
+        lambda p: rnn_basics.char_rnn_loss(p, x, targets), params)
+    for k in (1, 2, 3):
+        _, cut = rnn_basics.char_rnn_loss_and_gradients(params, x, targets, bptt_steps=k)
+        for name in ("recurrent_kernel", "kernel", "bias"):
+            assert rnn_basics.relative_error(cut[name], numeric[name]) > 0.1, (k, name)
+        for name in ("dense_kernel", "dense_bias"):
+            assert rnn_basics.relative_error(cut[name], numeric[name]) < 1e-6, (k, name)
+    _, whole = rnn_basics.char_rnn_loss_and_gradients(params, x, targets, bptt_steps=steps)
+    for name, grad in numeric.items():  # k = T: nothing is cut, the check passes
+        assert rnn_basics.relative_error(whole[name], grad) < 1e-6, name
 
 
 def test_numpy_adam_with_clipnorm_equals_keras_adam():
@@ -149,28 +152,26 @@ def test_sampling_is_seeded_and_stays_in_the_vocabulary():
     params = rnn_basics.init_char_rnn(6, 8, np.random.default_rng(0))
     first = rnn_basics.sample_chars(params, np.array([1, 2]), 50, 0.8, np.random.default_rng(4))
     again = rnn_basics.sample_chars(params, np.array([1, 2]), 50, 0.8, np.random.default_rng(4))
-    assert first == again and len(first) == 50
+    other = rnn_basics.sample_chars(params, np.array([1, 2]), 50, 0.8, np.random.default_rng(5))
+    assert first == again and len(first) == 50 and first != other
     assert min(first) >= 0 and max(first) < 6
 
 
 # ----------------------------------------------------------------------------- bad input
 BAD_CONFIGS = [
-    (dict(lengths=(0,)), "--lengths must be >= 2"),
-    (dict(lengths=(50, 1)), "--lengths must be >= 2"),
-    (dict(lengths=()), "--lengths needs at least one"),
-    (dict(lengths=(50, 50)), "--lengths must not repeat"),
     (dict(hidden_size=-3), "--hidden-size must be >= 1"),
-    (dict(epochs=0), "--epochs must be >= 1"),
-    (dict(learning_rate=0.0), "--learning-rate must be > 0"),
+    (dict(hidden_size=2.5), "--hidden-size must be a whole number"),
+    (dict(char_steps=0), "--char-steps must be >= 1"),
+    (dict(char_learning_rate=0.0), "--char-learning-rate must be > 0"),
     (dict(clipnorm=-1.0), "--clipnorm must be >= 0"),
-    (dict(target_mse=-0.1), "--target-mse must be >= 0"),
     (dict(temperature=0.0), "--temperature must be > 0"),
+    (dict(sample_length=-1), "--sample-length must be >= 0"),
     (dict(text_chars=10), "--text-chars must be between"),
     (dict(text_chars=2_000_000), "--text-chars must be between"),
     (dict(gradient_length=1), "--gradient-length must be >= 2"),
-    (dict(cells=("rnn",)), "--cells must be one of simplernn, lstm, gru"),
-    (dict(cells=("lstm", "lstm")), "--cells must not repeat"),
-    (dict(hidden_size=2.5), "--hidden-size must be a whole number"),
+    (dict(clip_demo_length=1), "--clip-demo-length must be >= 2"),
+    (dict(strategy="mirrored"), "--strategy and --minutes act on model.fit"),
+    (dict(minutes=1.0), "--strategy and --minutes act on model.fit"),
 ]
 
 
@@ -180,79 +181,52 @@ def test_bad_config_is_refused_with_a_clear_message():
             Config(**overrides)
 
 
-def test_bad_flag_on_the_command_line_exits_with_one_line(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        common.parse_config(Config, ["--lengths", "100", "0"])
-    assert exit_info.value.code == 2
-    assert "--lengths must be >= 2 (got 0)" in capsys.readouterr().err
+def test_bad_flags_and_a_diverging_char_rnn_end_in_one_line(tmp_path):
+    for args, fragment in ((["--gradient-length", "1"], "--gradient-length must be >= 2 (got 1)"),
+                           (["--strategy", "mirrored"], "--strategy and --minutes act on model")):
+        result = run_command("rnn_basics", args)
+        assert result.returncode == 2  # refused before any work
+        assert_one_line_error(result, fragment)
+    result = run_command("rnn_basics", ["--preset", "quick", "--char-learning-rate", "1e38",
+                                        "--output-dir", str(tmp_path)])
+    assert result.returncode == 1
+    assert_one_line_error(result, "the char RNN's loss became NaN or infinite at step",
+                          "lower --char-learning-rate")
+    assert not (tmp_path / "metrics.json").exists()
 
 
 # ----------------------------------------------------------------------------- end to end
 @pytest.mark.slow
-def test_quick_run_writes_its_files_and_skips_finished_models(quick_run, tmp_path, capsys):
-    out_dir = tmp_path / "run"
-    shutil.copytree(quick_run("rnn_basics")[0], out_dir)
-    metrics = common.read_json(out_dir / "metrics.json")
-    for name in ("metrics.json", "comparison_table.md", "adding_mse_vs_length.png",
-                 "gradient_norms.png", "clipping_demo.png", "char_rnn_loss.png",
+def test_quick_run_writes_its_files_and_its_numbers_hold(quick_run):
+    out_dir, metrics, _ = quick_run("rnn_basics")
+    config = Config.from_preset("quick")
+    for name in ("metrics.json", "gradient_norms.png", "clipping_demo.png", "char_rnn_loss.png",
                  "char_rnn_sample.txt"):
         assert (out_dir / name).is_file(), name
-    for cell in rnn_basics.CELLS:
-        run_dir = out_dir / f"adding_{cell}_T8"
-        assert (run_dir / "best.keras").is_file() and (run_dir / "finished.json").is_file()
-        assert np.isfinite(metrics[f"adding_t8_mse_{cell}"])
-        assert metrics[f"seconds_per_epoch_{cell}"] > 0
-    assert metrics["params_lstm"] == 4 * 4 * (4 + 2 + 1)
+    # the checks of the run itself
+    assert max(metrics[f"forward_max_abs_error_{c}"] for c in rnn_basics.CELLS) < 1e-10
+    assert metrics["gradcheck_max_rel_error"] < 1e-6
+    assert metrics["gradcheck_tape_max_rel_error"] < 1e-6
+    assert metrics["gradcheck_truncated_max_rel_error"] > 0.1
+    # training lowers the loss; NumPy and Keras, same start and batches, stay together
     assert metrics["char_numpy_final_loss"] < metrics["char_numpy_first_loss"]
     assert abs(metrics["char_numpy_final_loss"] - metrics["char_keras_final_loss"]) < 0.01
-    assert metrics["gradcheck_max_rel_error"] < 1e-6
-    assert "adding_t100_mse_lstm" not in metrics  # T=100 was not run
-    assert common.read_json(out_dir / "metrics.json")["run_seconds"] == metrics["run_seconds"]
-    table = (out_dir / "comparison_table.md").read_text()
-    for column in ("Memory", "Complexity", "Parameters", "Vanishing gradient",
-                   "Training speed", "Best for"):
-        assert column in table
-    names = ("| SimpleRNN", "| LSTM", "| GRU")
-    rows = [line for line in table.splitlines() if line.startswith(names)]
-    assert len(rows) == 3 and all(row.count("|") == 8 for row in rows)
-
-    capsys.readouterr()
-    # The same settings again (LSTM only, to keep the test short): loaded, not retrained.
-    again = rnn_basics.main(Config.from_preset("quick", cells=("lstm",), output_dir=str(out_dir)))
-    printed = capsys.readouterr().out
-    assert "already trained with these settings" in printed and "Epoch 1/" not in printed
-    assert again["adding_t8_mse_lstm"] == pytest.approx(metrics["adding_t8_mse_lstm"])
-    assert "adding_t8_mse_gru" not in again
-
-
-def test_recorded_gates_give_the_models_own_states():
-    """The gates recorded by the from-scratch passes explain the states: h = o * tanh(c) with
-    c = f * c_prev + i * candidate for the LSTM, and the last state equals the trained-like
-    Keras adding model's (`model.predict` of its recurrent layer) for both cells."""
-    rng = np.random.default_rng(3)
-    x, _ = rnn_basics.make_adding_problem(5, 12, rng)
-    for cell in ("lstm", "gru"):
-        keras.utils.set_random_seed(4)
-        model = rnn_basics.build_adding_model(cell, 12, 6, "adam", jit_compile=False)
-        layer = model.get_layer(cell)
-        layer.set_weights([rng.normal(scale=0.4, size=w.shape) for w in layer.get_weights()])
-        forward = rnn_basics.lstm_forward if cell == "lstm" else rnn_basics.gru_forward
-        states, gates = forward(x.astype("float64"), *[np.asarray(w, "float64")
-                                                       for w in layer.get_weights()])
-        keras_last = keras.Model(model.inputs, layer.output).predict(x, verbose=0)
-        np.testing.assert_allclose(states[:, -1], keras_last, atol=1e-5)
-        if cell == "lstm":
-            np.testing.assert_allclose(states, gates["output"] * np.tanh(gates["cell"]))
-            previous = np.concatenate([np.zeros_like(gates["cell"][:, :1]),
-                                       gates["cell"][:, :-1]], axis=1)
-            np.testing.assert_allclose(gates["cell"], gates["forget"] * previous
-                                       + gates["input"] * gates["candidate"])
-        for name, values in gates.items():
-            if name not in ("cell", "candidate"):
-                assert (values > 0).all() and (values < 1).all(), name  # sigmoid gates
-
-
-def test_correlation_and_gate_claims():
-    assert rnn_basics.correlation([1, 2, 3], [2, 4, 6]) == pytest.approx(1.0)
-    assert rnn_basics.correlation([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
-    assert rnn_basics.correlation([1, 1, 1], [1, 2, 3]) == 0.0
+    assert abs(metrics["char_numpy_val_loss"] - metrics["char_keras_val_loss"]) < 0.01
+    # the unigram baseline, counted again from the text with collections.Counter
+    text = rnn_basics.load_shakespeare()
+    vocab, used = sorted(set(text)), text[:config.text_chars]
+    split = int(0.9 * len(used))
+    counts = collections.Counter(used[:split])
+    total = split + len(vocab)  # add-one smoothing
+    expected = -np.mean([np.log((counts[c] + 1) / total) for c in used[split:]])
+    assert metrics["char_unigram_val_loss"] == pytest.approx(expected, rel=1e-9)
+    # the sample: the prompt, then --sample-length characters of the text's alphabet
+    sample = (out_dir / "char_rnn_sample.txt").read_text()[:-1]
+    assert sample.startswith(rnn_basics.PROMPT)
+    assert len(sample) == len(rnn_basics.PROMPT) + config.sample_length
+    assert set(sample) <= set(vocab)
+    # a smaller recurrent weight lets less gradient through, a larger one more
+    ratios = [metrics[f"gradient_study_ratio_{label}_simplernn"]
+              for label in ("small", "init", "large")]
+    assert ratios[0] < ratios[1] < ratios[2]
+    assert "adding_t8_mse_lstm" not in metrics  # the comparison is rnn_comparison.py's
