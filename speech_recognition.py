@@ -1,40 +1,32 @@
 """Spoken digit strings to text: MFCC features, a bidirectional GRU and CTC.
 
-A "phone number" recognizer: strings of 1-7 spoken digits, joined from recordings of single
-digits with random pauses and light noise, become MFCC frames; stacked bidirectional GRUs give
-every frame a probability over the ten digits and a CTC "blank", and decoding collapses those
-into the digit string, without ever being told where one digit ends and the next begins.
+A "phone number" recognizer: strings of 1-7 spoken digits, glued from recordings of single digits
+with random pauses and light noise. The model turns each waveform into MFCC frames, stacked
+bidirectional GRUs give every frame a probability over the ten digits and a CTC "blank", and
+decoding collapses those into the digits, never told where one digit ends and the next begins.
 
-What it teaches:
-- audio as a sequence: waveform -> STFT -> mel filter bank -> log -> DCT = MFCCs with
-  `tf.signal`, each utterance's mean MFCC removed (the microphone), training statistics only;
-- hearing more voices than you have: a quarter of the training strings said by 40 synthetic
-  voices (espeak-ng, bundled), every recording sped up or slowed down at random; as options,
-  vocal-tract-length perturbation and SpecAugment masks; each judged by holding out every
-  speaker in turn;
-- a speaker-independent test (one speaker held out entirely) beside a seen-speaker validation;
-- variable-length input: frame counts become masks and the CTC input lengths, also after a
-  strided convolution halves the frame rate;
-- CTC: the loss, greedy decoding written out, beam search; digit error rate (edit distance /
-  reference length) and string accuracy, against the best constant guess.
+What it teaches: audio as a sequence (waveform -> STFT -> mel filter bank -> log -> DCT with
+`tf.signal`, each utterance's mean removed, all inside the model); hearing more voices than you
+have (synthetic voices, speed changes; as options VTLP and SpecAugment); a speaker-independent
+test beside a seen-speaker validation; variable lengths as masks and CTC input lengths; the CTC
+loss, greedy decoding written out, beam search; digit error rate against the best constant guess.
 
-Data: the Free Spoken Digit Dataset (Jackson et al., CC BY-SA 4.0): 6 speakers x 10 digits x
-50 takes, 8 kHz mono; takes 0-44 are bundled as one FLAC file (data/fsdd/), `--download`
-fetches all 3,000 recordings. Training also hears the ten digits said by 40 espeak-ng voices
-(CC0, made by data/synthetic-digits/make_voices.py; `--synthetic-share 0` leaves them out).
+Data: the Free Spoken Digit Dataset (Jackson et al., CC BY-SA 4.0): 6 speakers x 10 digits x 50
+takes, 8 kHz; takes 0-44 are bundled (data/fsdd/), `--download` fetches all 3,000, `--data-dir`
+reads a folder of your own. A quarter of the training strings are said by 40 espeak-ng voices
+instead (CC0, made by data/synthetic-digits/make_voices.py; `--synthetic-share 0`: none).
 
 Run:
-    python speech_recognition.py --preset quick        # a first look
-    python speech_recognition.py                       # the default (in a set time: --minutes)
+    python speech_recognition.py --preset quick        # a first look, well under a minute
+    python speech_recognition.py                       # the default: 10 epochs
     python speech_recognition.py --preset full         # more strings, a wider model
-    python speech_recognition.py --transcribe my_number.wav   # any WAV, with the saved model
-Results: benchmarks/RESULTS.md#speech_recognition (generated from benchmarks/results.json);
-how the defaults were chosen: benchmarks/NOTES.md#speech_recognition.
+    python speech_recognition.py --transcribe my_number.wav   # any audio file, the saved model
+Outputs: outputs/speech_recognition/ (metrics.json, plots, model/best.keras). Measured results:
+benchmarks/RESULTS.md#speech_recognition; how the defaults were chosen: benchmarks/NOTES.md.
 """
 
 from __future__ import annotations
 
-import math
 import sys
 import typing
 from collections import Counter
@@ -45,7 +37,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 import common  # first: it quiets TensorFlow's start-up logs before Keras loads TensorFlow
 import readers
-from common import NO_RETRAIN, above, at_least, between
+from common import above, at_least, between
 
 import keras
 import numpy as np
@@ -53,18 +45,26 @@ import tensorflow as tf
 from keras import layers, ops
 
 SAMPLE_RATE = readers.FSDD_RATE  # 8000 Hz, the sample rate of the Free Spoken Digit Dataset
-BLANK = 10  # CTC blank class; classes 0-9 are the digits themselves
-NUM_CLASSES = 11
-CONV_STRIDE = 2  # the Conv1D front-end halves the frame rate (fewer steps for the GRUs)
+BLANK, NUM_CLASSES = 10, 11  # CTC's blank class; classes 0-9 are the digits themselves
+# The front end: 32 ms windows every 20 ms (50 frames a second), 40 mel filters from 20 Hz to
+# 4 kHz, the classic 13 MFCCs; the Conv1D front-end then halves the frame rate for the GRUs.
+FRAME_LENGTH, FRAME_STEP, FFT_LENGTH, MEL_BINS, NUM_MFCC, CONV_STRIDE = 256, 160, 256, 40, 13, 2
+# The digit strings: 1 to --max-digits digits, pauses of 50-250 ms around and between them,
+# white noise 20-40 dB below the speech; training recordings played up to 20% slower or faster.
+MIN_DIGITS, MAX_PAUSE, SNR_DB, SPEED_CHANGE = 1, 0.25, (20.0, 40.0), 0.2
+VAL_TAKES = 5  # takes 0-4 of the training speakers: the seen-voice validation strings
+TIME_MASK_FRAMES, FREQ_MASK_BINS = 10, 6  # SpecAugment: the widest time stripe and mel band
+PATIENCE, CLIPNORM = 3, 1.0  # early stopping's patience (epochs); gradient clipping (global norm)
+DECODE_BATCH = 256  # utterances padded together for beam search and feature statistics
+MAX_SECONDS, SILENCE = 60.0, 1e-3  # --transcribe: longest file read; peak of a silent one
 DOWNLOAD_URL = (
     "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/heads/master.zip"
 )
+SETS = ("train", "val", "test")  # the training strings; seen voices; the unseen voice
 Speaker = Literal["george", "jackson", "lucas", "nicolas", "theo", "yweweler"]
 SPEAKERS = typing.get_args(Speaker)
-SCRIPT = "python speech_recognition.py"
-SILENCE = 1e-3  # a recording whose peak stays below this (-60 dB of full scale) is silent
 Fraction = Annotated[float, between(0, 1, high_open=True)]
-SpeedChange = Annotated[float, between(0, 0.5, high_open=True)]  # 0.2: 20% slower to 20% faster
+Split = dict[int, list[tuple[str, np.ndarray]]]  # {digit: [(speaker, int16 samples)]}
 
 
 @dataclass
@@ -72,29 +72,15 @@ class Config(common.RunConfig):
     data_dir: str = ""  # Folder of FSDD WAVs named digit_speaker_take.wav; "" = bundled copy.
     download: bool = False  # Fetch all 3,000 recordings from GitHub (cached; bundled if offline).
     test_speaker: Speaker = "george"  # Held out entirely: the unseen voice of the test.
-    val_takes: Annotated[int, at_least(1)] = 5  # Takes 0..N-1 of the others: seen-voice validation.
     train_utterances: Annotated[int, at_least(1)] = 4000  # Digit strings built for training.
     val_utterances: Annotated[int, at_least(1)] = 400  # Seen-speaker validation strings.
-    test_utterances: Annotated[int, at_least(1), NO_RETRAIN] = 400  # Unseen-speaker test strings.
-    min_digits: Annotated[int, at_least(1)] = 1  # Shortest digit string.
+    test_utterances: Annotated[int, at_least(1)] = 400  # Unseen-speaker test strings.
     max_digits: Annotated[int, at_least(1)] = 7  # Longest digit string (a phone number).
-    max_pause: Annotated[float, at_least(0)] = 0.25  # Longest silence between digits (seconds).
-    min_snr_db: float = 20.0  # Light white noise: signal-to-noise ratio drawn from [min, max].
-    max_snr_db: float = 40.0  # Highest signal-to-noise ratio (dB).
-    speed_perturbation: SpeedChange = 0.2  # Largest random speed change of a training recording.
     synthetic_share: Fraction = 0.25  # Share of training strings said by espeak-ng voices.
     vtlp: Annotated[float, between(0, 0.3)] = 0.0  # VTLP: frequencies scaled by up to 1 ± this.
     time_masks: Annotated[int, at_least(0)] = 0  # SpecAugment: time stripes blanked per string.
-    time_mask_frames: Annotated[int, at_least(1)] = 10  # Widest time stripe (all stripes: <= 20%).
-    freq_masks: Annotated[int, at_least(0)] = 0  # SpecAugment: mel bands blanked per string.
-    freq_mask_bins: Annotated[int, at_least(1)] = 6  # Widest mel band blanked.
-    frame_length: Annotated[int, at_least(1)] = 256  # STFT window in samples (32 ms at 8 kHz).
-    frame_step: Annotated[int, at_least(1)] = 160  # Hop in samples: 20 ms, 50 frames/s.
-    fft_length: Annotated[int, at_least(1)] = 256  # FFT size (>= frame_length): 129 bins.
-    mel_bins: Annotated[int, at_least(1)] = 40  # Triangular mel filters, 20 Hz to 4 kHz.
-    num_mfcc: Annotated[int, at_least(1)] = 13  # MFCCs kept per frame: the classic 13.
-    cepstral_mean_norm: bool = True  # Subtract each utterance's mean MFCC (the microphone).
-    cepstral_variance_norm: bool = False  # Also divide by each utterance's MFCC std.
+    freq_masks: Annotated[int, between(0, 6)] = 0  # SpecAugment: bands of <= 6 mel filters blanked.
+    cepstral_variance_norm: bool = False  # Also divide each utterance's MFCCs by their std.
     conv_filters: Annotated[int, at_least(0)] = 64  # Conv1D front-end (stride 2); 0 = none.
     units: Annotated[int, at_least(1)] = 96  # GRU units per direction.
     num_layers: Annotated[int, at_least(1)] = 2  # Stacked bidirectional GRU layers.
@@ -102,337 +88,143 @@ class Config(common.RunConfig):
     epochs: Annotated[int, at_least(1)] = 10  # Passes over the training strings.
     batch_size: Annotated[int, at_least(1)] = 32  # Utterances per step.
     learning_rate: Annotated[float, above(0)] = 2e-3  # Adam's first step (cosine decay to 5%).
-    clipnorm: Annotated[float, above(0)] = 1.0  # Clip each gradient to this global norm.
-    patience: Annotated[int, at_least(1)] = 3  # Stop after this many epochs without progress.
-    minutes: Annotated[float, at_least(0)] = 9.0  # The whole run in about N min; 0 = no budget.
-    beam_width: Annotated[int, at_least(1), NO_RETRAIN] = 8  # Prefixes kept by CTC beam search.
-    transcribe: Annotated[str | None, NO_RETRAIN] = None  # Print the digits heard in this file.
-    max_seconds: Annotated[float, above(0), NO_RETRAIN] = 60.0  # Longest file --transcribe reads.
+    beam_width: Annotated[int, at_least(1)] = 8  # Prefixes kept by CTC beam search.
+    transcribe: str | None = None  # Print the digits the saved model hears in this audio file.
 
     PRESETS: ClassVar[dict] = {
         # a first look: a few dozen short strings, one small layer
         "quick": {"train_utterances": 64, "val_utterances": 16, "test_utterances": 16,
                   "epochs": 3, "units": 16, "conv_filters": 8, "num_layers": 1,
-                  "batch_size": 16, "max_digits": 3, "patience": 5, "minutes": 0},
+                  "batch_size": 16, "max_digits": 3},
         # twice the training strings, a wider model, more epochs, 1,000 test strings
         "full": {"train_utterances": 8000, "val_utterances": 600, "test_utterances": 1000,
-                 "units": 128, "conv_filters": 96, "epochs": 20, "patience": 4, "minutes": 0},
+                 "units": 128, "conv_filters": 96, "epochs": 20},
     }
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check = common.check
-        check(self.max_digits >= self.min_digits,
-              f"--max-digits must be >= --min-digits (got {self.max_digits} < "
-              f"{self.min_digits})")
-        check(self.max_snr_db >= self.min_snr_db,
-              f"--max-snr-db must be >= --min-snr-db (got {self.max_snr_db})")
-        check(self.fft_length >= self.frame_length,
-              f"--fft-length must be >= --frame-length (got {self.fft_length} < "
-              f"{self.frame_length})")
-        check(self.num_mfcc <= self.mel_bins,
-              f"--num-mfcc must be <= --mel-bins (got {self.num_mfcc} > {self.mel_bins})")
-        check(self.freq_masks * self.freq_mask_bins < self.mel_bins,
-              f"--freq-masks x --freq-mask-bins must stay below --mel-bins {self.mel_bins} "
-              "(the masks would hide every band)")
-
 
 # ---------------------------------------------------------------------------------------------
-# 1. Data: a speaker split, random digit strings, MFCC frames, tf.data batches with frame counts
+# 1. Data: recordings split by speaker, glued into random digit strings
 # ---------------------------------------------------------------------------------------------
-Recording = tuple[int, str, int]  # (digit, speaker, take)
-Split = dict[int, list[tuple[str, np.ndarray]]]  # {digit: [(speaker, int16 samples)]}
-
-
-def load_recordings(config: Config) -> dict[Recording, np.ndarray]:
-    """{(digit, speaker, take): int16 samples at 8 kHz} from the chosen source."""
-    if config.data_dir:
-        return readers.load_fsdd_folder(Path(config.data_dir))
-    if config.download:
-        path = readers.download_or_bundled(DOWNLOAD_URL, readers.FSDD_AUDIO,
-                                           fname="free-spoken-digit-dataset.zip", extract=True)
-        if path.is_dir():
-            return readers.load_fsdd_folder(path)
-    return readers.load_fsdd_bundle()
-
-
-def split_recordings(recordings: dict[Recording, np.ndarray], test_speaker: str,
-                     val_takes: int) -> dict[str, Split]:
-    """Speaker-independent split: test = every take of `test_speaker` (never heard in
-    training); val = takes below `val_takes` of the others (seen voices); train = the rest."""
-    splits: dict[str, Split] = {name: {d: [] for d in range(10)}
-                                for name in ("train", "val", "test")}
+def split_recordings(recordings: dict[tuple, Any], test_speaker: str) -> dict[str, Split]:
+    """{(digit, speaker, take): samples} split by speaker: test = every take of `test_speaker`
+    (never heard in training); val = takes below VAL_TAKES of the others; train = the rest."""
+    splits: dict[str, Split] = {name: {d: [] for d in range(10)} for name in SETS}
     for (digit, speaker, take), samples in sorted(recordings.items()):
-        name = "test" if speaker == test_speaker else "val" if take < val_takes else "train"
+        name = "test" if speaker == test_speaker else "val" if take < VAL_TAKES else "train"
         splits[name][digit].append((speaker, samples))  # the speaker: one voice per string
     for name, by_digit in splits.items():
-        missing = [d for d, items in by_digit.items() if not items]
-        if missing:
-            raise common.DataError(f"the {name} split has no recording of digit(s) "
-                                   f"{missing}; check --test-speaker and --val-takes")
+        if missing := [digit for digit, items in by_digit.items() if not items]:
+            raise common.DataError(f"the {name} split has no recording of digit(s) {missing}; "
+                                   "check --test-speaker and --data-dir")
     return splits
 
 
-def make_utterances(by_digit: Split, count: int, config: Config, rng: np.random.Generator,
-                    speed_perturbation: float = 0.0) -> tuple[list[np.ndarray], list[str]]:
-    """`count` random digit strings, each spoken by one speaker of the split; each recording
-    sped up or slowed down by a random factor within ±`speed_perturbation`."""
+def load_digit_strings(config: Config, folder: Path | None = None) -> tuple[dict, dict]:
+    """Recordings (in `folder`, else bundled) -> speaker split -> random digit strings: {set:
+    waveforms} and {set: labels} for train / val / test, each set from its own generator."""
+    splits = split_recordings(readers.load_fsdd_folder(folder) if folder else
+                              readers.load_fsdd_bundle(), config.test_speaker)
+    counts = (config.train_utterances, config.val_utterances, config.test_utterances)
+    waveforms, labels = {}, {}
+    for index, (name, count) in enumerate(zip(SETS, counts, strict=True)):
+        rng = np.random.default_rng((config.seed, index))  # the same set, whatever the others
+        waveforms[name], labels[name] = make_utterances(  # speed changes: training only
+            splits[name], count, config.max_digits, rng, SPEED_CHANGE if name == "train" else 0)
+        minutes, voices = sum(map(len, waveforms[name])) / SAMPLE_RATE / 60, sorted(
+            {who for items in splits[name].values() for who, _ in items})
+        print(f"{name:5s}: {count:5,} strings ({minutes:5.1f} min of audio) from "
+              f"{sum(map(len, splits[name].values())):4,} recordings of {', '.join(voices)}")
+    if config.synthetic_share:
+        add_synthetic_voices(waveforms["train"], labels["train"], config)
+    return waveforms, labels
+
+
+def add_synthetic_voices(waveforms: list[np.ndarray], labels: list[str], config: Config) -> None:
+    """Replace `synthetic_share` of the training strings (chosen at random) by strings said by
+    the bundled espeak-ng voices (40 accents and variants), made the same way; real speakers
+    stay the only test voices. A generator of its own: the other strings stay as they were."""
+    rng, voices = np.random.default_rng((config.seed, 21)), readers.load_synthetic_voices()
+    by_digit = {d: [(v, s) for (digit, v, _), s in sorted(voices.items()) if digit == d]
+                for d in range(10)}
+    count = round(config.synthetic_share * len(labels))
+    said = make_utterances(by_digit, count, config.max_digits, rng, SPEED_CHANGE)
+    for slot, waveform, label in zip(rng.choice(len(labels), count, replace=False), *said,
+                                     strict=True):
+        waveforms[slot], labels[slot] = waveform, label
+    print(f"       {count:5,} of them said by {len(dict(by_digit[0]))} synthetic voices instead")
+
+
+def make_utterances(by_digit: Split, count: int, max_digits: int, rng: np.random.Generator,
+                    speed_change: float = 0.0) -> tuple[list[np.ndarray], list[str]]:
+    """`count` random strings of MIN_DIGITS to `max_digits` digits, each said by one speaker
+    (another where one lacks a digit), each recording's speed changed by up to ±`speed_change`."""
     speakers = sorted({speaker for items in by_digit.values() for speaker, _ in items})
-    waveforms, labels = [], []
-    max_pause = int(config.max_pause * SAMPLE_RATE)
+    max_pause, waveforms, labels = int(MAX_PAUSE * SAMPLE_RATE), [], []
     for _ in range(count):
-        length = int(rng.integers(config.min_digits, config.max_digits + 1))
-        speaker = speakers[rng.integers(len(speakers))]
-        digits = rng.integers(0, 10, size=length)
-        chosen = []
+        digits = rng.integers(0, 10, size=rng.integers(MIN_DIGITS, max_digits + 1))
+        speaker, recordings = speakers[rng.integers(len(speakers))], []
         for digit in digits:
-            takes = [s for who, s in by_digit[int(digit)] if who == speaker]
-            takes = takes or [s for _, s in by_digit[int(digit)]]  # speaker lacks this digit
-            recording = takes[rng.integers(len(takes))]
-            if speed_perturbation:  # a faster voice is higher, like a smaller vocal tract
-                factor = rng.uniform(1 - speed_perturbation, 1 + speed_perturbation)
-                recording = change_speed(recording, factor)
-            chosen.append(recording)
-        pauses = rng.integers(max_pause // 5, max_pause + 1, size=length + 1)
-        snr_db = rng.uniform(config.min_snr_db, config.max_snr_db)
-        noise_std = speech_rms(chosen) * 10 ** (-snr_db / 20)
-        waveform, _ = build_utterance(chosen, pauses, noise_std, rng)
-        waveforms.append(waveform)
+            takes = [item for item in by_digit[digit] if item[0] == speaker] or by_digit[digit]
+            recording = takes[rng.integers(len(takes))][1]
+            if speed_change:  # a faster voice is higher, like a smaller vocal tract
+                recording = change_speed(recording, 1 + rng.uniform(-speed_change, speed_change))
+            recordings.append(recording)
+        gaps = rng.integers(max_pause // 5, max_pause + 1, size=len(digits) + 1)
+        waveforms.append(glue(recordings, gaps, rng.uniform(*SNR_DB), rng)[0])
         labels.append("".join(map(str, digits)))
     return waveforms, labels
 
 
-def build_utterance(recordings: Sequence[np.ndarray], pauses: Sequence[int],
-                    noise_std: float, rng: np.random.Generator
-                    ) -> tuple[np.ndarray, list[tuple[int, int]]]:
-    """pause_0, rec_1, pause_1, ..., rec_n, pause_n (in samples), plus white noise of std
-    `noise_std`, scaled to a peak of 0.9; and each recording's (start, end) in the waveform."""
-    if len(pauses) != len(recordings) + 1:
-        raise ValueError("need one pause more than recordings")
-    pieces, segments, position = [], [], 0
-    for pause, recording in zip(pauses, [*recordings, None], strict=True):
-        pieces.append(np.zeros(pause, dtype="float32"))
-        position += pause
-        if recording is not None:
-            pieces.append(np.asarray(recording, dtype="float32") / 32768.0)
-            segments.append((position, position + len(recording)))
-            position += len(recording)
-    waveform = np.concatenate(pieces)
-    waveform += rng.normal(0.0, noise_std, size=len(waveform)).astype("float32")
+def glue(recordings: Sequence[np.ndarray], gaps: Sequence[int], snr_db: float,
+         rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """gap 0, recording 1, gap 1, ..., recording n, gap n (gaps in samples), white noise `snr_db`
+    below the speech's RMS, a peak of 0.9; and each recording's (start, end) in the waveform."""
+    speech = [np.asarray(recording, dtype="float32") / 32768.0 for recording in recordings]
+    waveform = np.zeros(sum(gaps) + sum(map(len, speech)), dtype="float32")
+    segments, position = [], int(gaps[0])
+    for piece, gap in zip(speech, gaps[1:], strict=True):  # one gap more than recordings
+        waveform[position:position + len(piece)] += piece
+        segments.append((position, position + len(piece)))
+        position += len(piece) + int(gap)
+    rms = np.sqrt(np.mean(np.square(np.concatenate(speech), dtype="float64")))
+    waveform += rng.normal(0.0, rms * 10 ** (-snr_db / 20), len(waveform)).astype("float32")
     return peak_normalize(waveform), segments
-
-
-def speech_rms(recordings: Sequence[np.ndarray]) -> float:
-    """Root mean square of int16 recordings taken together, relative to full scale."""
-    energy = sum(float(np.sum(np.square(r, dtype="float64"))) for r in recordings)
-    return math.sqrt(energy / max(1, sum(len(r) for r in recordings))) / 32768.0
 
 
 def peak_normalize(waveform: np.ndarray, peak: float = 0.9) -> np.ndarray:
     """Scale to a fixed peak, so loud and quiet recordings (and microphones) look alike."""
-    top = float(np.max(np.abs(waveform))) if len(waveform) else 0.0
+    top = float(np.max(np.abs(waveform), initial=0.0))
     return (waveform * (peak / top)).astype("float32") if top > 0 else waveform
 
 
 def change_speed(recording: np.ndarray, factor: float) -> np.ndarray:
     """Play `factor` times faster (linear interpolation): shorter and higher-pitched."""
-    positions = np.arange(0, len(recording) - 1, factor)
-    return np.interp(positions, np.arange(len(recording)), recording)
-
-
-def log_mel_spectrogram(waveforms: np.ndarray, config: Config,
-                        warps: np.ndarray | None = None) -> tf.Tensor:
-    """STFT magnitude -> mel filter bank (20 Hz-4 kHz) -> log, with tf.signal; with `warps`,
-    each waveform's filter bank is warped by its own factor (vocal tract length, VTLP)."""
-    stft = tf.signal.stft(tf.convert_to_tensor(waveforms, tf.float32), config.frame_length,
-                          config.frame_step, config.fft_length, window_fn=tf.signal.hann_window)
-    magnitude = tf.abs(stft)  # (batch, frames, fft_length // 2 + 1)
-    mel_matrix = tf.signal.linear_to_mel_weight_matrix(
-        config.mel_bins, config.fft_length // 2 + 1, SAMPLE_RATE, 20.0, SAMPLE_RATE / 2)
-    if warps is None:
-        mel = tf.tensordot(magnitude, mel_matrix, 1)  # (batch, frames, mel_bins)
-    else:
-        base = mel_matrix.numpy()
-        matrices = np.stack([warp_filter_bank(base, w) for w in warps])
-        mel = tf.einsum("btf,bfm->btm", magnitude, matrices)
-    return tf.math.log(mel + 1e-6)
-
-
-def warp_filter_bank(mel_matrix: np.ndarray, factor: float, corner: float = 0.8
-                     ) -> np.ndarray:
-    """Vocal tract length perturbation (Jaitly & Hinton, 2013): the filter bank reads the
-    frequency f as `factor` x f (a shorter vocal tract puts the formants higher), up to
-    `corner` of the Nyquist frequency (scaled by min(factor, 1) / factor), then a straight
-    line that keeps the Nyquist frequency where it is. Rows are FFT bins, columns mel filters."""
-    bins = np.arange(len(mel_matrix), dtype="float64")
-    top = bins[-1]
-    knee = corner * top * min(factor, 1.0) / factor
-    warped = np.where(bins <= knee, bins * factor,
-                      knee * factor + (top - knee * factor) * (bins - knee) / (top - knee))
-    return np.stack([np.interp(warped, bins, column) for column in mel_matrix.T], axis=1)
-
-
-def spec_augment(log_mel: np.ndarray, config: Config, rng: np.random.Generator) -> np.ndarray:
-    """SpecAugment's masks (Park et al., 2019) on one utterance's (frames, mel_bins) log-mels:
-    `time_masks` stripes of up to `time_mask_frames` frames (together at most 20% of the
-    frames, so a word is never blanked whole) and `freq_masks` bands of up to
-    `freq_mask_bins` filters, set to the utterance's mean level. Returns a masked copy."""
-    masked, (frames, bins) = log_mel.copy(), log_mel.shape
-    level = float(log_mel.mean()) if log_mel.size else 0.0
-    widest = min(config.time_mask_frames, int(0.2 * frames) // max(1, config.time_masks))
-    for _ in range(config.time_masks if widest else 0):
-        width = int(rng.integers(0, widest + 1))
-        start = int(rng.integers(0, frames - width + 1))
-        masked[start:start + width] = level
-    for _ in range(config.freq_masks):
-        width = int(rng.integers(0, config.freq_mask_bins + 1))
-        start = int(rng.integers(0, bins - width + 1))
-        masked[:, start:start + width] = level
-    return masked
-
-
-def mfcc(waveforms: np.ndarray, config: Config, augment: np.random.Generator | None = None,
-         frames: Sequence[int] = ()) -> np.ndarray:
-    """(batch, samples) equal-length waveforms -> (batch, frames, num_mfcc), the DCT of the
-    log-mels; frames = 1 + (samples - frame_length) // frame_step (no padding at the end).
-    With `augment` (training only): VTLP warps and SpecAugment masks drawn from it, the
-    masks within each waveform's real `frames`."""
-    warps = None
-    if augment is not None and config.vtlp:
-        warps = augment.uniform(1 - config.vtlp, 1 + config.vtlp, size=len(waveforms))
-    log_mel = log_mel_spectrogram(waveforms, config, warps).numpy()
-    if augment is not None and (config.time_masks or config.freq_masks):
-        for row, count in enumerate(frames):
-            log_mel[row, :count] = spec_augment(log_mel[row, :count], config, augment)
-    return tf.signal.mfccs_from_log_mel_spectrograms(log_mel)[..., : config.num_mfcc].numpy()
-
-
-def num_frames(samples: int, config: Config) -> int:
-    """Frames of a waveform of `samples` samples (0 if shorter than one window)."""
-    return max(0, 1 + (samples - config.frame_length) // config.frame_step)
-
-
-def featurize(waveforms: Sequence[np.ndarray], config: Config, chunk: int = 256,
-              augment: np.random.Generator | None = None) -> list[np.ndarray]:
-    """MFCCs of each waveform (any lengths): sorted by length and padded chunk by chunk;
-    `augment` (training only) draws VTLP warps and SpecAugment masks (see `mfcc`)."""
-    order = np.argsort([len(w) for w in waveforms])
-    features: list[np.ndarray | None] = [None] * len(waveforms)
-    for begin in range(0, len(order), chunk):
-        rows = order[begin:begin + chunk]
-        batch = np.zeros((len(rows), max(len(waveforms[i]) for i in rows)), dtype="float32")
-        for slot, i in enumerate(rows):
-            batch[slot, : len(waveforms[i])] = waveforms[i]
-        counts = [num_frames(len(waveforms[i]), config) for i in rows]
-        coefficients = mfcc(batch, config, augment, counts)
-        for slot, i in enumerate(rows):  # frames that only saw padding are cut off
-            frames = coefficients[slot, : counts[slot]]
-            # A fixed filter (microphone, room) is a constant offset in MFCC space: remove it.
-            if config.cepstral_mean_norm and len(frames):
-                frames = frames - frames.mean(axis=0)
-            if config.cepstral_variance_norm and len(frames):
-                frames = frames / (frames.std(axis=0) + 1e-3)
-            features[i] = frames
-    return features  # type: ignore[return-value]
-
-
-def load_digit_strings(config: Config) -> tuple[dict, dict, dict]:
-    """Recordings -> speaker split -> random digit strings -> MFCCs, for train/val/test:
-    ({split: waveforms}, {split: labels}, {split: MFCC frames}), from one seeded generator."""
-    splits = split_recordings(load_recordings(config), config.test_speaker, config.val_takes)
-    rng = np.random.default_rng(config.seed)
-    # The synthetic voices, warps and masks draw from a generator of their own, so the
-    # validation and test strings are the same with and without them.
-    augment = np.random.default_rng((config.seed, 21))
-    counts = {"train": config.train_utterances, "val": config.val_utterances,
-              "test": config.test_utterances}
-    waveforms, labels, features = {}, {}, {}
-    for name, count in counts.items():
-        speed = config.speed_perturbation if name == "train" else 0.0  # augment training only
-        waveforms[name], labels[name] = make_utterances(splits[name], count, config, rng, speed)
-        voices = sorted({s for items in splits[name].values() for s, _ in items})
-        seconds = sum(map(len, waveforms[name])) / SAMPLE_RATE
-        print(f"{name:5s}: {count:5,} strings ({seconds / 60:5.1f} min of audio) from "
-              f"{sum(map(len, splits[name].values())):4,} recordings of {', '.join(voices)}")
-        if name == "train" and config.synthetic_share:
-            add_synthetic_voices(waveforms[name], labels[name], config, augment)
-        features[name] = featurize(waveforms[name], config,
-                                   augment=augment if name == "train" else None)
-    return waveforms, labels, features
-
-
-def add_synthetic_voices(waveforms: list[np.ndarray], labels: list[str], config: Config,
-                         rng: np.random.Generator) -> None:
-    """Replace `synthetic_share` of the training strings (chosen at random) by strings said by
-    the bundled espeak-ng voices (40 accents and voice variants, data/synthetic-digits/), made
-    the same way (pauses, noise, speed changes); the real speakers stay the only test voices."""
-    synthetic: Split = {digit: [] for digit in range(10)}
-    for (digit, voice, _), samples in sorted(readers.load_synthetic_voices().items()):
-        synthetic[digit].append((voice, samples))
-    count = round(config.synthetic_share * len(labels))
-    new_waveforms, new_labels = make_utterances(synthetic, count, config, rng,
-                                                config.speed_perturbation)
-    for slot, waveform, label in zip(rng.choice(len(labels), count, replace=False),
-                                     new_waveforms, new_labels, strict=True):
-        waveforms[slot], labels[slot] = waveform, label
-    voices = {voice for items in synthetic.values() for voice, _ in items}
-    print(f"       {count:5,} of them said by {len(voices)} synthetic voices instead (espeak-ng)")
-
-
-def make_dataset(features: list[np.ndarray], labels: list[str], config: Config,
-                 shuffle: bool) -> tf.data.Dataset:
-    """tf.data batches ((MFCCs padded with zeros, frame counts), CTC targets). A target row
-    packs what the CTC loss needs: [output frames, label length, label digits, 0 padding]."""
-    frames = np.array([len(f) for f in features], dtype="int32")
-    targets = np.zeros((len(labels), 2 + config.max_digits), dtype="int32")
-    targets[:, 0] = output_frames(frames, config)
-    for row, label in enumerate(labels):
-        targets[row, 1] = len(label)
-        targets[row, 2:2 + len(label)] = [int(digit) for digit in label]
-    ragged = tf.RaggedTensor.from_row_lengths(np.concatenate(features), frames)
-    dataset = tf.data.Dataset.from_tensor_slices((ragged, frames, targets))
-    if shuffle:
-        dataset = dataset.shuffle(len(labels), seed=config.seed)
-    dataset = dataset.batch(config.batch_size).map(
-        lambda x, n, y: ((x.to_tensor(), n), y))  # pad each batch to its longest utterance
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return np.interp(np.arange(0, len(recording) - 1, factor), range(len(recording)), recording)
 
 
 # ---------------------------------------------------------------------------------------------
 # 2. Baselines: the best constant guess
 # ---------------------------------------------------------------------------------------------
 def naive_baseline(train_labels: Sequence[str], max_digits: int) -> str:
-    """The best constant answer: the most common training digit, repeated as often as
-    gives the lowest digit error rate on the training strings (0 times = say nothing)."""
+    """The best constant answer: the most common training digit, repeated as often as gives
+    the lowest digit error rate on the training strings (0 times = say nothing)."""
     digit = Counter("".join(train_labels)).most_common(1)[0][0]
-    guesses = [digit * length for length in range(max_digits + 1)]
-    return min(guesses, key=lambda g: error_rates(train_labels, [g] * len(train_labels))["der"])
+    return min((digit * length for length in range(max_digits + 1)),
+               key=lambda guess: error_rates(train_labels, [guess] * len(train_labels))["der"])
 
 
 # ---------------------------------------------------------------------------------------------
-# 3. Model: masked bidirectional GRUs over MFCC frames, the CTC loss
+# 3. Model: MFCCs inside the model, masked bidirectional GRUs, the CTC loss
 # ---------------------------------------------------------------------------------------------
-@keras.saving.register_keras_serializable(package="speech_recognition")
-class LengthMask(layers.Layer):
-    """Boolean mask (batch, time): True on the first `lengths[b]` steps of `sequences`.
-    A layer because the padded length is only known when a batch arrives."""
-
-    def call(self, sequences, lengths):
-        steps = ops.arange(ops.shape(sequences)[1])
-        return ops.expand_dims(steps, 0) < ops.expand_dims(ops.cast(lengths, "int32"), -1)
-
-
 def build_model(config: Config, mean: np.ndarray, variance: np.ndarray) -> keras.Model:
-    """(MFCC frames, frame counts) → per-frame log-probabilities over 10 digits + blank.
-
-    Normalization (training-split mean/variance) → padded frames set to exactly 0 (so a
-    padded batch gives the same outputs as one utterance alone) → optional Conv1D stride 2
-    (halves the frames: 20 ms per output frame) → stacked Bidirectional GRU, masked to each
-    utterance's real frames → Dense(11) → log softmax.
-    """
-    features = keras.Input(shape=(None, config.num_mfcc), name="mfcc")
-    frames = keras.Input(shape=(), dtype="int32", name="frames")
-    x = layers.Normalization(mean=mean, variance=variance, name="normalize")(features)
+    """(waveforms, sample counts) → per-frame log-probabilities over 10 digits + blank."""
+    waveforms = keras.Input(shape=(None,), name="waveform")  # 8 kHz, zeros after each end
+    samples = keras.Input(shape=(), dtype="int32", name="samples")  # each waveform's length
+    # MFCC frames every 20 ms (VTLP and SpecAugment while training, when asked for)
+    x, frames = MfccFrontEnd(config.vtlp, config.time_masks, config.freq_masks,
+                             config.cepstral_variance_norm, name="mfcc")(waveforms, samples)
+    x = layers.Normalization(mean=mean, variance=variance, name="normalize")(x)  # training stats
+    # padded frames set to exactly 0, so a padded batch gives the same outputs as one alone
     x = ops.where(ops.expand_dims(LengthMask(name="input_mask")(x, frames), -1), x, 0.0)
     lengths = frames
     if config.conv_filters:
@@ -442,7 +234,7 @@ def build_model(config: Config, mean: np.ndarray, variance: np.ndarray) -> keras
         x = layers.ZeroPadding1D(2, name="pad_time")(x)
         x = layers.Conv1D(config.conv_filters, 5, strides=CONV_STRIDE, activation="relu",
                           name="conv_front_end")(x)
-        lengths = output_frames(frames, config)  # ceil(frames / 2)
+        lengths = output_frames(frames, config.conv_filters)  # ceil(frames / 2)
         x = layers.LayerNormalization(name="conv_norm")(x)
     mask = LengthMask(name="frame_mask")(x, lengths)
     for layer in range(config.num_layers):
@@ -453,19 +245,126 @@ def build_model(config: Config, mean: np.ndarray, variance: np.ndarray) -> keras
     logits = layers.Dense(NUM_CLASSES, name="digit_or_blank")(x)
     # log softmax (as an op, it also ends the Keras mask: CTC takes lengths, not masks)
     log_probs = ops.log_softmax(logits, axis=-1)
-    return keras.Model([features, frames], log_probs, name="bigru_ctc")
+    return keras.Model([waveforms, samples], log_probs, name="bigru_ctc")
 
 
-def frame_stride(config: Config) -> int:
-    """Input frames per output frame: the Conv1D front-end's stride, 1 without it."""
-    return CONV_STRIDE if config.conv_filters else 1
+@keras.saving.register_keras_serializable(package="speech_recognition")
+class MfccFrontEnd(layers.Layer):
+    """Waveforms (batch, samples) and their lengths → MFCCs (batch, frames, NUM_MFCC) and frame
+    counts; while training, when asked for, VTLP warps and SpecAugment masks on the log-mels,
+    drawn afresh for every string and epoch. No weights, but the saved model hears raw audio."""
+
+    def __init__(self, vtlp=0.0, time_masks=0, freq_masks=0, variance_norm=False, **kwargs):
+        super().__init__(**kwargs)
+        self.vtlp, self.time_masks, self.freq_masks = vtlp, time_masks, freq_masks
+        self.variance_norm, self.seed = variance_norm, keras.random.SeedGenerator()
+
+    def call(self, waveforms, samples, training=False):
+        frames, warps = num_frames(samples), None
+        if training and self.vtlp:  # a vocal tract up to ±vtlp shorter or longer
+            warps = keras.random.uniform(ops.shape(waveforms)[:1], 1 - self.vtlp, 1 + self.vtlp,
+                                         seed=self.seed)
+        log_mel = log_mel_spectrogram(waveforms, warps)
+        if training and (self.time_masks or self.freq_masks):
+            log_mel = spec_augment(log_mel, frames, self.time_masks, self.freq_masks, self.seed)
+        return cepstra(log_mel, frames, self.variance_norm), frames
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "vtlp": self.vtlp, "time_masks": self.time_masks,
+                "freq_masks": self.freq_masks, "variance_norm": self.variance_norm}
 
 
-def output_frames(frames: np.ndarray | int, config: Config) -> np.ndarray | int:
+def num_frames(samples):
+    """STFT frames of a waveform of `samples` samples: the windows that fit whole (0 if none)."""
+    return ops.maximum(0, (samples - FRAME_LENGTH) // FRAME_STEP + 1)
+
+
+def output_frames(frames, conv_filters: int):
     """Frames the model outputs for `frames` input frames (the CTC input lengths): divided,
-    rounded up, by the convolution's stride."""
-    stride = frame_stride(config)
+    rounded up, by the convolution's stride (1 without it)."""
+    stride = CONV_STRIDE if conv_filters else 1
     return (frames + stride - 1) // stride
+
+
+def log_mel_spectrogram(waveforms, warps=None) -> tf.Tensor:
+    """STFT magnitude -> mel filter bank (20 Hz-4 kHz) -> log, with tf.signal; with `warps`,
+    each waveform's filter bank is warped by its own factor (vocal tract length, VTLP)."""
+    stft = tf.signal.stft(tf.cast(waveforms, tf.float32), FRAME_LENGTH, FRAME_STEP, FFT_LENGTH,
+                          window_fn=tf.signal.hann_window)  # (batch, frames, 129 bins)
+    mel_matrix = tf.signal.linear_to_mel_weight_matrix(MEL_BINS, FFT_LENGTH // 2 + 1,
+                                                       SAMPLE_RATE, 20.0, SAMPLE_RATE / 2)
+    if warps is None:
+        mel = tf.tensordot(tf.abs(stft), mel_matrix, 1)  # (batch, frames, mel_bins)
+    else:
+        mel = tf.einsum("btf,bfm->btm", tf.abs(stft), warp_filter_bank(mel_matrix, warps))
+    return tf.math.log(mel + 1e-6)
+
+
+def warp_filter_bank(mel_matrix, factors, corner: float = 0.8) -> tf.Tensor:
+    """Vocal tract length perturbation (Jaitly & Hinton, 2013): filter bank b reads the
+    frequency f as factors[b] x f (a shorter vocal tract puts the formants higher), up to
+    `corner` of the Nyquist frequency (scaled by min(factor, 1) / factor), then a straight line
+    that keeps the Nyquist frequency where it is. (bins, mels) → (batch, bins, mels)."""
+    mel_matrix = tf.convert_to_tensor(mel_matrix, tf.float32)
+    top = float(mel_matrix.shape[0] - 1)
+    bins = tf.range(top + 1)[None]  # (1, bins)
+    factors = tf.cast(factors, tf.float32)[:, None]  # (batch, 1)
+    knee = corner * top * tf.minimum(factors, 1.0) / factors
+    warped = tf.where(bins <= knee, bins * factors,
+                      knee * factors + (top - knee * factors) * (bins - knee) / (top - knee))
+    below = tf.clip_by_value(tf.floor(warped), 0.0, top - 1)  # interpolate between two rows
+    weight = (tf.clip_by_value(warped, 0.0, top) - below)[..., None]
+    rows = tf.cast(below, tf.int32)
+    return tf.gather(mel_matrix, rows) * (1 - weight) + tf.gather(mel_matrix, rows + 1) * weight
+
+
+def spec_augment(log_mel, frames, time_masks: int, freq_masks: int, seed,
+                 widest_time: int = TIME_MASK_FRAMES, widest_band: int = FREQ_MASK_BINS):
+    """SpecAugment's masks (Park et al., 2019) on (batch, frames, mel_bins) log-mels: in each
+    utterance `time_masks` stripes of up to `widest_time` frames within its real frames
+    (together at most 20% of them, so a digit is never blanked whole) and `freq_masks` bands of
+    up to `widest_band` filters, set to the utterance's mean level."""
+    log_mel, frames = tf.convert_to_tensor(log_mel, tf.float32), tf.cast(frames, tf.float32)
+    batch, steps, bins = tf.unstack(tf.shape(log_mel))
+    real = tf.sequence_mask(frames, steps, tf.float32)[..., None]
+    level = tf.reduce_sum(log_mel * real, [1, 2], keepdims=True) / tf.maximum(
+        frames * tf.cast(bins, tf.float32), 1.0)[:, None, None]
+
+    def stripes(count, widest, length, size):  # (batch, size): True where masked
+        positions, hidden = tf.range(tf.cast(size, tf.float32))[None], tf.zeros((batch, size), bool)
+        for _ in range(count):  # a width up to `widest`, a start that leaves it within `length`
+            width = tf.floor(keras.random.uniform((batch,), seed=seed) * (widest + 1))
+            start = tf.floor(keras.random.uniform((batch,), seed=seed) * (length - width + 1))
+            hidden |= (positions >= start[:, None]) & (positions < (start + width)[:, None])
+        return hidden
+
+    widest = tf.minimum(float(widest_time), tf.floor(0.2 * frames) // max(1, time_masks))
+    time = stripes(time_masks, widest, frames, steps)
+    band = stripes(freq_masks, float(widest_band), tf.cast(bins, tf.float32), bins)
+    return tf.where(time[:, :, None] | band[:, None, :], level, log_mel)
+
+
+def cepstra(log_mel, frames, variance_norm: bool = False) -> tf.Tensor:
+    """The DCT of the log-mels, first NUM_MFCC coefficients, minus each utterance's mean over its
+    real frames (a fixed filter, the microphone or the room, is a constant offset here); with
+    `variance_norm` also divided by their std; padded frames 0."""
+    mfcc = tf.signal.mfccs_from_log_mel_spectrograms(log_mel)[..., :NUM_MFCC]
+    real = tf.sequence_mask(frames, tf.shape(mfcc)[1], mfcc.dtype)[..., None]
+    count = tf.maximum(tf.cast(frames, mfcc.dtype), 1.0)[:, None, None]
+    centred = (mfcc - tf.reduce_sum(mfcc * real, 1, keepdims=True) / count) * real
+    if variance_norm:
+        centred /= tf.sqrt(tf.reduce_sum(tf.square(centred), 1, keepdims=True) / count) + 1e-3
+    return centred
+
+
+@keras.saving.register_keras_serializable(package="speech_recognition")
+class LengthMask(layers.Layer):
+    """Boolean mask (batch, time): True on the first `lengths[b]` steps of `sequences`.
+    A layer because the padded length is only known when a batch arrives."""
+
+    def call(self, sequences, lengths):
+        steps = ops.arange(ops.shape(sequences)[1])
+        return ops.expand_dims(steps, 0) < ops.expand_dims(ops.cast(lengths, "int32"), -1)
 
 
 @keras.saving.register_keras_serializable(package="speech_recognition")
@@ -476,75 +375,86 @@ def ctc_loss(targets, log_probs):
                         mask_index=BLANK)
 
 
-def steps_per_epoch(config: Config) -> int:
-    return -(-config.train_utterances // config.batch_size)
+def feature_statistics(waveforms: list[np.ndarray], config: Config
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance of each MFCC over every real frame of the training strings (no
+    augmentation): what the model's Normalization layer subtracts and divides by."""
+    front_end, frames = MfccFrontEnd(variance_norm=config.cepstral_variance_norm), []
+    for begin in range(0, len(waveforms), DECODE_BATCH):
+        chunk = waveforms[begin:begin + DECODE_BATCH]
+        mfcc, counts = front_end(keras.utils.pad_sequences(chunk, dtype="float32",
+                                                           padding="post"),
+                                 np.array([len(w) for w in chunk], dtype="int32"))
+        frames += [row[:n] for row, n in zip(np.asarray(mfcc), np.asarray(counts), strict=True)]
+    frames = np.concatenate(frames)
+    print(f"MFCC frames: {len(frames):,} in training, {NUM_MFCC} coefficients each")
+    return frames.mean(axis=0), frames.var(axis=0)
 
 
-def make_model(train_features: list[np.ndarray], config: Config,
-               quiet: bool = False) -> keras.Model:
-    """The model, normalized with the training frames' statistics, compiled with Adam (a
-    step size cosine-decaying over --epochs, gradient clipping) and the CTC loss."""
-    train_frames = np.concatenate(train_features)
-    mean, variance = train_frames.mean(axis=0), train_frames.var(axis=0)
-    steps = config.epochs * steps_per_epoch(config)
-    with common.distribution_strategy(config.strategy).scope():
+def make_model(train_waveforms: list[np.ndarray], config: Config, steps_per_epoch: int,
+               strategy: tf.distribute.Strategy | None = None) -> keras.Model:
+    """The model, normalized with the training strings' MFCC statistics, compiled with Adam (a
+    step size cosine-decaying over exactly the --epochs trained, gradient clipping) and CTC."""
+    mean, variance = feature_statistics(train_waveforms, config)
+    with (strategy or tf.distribute.get_strategy()).scope():
         model = build_model(config, mean, variance)
-        schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps,
-                                                          alpha=0.05)
-        model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=config.clipnorm),
+        schedule = keras.optimizers.schedules.CosineDecay(
+            config.learning_rate, config.epochs * steps_per_epoch, alpha=0.05)
+        model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=CLIPNORM),
                       loss=ctc_loss)
-    if not quiet:
-        print(f"MFCC frames: {len(train_frames):,} in training, {config.num_mfcc} "
-              f"coefficients each; longest utterance {max(map(len, train_features))} frames")
-        model.summary(line_length=96)
+    model.summary(line_length=96)
     return model
 
 
 # ---------------------------------------------------------------------------------------------
-# 4. Train: model.fit on the training strings, early stopping on the seen-speaker validation
+# 4. Train: batches with lengths, model.fit with early stopping on the seen-speaker validation
 # ---------------------------------------------------------------------------------------------
-def make_datasets(features: dict, labels: dict, config: Config) -> tuple:
-    """The training strings reshuffled every epoch, the seen-voice validation strings."""
-    return (make_dataset(features["train"], labels["train"], config, shuffle=True),
-            make_dataset(features["val"], labels["val"], config, shuffle=False))
+def make_dataset(waveforms: list[np.ndarray], labels: list[str], config: Config,
+                 shuffle: bool = False) -> tf.data.Dataset:
+    """tf.data batches ((waveforms padded with zeros, sample counts), CTC targets). A target row
+    packs what the CTC loss needs: [output frames, label length, label digits, 0 padding]."""
+    samples = np.array([len(w) for w in waveforms], dtype="int32")
+    targets = np.zeros((len(labels), 2 + max(config.max_digits, *map(len, labels))), "int32")
+    targets[:, 0] = output_frames(np.asarray(num_frames(samples)), config.conv_filters)
+    for row, label in enumerate(labels):
+        targets[row, 1] = len(label)
+        targets[row, 2:2 + len(label)] = [int(digit) for digit in label]
+    ragged = tf.RaggedTensor.from_row_lengths(np.concatenate(waveforms), samples)
+    dataset = tf.data.Dataset.from_tensor_slices((ragged, samples, targets))
+    if shuffle:  # a new order every epoch
+        dataset = dataset.shuffle(len(labels), seed=config.seed)
+    return dataset.batch(config.batch_size).map(  # pad each batch to its longest utterance
+        lambda x, n, y: ((x.to_tensor(), n), y)).prefetch(tf.data.AUTOTUNE)
 
 
-def fit_the_budget(config: Config, features: dict, datasets: tuple, folder: Path
-                   ) -> tuple[Config, dict]:
-    """--minutes N: at most --epochs, and no more than fit so that the whole run takes about N
-    minutes here, as measured on a fresh twin of the model (common.fit_the_budget); the Config
-    with that many epochs, so the learning-rate schedule spans them; and the plan. --minutes 0:
-    unchanged."""
-    config, plan, _ = common.fit_the_budget(
-        config, "BiGRU-CTC", {"float32": lambda: make_model(features["train"], config, True)},
-        *datasets, steps_per_epoch(config), folder, after_training=evaluation_seconds)
-    return config, plan
+def folders(config: Config, out: Path) -> tuple[Path | None, Path, str]:
+    """The recordings' folder (--data-dir, the --download'ed copy; None: the bundled copy, also
+    offline), the model's folder and the recordings' identity: out/model for the bundled copy,
+    out/<folder>-<fingerprint> for a folder, so two sets of recordings never share a model."""
+    source = Path(config.data_dir) if config.data_dir else None
+    if config.download and not source:
+        path = readers.download_or_bundled(DOWNLOAD_URL, readers.FSDD_AUDIO, extract=True,
+                                           fname="free-spoken-digit-dataset.zip")
+        source = path if path.is_dir() else None
+    if source is None:
+        return None, out / "model", "bundled"
+    fingerprint = readers.fingerprint(source)
+    return source, out / f"{source.name}-{fingerprint[:8]}", fingerprint
 
 
-def evaluation_seconds(cost: dict) -> float:
-    """Seconds of work after training, from the measured speed: the seen and unseen strings'
-    log-probabilities (two validation passes' worth) and their decoding (about one more)."""
-    return 3 * cost["validation_steps"] * cost["seconds_per_validation_step"]
-
-
-def train(model: keras.Model, datasets: tuple, folder: Path,
-          config: Config) -> dict[str, list[float]]:
-    """`model.fit` with early stopping, resume after a kill and a best-model checkpoint; a rerun
-    with the same settings loads the finished weights instead. Returns every epoch's logs."""
-    run = common.TrainingRun(folder, common.settings_of(config), restart=config.restart,
-                             tensorboard=config.tensorboard)
-    if run.finished(model):  # trained with these settings already: its weights are loaded
-        return run.history
-    callbacks = [
-        keras.callbacks.EarlyStopping(patience=config.patience, restore_best_weights=True),
-        keras.callbacks.BackupAndRestore(run.backup_dir, double_checkpoint=True),  # after a kill
-        run.best_checkpoint(),  # ModelCheckpoint(save_best_only=True), atomic
-    ]
-    model.fit(datasets[0], validation_data=datasets[1], epochs=config.epochs, shuffle=False,
-              verbose=common.VERBOSE,
-              callbacks=run.guarded(callbacks))  # + history.csv, TerminateOnNaN, TensorBoard
-    run.finish(model)  # refuses a diverged run, keeps the final weights
-    return run.history
+def train(model: keras.Model, train_data: tf.data.Dataset, val_data: tf.data.Dataset,
+          folder: Path, config: Config, data: str) -> dict[str, list[float]]:
+    """`model.fit`: early stopping on the seen voices' validation loss, resume after a kill,
+    the best model kept (KeepBest: best.keras + best.json, history.csv). Every epoch's logs."""
+    keep_best = common.KeepBest(folder, config, data=data, assets={"sample_rate": SAMPLE_RATE})
+    model.fit(train_data, validation_data=val_data, epochs=config.epochs, verbose=common.VERBOSE,
+              callbacks=[keras.callbacks.EarlyStopping(patience=PATIENCE,
+                                                       restore_best_weights=True),
+                         keras.callbacks.BackupAndRestore(folder / "backup",  # after a kill
+                                                          double_checkpoint=True),
+                         keras.callbacks.TerminateOnNaN(),
+                         keep_best])  # last: it raises TrainingDiverged after a NaN loss
+    return keep_best.history
 
 
 # ---------------------------------------------------------------------------------------------
@@ -561,12 +471,18 @@ def greedy_decode(log_probs: np.ndarray, length: int | None = None) -> str:
     return "".join(digits)
 
 
-def beam_decode(log_probs: np.ndarray, lengths: np.ndarray, beam_width: int) -> list[str]:
-    """CTC prefix beam search (`keras.ops.ctc_decode`, TensorFlow's decoder) of a batch."""
-    decoded, _ = ops.ctc_decode(log_probs, lengths, strategy="beam_search",
-                                beam_width=beam_width, top_paths=1, mask_index=BLANK)
-    best = ops.convert_to_numpy(decoded)[0]  # (batch, time), -1 after the end
-    return ["".join(str(d) for d in row if d >= 0) for row in best]
+def decode(log_probs: list[np.ndarray], beam_width: int) -> dict[str, list[str]]:
+    """Greedy and beam-search transcripts of utterances' log-probabilities (real frames only):
+    CTC prefix beam search is `keras.ops.ctc_decode` (TensorFlow's decoder) on padded chunks."""
+    beam: list[str] = []
+    for begin in range(0, len(log_probs), DECODE_BATCH):
+        chunk = log_probs[begin:begin + DECODE_BATCH]
+        padded = keras.utils.pad_sequences(chunk, dtype="float32", padding="post", value=-1e4)
+        decoded, _ = ops.ctc_decode(padded, np.array([len(p) for p in chunk]), mask_index=BLANK,
+                                    strategy="beam_search", beam_width=beam_width, top_paths=1)
+        best = ops.convert_to_numpy(decoded)[0]  # (chunk, time), -1 after each end
+        beam += ["".join(str(digit) for digit in row if digit >= 0) for row in best]
+    return {"greedy": [greedy_decode(p) for p in log_probs], "beam": beam}
 
 
 def edit_distance(reference: str, hypothesis: str) -> int:
@@ -588,78 +504,43 @@ def error_rates(references: Sequence[str], hypotheses: Sequence[str]) -> dict[st
     return {"der": edits / digits, "string_accuracy": exact / len(references)}
 
 
-def predict_log_probs(model: keras.Model, features: list[np.ndarray], config: Config
-                      ) -> tuple[list[np.ndarray], np.ndarray]:
-    """Per-utterance log-probabilities (real output frames only) and their lengths. The
-    compiled `predict_on_batch`, not an eager `model(x)`, which would run the recurrent loop
-    one step at a time in Python."""
-    dataset = make_dataset(features, ["0"] * len(features), config, shuffle=False)
-    outputs, lengths = [], []
-    for (x, n), _ in dataset:
-        batch = np.asarray(model.predict_on_batch((x, n)))
-        for row, count in zip(batch, output_frames(n.numpy(), config), strict=True):
-            outputs.append(row[:count])
-            lengths.append(int(count))
-    return outputs, np.array(lengths)
-
-
-def transcribe_all(model: keras.Model, features: list[np.ndarray], config: Config
-                   ) -> dict[str, list]:
-    """Greedy and beam-search transcripts of every utterance, and its log-probabilities."""
-    log_probs, lengths = predict_log_probs(model, features, config)
-    greedy = [greedy_decode(p) for p in log_probs]
-    beam: list[str] = []
-    for begin in range(0, len(log_probs), 256):  # beam search pads 256 utterances at a time
-        chunk = log_probs[begin:begin + 256]
-        padded = np.full((len(chunk), max(len(p) for p in chunk), NUM_CLASSES), -1e4,
-                         dtype="float32")
-        for row, p in enumerate(chunk):
-            padded[row, : len(p)] = p
-        beam += beam_decode(padded, lengths[begin:begin + 256], config.beam_width)
-    return {"greedy": greedy, "beam": beam, "log_probs": log_probs}
-
-
-def evaluate(model: keras.Model, history: dict, features: dict, labels: dict, baseline: str,
+def evaluate(model: keras.Model, history: dict, waveforms: dict, labels: dict, baseline: str,
              config: Config) -> tuple[dict[str, Any], dict]:
     """Metrics of both decoders and the baseline on the seen speakers (validation takes) and
     the unseen test speaker, with the training summary; and the test transcripts."""
     metrics: dict[str, Any] = {"baseline_prediction": baseline}
-    decoded = {}
-    for name, split in (("val", "seen"), ("test", "unseen")):
-        decoded[name] = transcribe_all(model, features[name], config)
+    for name, voices in (("val", "seen"), ("test", "unseen")):
+        log_probs = []  # each string's, real output frames only (the targets' first column)
+        for x, targets in make_dataset(waveforms[name], labels[name], config):
+            batch = np.asarray(model.predict_on_batch(x))  # compiled; an eager model(x) is slow
+            log_probs += [row[:n] for row, n in zip(batch, targets.numpy()[:, 0], strict=True)]
+        heard = decode(log_probs, config.beam_width)
         for decoder in ("greedy", "beam"):
-            rates = error_rates(labels[name], decoded[name][decoder])
-            metrics[f"{split}_der_{decoder}"] = rates["der"]
-            metrics[f"{split}_string_accuracy_{decoder}"] = rates["string_accuracy"]
+            rates = error_rates(labels[name], heard[decoder])
+            metrics[f"{voices}_der_{decoder}"] = rates["der"]
+            metrics[f"{voices}_string_accuracy_{decoder}"] = rates["string_accuracy"]
         rates = error_rates(labels[name], [baseline] * len(labels[name]))
-        metrics[f"{split}_der_baseline"] = rates["der"]
+        metrics[f"{voices}_der_baseline"] = rates["der"]
     metrics.update(
-        epochs_trained=len(history.get("loss", [])),
-        first_epoch_loss=history["loss"][0], final_epoch_loss=history["loss"][-1],
-        best_val_loss=min(history["val_loss"]),
+        epochs_trained=len(history["loss"]), first_epoch_loss=history["loss"][0],
+        final_epoch_loss=history["loss"][-1], best_val_loss=min(history["val_loss"]),
         parameters=model.count_params(), train_utterances=config.train_utterances,
         test_speaker=config.test_speaker,
         examples=[{"said": s, "greedy": g, "beam": b} for s, g, b in zip(
-            labels["test"][:8], decoded["test"]["greedy"], decoded["test"]["beam"],
-            strict=False)],
-    )
-    return metrics, decoded["test"]
+            labels["test"][:8], heard["greedy"], heard["beam"], strict=False)])
+    return metrics, {"log_probs": log_probs, **heard}
 
 
 def print_results(metrics: dict, config: Config) -> None:
     """The table of digit error rates and string accuracies, and a few test strings."""
     print(f"\n== digit error rate (DER) and whole-string accuracy; unseen speaker: "
-          f"{config.test_speaker} ==")
-    print(f"{'decoder':34s} {'seen DER':>9s} {'unseen DER':>11s} {'seen acc':>9s} "
-          f"{'unseen acc':>11s}")
-    print(f"{'always ' + repr(metrics['baseline_prediction']) + ' (baseline)':34s} "
-          f"{metrics['seen_der_baseline']:9.3f} {metrics['unseen_der_baseline']:11.3f}")
-    for decoder in ("greedy", f"beam {config.beam_width}"):
-        key = decoder.split()[0]
-        print(f"{'BiGRU-CTC, ' + decoder:34s} {metrics[f'seen_der_{key}']:9.3f} "
-              f"{metrics[f'unseen_der_{key}']:11.3f} "
-              f"{metrics[f'seen_string_accuracy_{key}']:9.3f} "
-              f"{metrics[f'unseen_string_accuracy_{key}']:11.3f}")
+          f"{config.test_speaker} ==\n{'decoder':34s}   seen DER unseen DER   seen acc unseen acc")
+    rows = {f"always {metrics['baseline_prediction']!r} (baseline)": "baseline",
+            "BiGRU-CTC, greedy": "greedy", f"BiGRU-CTC, beam {config.beam_width}": "beam"}
+    for name, key in rows.items():
+        values = [metrics.get(f"{voices}_{measure}_{key}")
+                  for measure in ("der", "string_accuracy") for voices in ("seen", "unseen")]
+        print(f"{name:34s}" + "".join(f" {value:10.3f}" for value in values if value is not None))
     for example in metrics["examples"][:4]:
         print(f"  said {example['said']:>8s}   heard {example['beam']:>8s}")
 
@@ -667,36 +548,27 @@ def print_results(metrics: dict, config: Config) -> None:
 # ---------------------------------------------------------------------------------------------
 # 6. Use the saved model: the digits heard in any audio file (--transcribe)
 # ---------------------------------------------------------------------------------------------
-def load_recognizer(out: Path, config: Config) -> tuple[keras.Model, Config]:
-    """The saved best model and the Config it was trained with (for its feature settings)."""
-    directory = out / "model"
-    command = SCRIPT + (f" --output-dir {config.output_dir}" if config.output_dir else "")
-    model, record = common.load_best(directory, command)
-    try:
-        trained = Config(**{**record["settings"], "output_dir": config.output_dir})
-    except Exception:  # no record, or one from an older version of the script
-        raise common.CheckpointError(
-            f"{common.shown(directory / 'best.json')} is missing or unreadable; retrain with "
-            f"`{command} --restart`") from None
-    return model, trained
-
-
 def transcribe_file(config: Config, out: Path) -> dict:
-    """`--transcribe FILE`: read, mix to mono, resample to 8 kHz, MFCC, decode."""
+    """`--transcribe FILE`: read, mix to mono, resample to 8 kHz, peak-normalise; the saved
+    model (its MFCC front end included) and both decoders do the rest."""
     path = Path(config.transcribe or "")
-    samples, rate = readers.read_audio(path, config.max_seconds)
+    samples, rate = readers.read_audio(path, MAX_SECONDS)
     waveform = readers.to_sample_rate(samples, rate, SAMPLE_RATE, path)
-    model, trained = load_recognizer(out, config)
-    if num_frames(len(waveform), trained) < 2:
+    if int(num_frames(len(waveform))) < 2:
         raise common.DataError(f"{common.shown(path)} is too short "
                                f"({len(samples) / rate * 1000:.0f} ms) to hold a digit")
+    command = "python speech_recognition.py" + "".join(f" --{flag} {value}" for flag, value in (
+        ("output-dir", config.output_dir), ("data-dir", config.data_dir)) if value)
+    model, _ = readers.load_best(folders(config, out)[1], command)
     print(f"{common.shown(path)}: {rate} Hz, {len(samples) / rate:.2f} s")
     if np.max(np.abs(waveform)) < SILENCE:  # normalising silence would only amplify noise
         print("the recording is silent (its peak is below -60 dB of full scale)")
         greedy = beam = ""
-    else:
-        result = transcribe_all(model, featurize([peak_normalize(waveform)], trained), trained)
-        greedy, beam = result["greedy"][0], result["beam"][0]
+    else:  # one utterance, no padding: every output frame is real
+        log_probs = model.predict_on_batch((peak_normalize(waveform)[None],
+                                            np.array([len(waveform)], dtype="int32")))
+        heard = decode([np.asarray(log_probs)[0]], config.beam_width)
+        greedy, beam = heard["greedy"][0], heard["beam"][0]
     print(f"digits heard: {beam or '(none)'}   (greedy: {greedy or '(none)'})")
     return {"file": str(path), "sample_rate": rate, "digits": beam, "greedy": greedy}
 
@@ -704,34 +576,34 @@ def transcribe_file(config: Config, out: Path) -> dict:
 # ---------------------------------------------------------------------------------------------
 # Plots
 # ---------------------------------------------------------------------------------------------
-def plot_features(waveform: np.ndarray, label: str, config: Config, path: Path,
-                  show: bool = False) -> Path:
+def plot_features(waveform: np.ndarray, label: str, path: Path, show: bool = False) -> Path:
     """Waveform, log-mel spectrogram and MFCCs of one utterance, on one time axis."""
-    plt = common.pyplot(show)
-    log_mel = log_mel_spectrogram(waveform[None], config).numpy()[0]
-    coefficients = mfcc(waveform[None], config)[0]
-    seconds = len(waveform) / SAMPLE_RATE
-    frame_span = (0, len(coefficients) * config.frame_step / SAMPLE_RATE)
+    import matplotlib.pyplot as plt
+
+    log_mel = log_mel_spectrogram(waveform[None])
+    coefficients = np.asarray(cepstra(log_mel, [int(num_frames(len(waveform)))]))[0]
+    frame_span = (0, len(coefficients) * FRAME_STEP / SAMPLE_RATE)
     figure, axes = plt.subplots(3, 1, figsize=(9, 7), sharex=True)
     axes[0].plot(np.arange(len(waveform)) / SAMPLE_RATE, waveform, linewidth=0.5)
     axes[0].set(title=f"training utterance “{label}”: waveform", ylabel="amplitude",
-                xlim=(0, seconds))
-    axes[1].imshow(log_mel.T, origin="lower", aspect="auto", cmap="magma",
-                   extent=(*frame_span, 0, config.mel_bins))
+                xlim=(0, len(waveform) / SAMPLE_RATE))
+    axes[1].imshow(np.asarray(log_mel)[0].T, origin="lower", aspect="auto", cmap="magma",
+                   extent=(*frame_span, 0, MEL_BINS))
     axes[1].set(title="log-mel spectrogram", ylabel="mel bin")
     axes[2].imshow(coefficients.T, origin="lower", aspect="auto", cmap="coolwarm",
-                   extent=(*frame_span, 0, config.num_mfcc))
-    axes[2].set(title="MFCCs (before normalization)", ylabel="coefficient", xlabel="seconds")
+                   extent=(*frame_span, 0, NUM_MFCC))
+    axes[2].set(title="MFCCs, the utterance's mean removed", ylabel="coefficient", xlabel="seconds")
     return common.save_figure(figure, path, show)
 
 
 def plot_posteriors(log_probs: np.ndarray, label: str, decoded: str, config: Config,
                     path: Path, show: bool = False) -> Path:
     """Per-frame probability of each digit and of the blank: CTC's spiky outputs."""
-    plt = common.pyplot(show)
+    import matplotlib.pyplot as plt
+
     probabilities = np.exp(log_probs)
-    step = config.frame_step / SAMPLE_RATE * frame_stride(config)  # seconds per output frame
-    times = np.arange(len(probabilities)) * step
+    seconds = FRAME_STEP / SAMPLE_RATE * (CONV_STRIDE if config.conv_filters else 1)  # a frame
+    times = np.arange(len(probabilities)) * seconds
     figure, axis = plt.subplots(figsize=(10, 4))
     axis.plot(times, probabilities[:, BLANK], color="0.7", linewidth=1, label="blank")
     colors = plt.get_cmap("tab10")
@@ -752,22 +624,20 @@ def main(config: Config) -> dict:
     with common.Run(config, "speech_recognition") as run:
         if config.transcribe is not None:  # 6. use the saved model
             return run.save(transcribe_file(config, run.out), "inference.json")
-        waveforms, labels, features = load_digit_strings(config)  # 1. data
-        plot_features(waveforms["train"][0], labels["train"][0], config,
-                      run.out / "features.png", config.show)
+        source, folder, data = folders(config, run.out)  # the recordings; their model's folder
+        waveforms, labels = load_digit_strings(config, source)  # 1. data
+        plot_features(waveforms["train"][0], labels["train"][0], run.out / "features.png",
+                      config.show)
         baseline = naive_baseline(labels["train"], config.max_digits)  # 2. baseline
-        datasets = make_datasets(features, labels, config)
-        config, budget = fit_the_budget(config, features, datasets,
-                                        run.out / "model")  # --minutes: the epochs that fit here
-        model = make_model(features["train"], config)  # 3. model
-        history = train(model, datasets, run.out / "model", config)  # 4. train
-        common.plot_history(history, run.out / "history.png",
-                            "BiGRU + CTC on spoken digit strings",
-                            ylabel="CTC loss (nats per utterance)", show=config.show)
+        train_data = make_dataset(waveforms["train"], labels["train"], config, shuffle=True)
+        val_data = make_dataset(waveforms["val"], labels["val"], config)
+        model = make_model(waveforms["train"], config, len(train_data), run.strategy)  # 3.
+        history = train(model, train_data, val_data, folder, config, data)  # 4. train
+        common.plot_history(history, run.out / "history.png", "BiGRU + CTC on spoken digit "
+                            "strings", ylabel="CTC loss (nats per utterance)", show=config.show)
         if not run.chief:  # the other workers of a cluster only train
-            return run.save({"epochs_trained": len(history.get("loss", []))})
-        metrics, test = evaluate(model, history, features, labels, baseline, config)  # 5.
-        metrics.update(epochs_planned=config.epochs, budget=budget)
+            return run.save({"epochs_trained": len(history["loss"])})
+        metrics, test = evaluate(model, history, waveforms, labels, baseline, config)  # 5.
         plot_posteriors(test["log_probs"][0], labels["test"][0], test["beam"][0], config,
                         run.out / "posteriors.png", config.show)
         print_results(metrics, config)

@@ -1,9 +1,9 @@
-"""Tests of speech_recognition.py: MFCC shapes and a pure tone's mel bin, the utterance
-builder against the recordings it joins, the CTC loss and greedy decoding against hand
-computations, edit distance against a brute force, padding that changes nothing, a tiny
-end-to-end run, `--transcribe` on generated WAV files and one-line errors for bad ones."""
+"""Tests of speech_recognition.py: the MFCC front end (frame counts, a pure tone's mel bin, the
+mean removed, VTLP, SpecAugment) against hand computations, the digit strings against the
+recordings they glue, the CTC loss and decoders against hand computations and TensorFlow,
+edit distance against a brute force, padding that changes nothing, a tiny end-to-end run,
+`--transcribe` on generated audio files and one-line errors for bad ones."""
 
-import dataclasses
 import functools
 import itertools
 import math
@@ -11,9 +11,11 @@ import shutil
 import sys
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 import soundfile
+import tensorflow as tf
 
 import common
 import readers
@@ -30,34 +32,40 @@ def tone(frequency: float, seconds: float, rate: int = SAMPLE_RATE) -> np.ndarra
 
 
 # ----------------------------------------------------------------------------- features
-def test_mfcc_shapes_and_frame_count():
-    config = sr.Config(frame_length=200, frame_step=80, num_mfcc=20)  # 25 ms every 10 ms
-    waveforms = np.random.default_rng(0).normal(0, 0.1, (3, 8000)).astype("float32")
-    coefficients = sr.mfcc(waveforms, config)
-    frames = 1 + (8000 - config.frame_length) // config.frame_step  # 98 frames of 10 ms
-    assert coefficients.shape == (3, frames, config.num_mfcc)
-    assert sr.num_frames(8000, config) == frames and sr.num_frames(100, config) == 0
-    # Utterances of different lengths: each keeps exactly its own frames.
-    features = sr.featurize([waveforms[0], waveforms[1, :5000], waveforms[2, :200]], config)
-    assert [len(f) for f in features] == [98, sr.num_frames(5000, config), 1]
-    assert sr.output_frames(np.array([98, 61, 1]), config).tolist() == [49, 31, 1]
-    # cepstral mean (and variance) normalization, per utterance and coefficient
-    np.testing.assert_allclose(features[0].mean(axis=0), 0, atol=1e-4)
-    config.cepstral_variance_norm = True
-    normalized = sr.featurize([waveforms[0]], config)[0]
-    np.testing.assert_allclose(normalized.std(axis=0), 1, rtol=1e-2)
+def test_front_end_gives_each_utterance_its_frames_with_its_mean_removed():
+    rng = np.random.default_rng(0)
+    lengths = [8000, 5000, 300]
+    waveforms = [rng.normal(0, 0.1, n).astype("float32") for n in lengths]
+    padded = keras.utils.pad_sequences(waveforms, dtype="float32", padding="post")
+    for variance_norm in (False, True):
+        mfcc, frames = sr.MfccFrontEnd(variance_norm=variance_norm)(padded, np.array(lengths))
+        mfcc, frames = np.asarray(mfcc), np.asarray(frames)
+        expected = [1 + (n - 256) // 160 for n in lengths]  # whole 32 ms windows, 20 ms apart
+        assert frames.tolist() == expected == [49, 30, 1]
+        assert mfcc.shape == (3, 49, sr.NUM_MFCC)
+        for row, count in zip(mfcc, frames, strict=True):
+            real = row[:count]
+            np.testing.assert_allclose(real.mean(axis=0), 0, atol=1e-4)  # the mean removed
+            assert not row[count:].any()  # padded frames are exactly 0
+            if variance_norm and count > 1:
+                np.testing.assert_allclose(real.std(axis=0), 1, rtol=1e-2)
+        alone, _ = sr.MfccFrontEnd(variance_norm=variance_norm)(waveforms[1][None],
+                                                                 np.array([5000]))
+        np.testing.assert_allclose(mfcc[1, :30], np.asarray(alone)[0], atol=1e-4)
+    assert int(sr.num_frames(255)) == 0 and int(sr.num_frames(256)) == 1
+    assert sr.output_frames(np.array([49, 30, 1]), 64).tolist() == [25, 15, 1]
+    assert sr.output_frames(np.array([49, 30, 1]), 0).tolist() == [49, 30, 1]
 
 
 @pytest.mark.parametrize("frequency", [300.0, 1000.0, 2500.0])
 def test_pure_tone_lands_in_its_mel_bin(frequency):
-    config = sr.Config()
-    log_mel = sr.log_mel_spectrogram(tone(frequency, 0.5)[None], config).numpy()[0]
+    log_mel = np.asarray(sr.log_mel_spectrogram(tone(frequency, 0.5)[None]))[0]
 
     def mel(hertz):  # the HTK mel scale, as tf.signal uses it
         return 1127.0 * np.log1p(hertz / 700.0)
 
     # Filter centres are evenly spaced in mel between 20 Hz and 4 kHz.
-    centres = np.linspace(mel(20.0), mel(SAMPLE_RATE / 2), config.mel_bins + 2)[1:-1]
+    centres = np.linspace(mel(20.0), mel(SAMPLE_RATE / 2), sr.MEL_BINS + 2)[1:-1]
     expected = int(np.argmin(np.abs(centres - mel(frequency))))
     assert int(np.argmax(log_mel.mean(axis=0))) == expected
     # and far more energy there than in a bin two octaves away
@@ -65,12 +73,12 @@ def test_pure_tone_lands_in_its_mel_bin(frequency):
 
 
 # ----------------------------------------------------------------------------- data
-def test_build_utterance_places_each_recording_at_its_segment():
+def test_glue_places_each_recording_at_its_segment():
     rng = np.random.default_rng(1)
     recordings = [rng.integers(-20000, 20000, size=n).astype("int16") for n in (300, 50, 411)]
-    pauses = [7, 0, 120, 33]
-    waveform, segments = sr.build_utterance(recordings, pauses, noise_std=0.0, rng=rng)
-    assert len(waveform) == sum(pauses) + 300 + 50 + 411
+    gaps = [7, 0, 120, 33]
+    waveform, segments = sr.glue(recordings, gaps, snr_db=np.inf, rng=rng)  # no noise
+    assert len(waveform) == sum(gaps) + 300 + 50 + 411
     assert segments == [(7, 307), (307, 357), (477, 888)]
     gain = 0.9 / (np.abs(np.concatenate(recordings)).max() / 32768)
     for (start, end), recording in zip(segments, recordings, strict=True):
@@ -82,30 +90,45 @@ def test_build_utterance_places_each_recording_at_its_segment():
     assert np.abs(waveform).max() == pytest.approx(0.9)
 
 
-def test_speech_rms_is_that_of_the_joined_recordings():
+def test_the_noise_sits_snr_db_below_the_speechs_rms():
     rng = np.random.default_rng(2)
-    recordings = [rng.integers(-32768, 32767, size=n).astype("int16") for n in (300, 1, 411)]
-    joined = np.concatenate(recordings).astype("float64") / 32768
-    assert sr.speech_rms(recordings) == pytest.approx(np.sqrt(np.mean(joined**2)), rel=1e-12)
-    assert sr.speech_rms([np.full(10, -32768, "int16")]) == pytest.approx(1.0)  # no overflow
-    assert sr.speech_rms([]) == 0.0
+    loud = np.full(4000, -32768, "int16")  # full scale: an RMS summed in int16 would overflow
+    quiet = rng.integers(-3000, 3000, size=6000).astype("int16")
+    def rms(x):
+        return np.sqrt(np.mean(np.square(x, dtype="float64")))
+
+    for snr_db in (20.0, 35.0):
+        waveform, segments = sr.glue([loud, quiet], [30000, 0, 30000], snr_db, rng)
+        speech = np.concatenate([waveform[start:end] for start, end in segments])
+        noise = np.concatenate([waveform[:segments[0][0]], waveform[segments[-1][1]:]])
+        # noise of RMS r x speech in the gaps; speech + noise, RMS sqrt(1 + r^2), where it talks
+        r = 10 ** (-snr_db / 20)
+        assert rms(noise) / rms(speech) == pytest.approx(r / np.sqrt(1 + r**2), rel=0.03)
 
 
-def test_made_utterances_say_their_labels():
+def test_made_utterances_say_their_labels(monkeypatch):
     # Digit d's only "recording" is 80 + 7d samples of the constant level 1000 (d + 1), so
     # the digits can be read back from the lengths of the waveform's non-silent runs.
+    monkeypatch.setattr(sr, "SNR_DB", (300.0, 300.0))  # no audible noise
+    monkeypatch.setattr(sr, "MAX_PAUSE", 0.01)  # pauses of 16-80 samples
     by_digit = {d: [("anna", np.full(80 + 7 * d, 1000 * (d + 1), "int16"))] for d in range(10)}
-    config = sr.Config(min_snr_db=300, max_snr_db=300, max_pause=0.01)  # pauses 16-80 samples
-    waveforms, labels = sr.make_utterances(by_digit, 60, config, np.random.default_rng(2))
+    waveforms, labels = sr.make_utterances(by_digit, 60, 7, np.random.default_rng(2))
     assert {len(label) for label in labels} == set(range(1, 8))
     for waveform, label in zip(waveforms, labels, strict=True):
         loud = np.abs(waveform) > 1e-4
         runs = [len(list(group)) for key, group in itertools.groupby(loud) if key]
         assert "".join(str((n - 80) // 7) for n in runs) == label
         # the levels of the segments follow the digits too (after peak normalisation)
-        levels = [waveform[loud][0]]
-        assert levels[0] == pytest.approx(0.9 * (int(label[0]) + 1) / (int(max(label)) + 1),
-                                          rel=1e-4)
+        assert waveform[loud][0] == pytest.approx(
+            0.9 * (int(label[0]) + 1) / (int(max(label)) + 1), rel=1e-4)
+
+
+def test_speed_changes_keep_the_length_in_samples_per_factor():
+    assert sr.change_speed(np.arange(100.0), 2.0).tolist() == list(np.arange(0, 99, 2.0))
+    slower = sr.change_speed(tone(500.0, 0.5), 0.8)  # 25% longer and lower
+    assert len(slower) == pytest.approx(4000 / 0.8, abs=2)
+    spectrum = np.abs(np.fft.rfft(slower))
+    assert np.argmax(spectrum) * SAMPLE_RATE / len(slower) == pytest.approx(400, abs=3)
 
 
 def test_bundled_and_folder_recordings_load_alike(tmp_path):
@@ -129,23 +152,35 @@ def test_bundled_and_folder_recordings_load_alike(tmp_path):
         readers.load_fsdd_folder(tmp_path / "empty")
 
 
+def test_own_recordings_get_a_model_folder_of_their_own(tmp_path):
+    out = tmp_path / "out"
+    assert sr.folders(sr.Config(), out) == (None, out / "model", "bundled")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "0_ann_0.wav").write_bytes(b"x" * 10)
+    source, folder, data = sr.folders(sr.Config(data_dir=str(mine)), out)
+    assert (source, data) == (mine, readers.fingerprint(mine))
+    assert folder == out / f"mine-{data[:8]}"
+    (mine / "0_ann_0.wav").write_bytes(b"y" * 11)  # new contents at the same path
+    assert sr.folders(sr.Config(data_dir=str(mine)), out)[1] != folder
+
+
 def test_split_holds_the_test_speaker_out():
     recordings = {(d, s, t): np.zeros(10, "int16") for d in range(10)
-                  for s in ("ann", "bob", "cy") for t in range(6)}
-    splits = sr.split_recordings(recordings, test_speaker="cy", val_takes=2)
+                  for s in ("ann", "bob", "cy") for t in range(8)}
+    splits = sr.split_recordings(recordings, test_speaker="cy")
     speakers = {name: {s for items in split.values() for s, _ in items}
                 for name, split in splits.items()}
     assert speakers == {"train": {"ann", "bob"}, "val": {"ann", "bob"}, "test": {"cy"}}
-    assert all(len(splits["train"][d]) == 8 and len(splits["val"][d]) == 4
-               and len(splits["test"][d]) == 6 for d in range(10))
-    with pytest.raises(common.DataError, match="no recording of digit"):
-        sr.split_recordings(recordings, test_speaker="cy", val_takes=6)
+    assert sr.VAL_TAKES == 5  # takes 0-4 of ann and bob: seen voices, never trained on
+    assert all(len(splits["train"][d]) == 6 and len(splits["val"][d]) == 10
+               and len(splits["test"][d]) == 8 for d in range(10))
+    few_takes = {key: value for key, value in recordings.items() if key[2] < 5}
+    with pytest.raises(common.DataError, match="the train split has no recording of digit"):
+        sr.split_recordings(few_takes, test_speaker="cy")
 
 
 # ----------------------------------------------------------------------------- more voices
-AUGMENTED = {"synthetic_share": 0.5, "vtlp": 0.15, "time_masks": 2, "freq_masks": 2}
-
-
 def small(**overrides) -> sr.Config:
     return sr.Config(train_utterances=24, val_utterances=6, test_utterances=6, max_digits=3,
                      **overrides)
@@ -156,25 +191,28 @@ def digit_strings(**overrides):
     return sr.load_digit_strings(small(**overrides))
 
 
-def test_augmentations_change_only_the_training_strings():
-    _, plain_labels, plain = digit_strings(synthetic_share=0.0)
-    _, labels, augmented = digit_strings(**AUGMENTED)
-    for name in ("val", "test"):  # the same strings, bit for bit
-        assert labels[name] == plain_labels[name]
-        for a, b in zip(augmented[name], plain[name], strict=True):
-            np.testing.assert_array_equal(a, b)
-    changed = sum(a.shape != b.shape or not np.array_equal(a, b)
-                  for a, b in zip(augmented["train"], plain["train"], strict=True))
-    assert changed == len(plain["train"])  # warps and masks reach every training string
-    _, again_labels, again = sr.load_digit_strings(small(**AUGMENTED))  # seeded: repeatable
-    assert again_labels == labels
-    for a, b in zip(again["train"], augmented["train"], strict=True):
+def test_speed_changes_and_synthetic_voices_reach_only_the_training_strings(monkeypatch):
+    waveforms, labels = digit_strings(synthetic_share=0.5)
+    plain_waveforms, plain_labels = digit_strings(synthetic_share=0.0)
+    again_waveforms, again_labels = sr.load_digit_strings(small(synthetic_share=0.5))
+    assert again_labels == labels  # seeded: repeatable
+    for a, b in zip(again_waveforms["train"], waveforms["train"], strict=True):
         np.testing.assert_array_equal(a, b)
+    monkeypatch.setattr(sr, "SPEED_CHANGE", 0.0)
+    steady_waveforms, steady_labels = sr.load_digit_strings(small(synthetic_share=0.0))
+    for name in ("val", "test"):  # the same strings, bit for bit
+        assert labels[name] == plain_labels[name] == steady_labels[name]
+        for a, b, c in zip(waveforms[name], plain_waveforms[name], steady_waveforms[name],
+                           strict=True):
+            np.testing.assert_array_equal(a, b)
+            np.testing.assert_array_equal(a, c)
+    assert all(a.shape != b.shape or not np.array_equal(a, b) for a, b in zip(
+        steady_waveforms["train"], plain_waveforms["train"], strict=True))
 
 
 def test_synthetic_voices_replace_their_share_of_training_strings():
-    waveforms, labels, _ = digit_strings(**AUGMENTED)
-    plain_waveforms, plain_labels, _ = digit_strings(synthetic_share=0.0)
+    waveforms, labels = digit_strings(synthetic_share=0.5)
+    plain_waveforms, plain_labels = digit_strings(synthetic_share=0.0)
     replaced = [i for i, (a, b) in enumerate(zip(waveforms["train"], plain_waveforms["train"],
                                                  strict=True))
                 if a.shape != b.shape or not np.array_equal(a, b)]
@@ -209,37 +247,56 @@ def test_bundled_synthetic_voices_match_their_manifest_and_index():
         assert np.abs(samples).max() > 0.5 * 32767  # loud, not silence
 
 
+def test_vtlp_and_masks_change_every_training_string_and_nothing_at_inference():
+    waveforms, _ = digit_strings(synthetic_share=0.0)
+    batch = keras.utils.pad_sequences(waveforms["train"], dtype="float32", padding="post")
+    samples = np.array([len(w) for w in waveforms["train"]])
+    plain, frames = sr.MfccFrontEnd()(batch, samples)
+    augmented = sr.MfccFrontEnd(vtlp=0.15, time_masks=2, freq_masks=2)
+    np.testing.assert_allclose(augmented(batch, samples)[0], plain, atol=1e-5)  # inference
+    for training_pass in range(2):
+        changed = np.abs(np.asarray(augmented(batch, samples, training=True)[0]) - plain)
+        assert all(row[:count].max() > 1e-3 for row, count in zip(
+            changed, np.asarray(frames), strict=True)), training_pass
+
+
 def test_spec_augment_never_blanks_a_whole_utterance():
-    config = sr.Config(time_masks=3, time_mask_frames=40, freq_masks=3, freq_mask_bins=12)
     rng = np.random.default_rng(0)
-    for frames in (1, 4, 9, 30, 120):
-        log_mel = rng.normal(size=(frames, config.mel_bins)) + 5.0
-        for _ in range(50):
-            masked = sr.spec_augment(log_mel, config, rng)
-            level = log_mel.mean()
-            blank_frames = np.all(masked == level, axis=1)
-            blank_bins = np.all(masked == level, axis=0)
-            assert blank_frames.sum() <= 0.2 * frames  # 20% of the frames at most
-            assert blank_bins.sum() <= 3 * 12 < config.mel_bins
-            assert not np.all(masked == level)
+    frames = np.array([1, 4, 9, 30, 120])
+    log_mel = (rng.normal(size=(5, 120, sr.MEL_BINS)) + 5.0).astype("float32")
+    seed, masked_frames, masked_bins = keras.random.SeedGenerator(0), 0, 0
+    for _ in range(50):
+        masked = np.asarray(sr.spec_augment(log_mel, frames, 3, 3, seed, widest_time=40,
+                                            widest_band=12))
+        for row, count in enumerate(frames):
+            real, original = masked[row, :count], log_mel[row, :count]
+            hidden = np.isclose(real, original.mean(dtype="float64"), rtol=0, atol=1e-5)
+            blank_frames, blank_bins = hidden.all(axis=1), hidden.all(axis=0)
+            assert blank_frames.sum() <= 0.2 * count  # 20% of the frames at most
+            assert blank_bins.sum() <= 3 * 12 < sr.MEL_BINS
+            assert not hidden.all()
             untouched = ~blank_frames[:, None] & ~blank_bins[None, :]
-            np.testing.assert_array_equal(masked[untouched], log_mel[untouched])
-    with pytest.raises(common.ConfigError, match="freq-mask-bins"):
-        sr.Config(freq_masks=4, freq_mask_bins=10)  # 40 bands of 40
+            np.testing.assert_array_equal(real[untouched], original[untouched])
+            masked_frames, masked_bins = masked_frames + blank_frames.sum(), masked_bins + (
+                blank_bins.sum())
+    assert masked_frames > 0 and masked_bins > 0  # it did mask
+    with pytest.raises(common.ConfigError, match=r"--freq-masks must be in \[0, 6\]"):
+        sr.Config(freq_masks=7)  # 7 bands of 6 could hide all 40 mel filters
 
 
 def test_vtlp_moves_a_tone_up_for_a_shorter_vocal_tract():
-    config = sr.Config()
-    mel_matrix = np.asarray(__import__("tensorflow").signal.linear_to_mel_weight_matrix(
-        config.mel_bins, config.fft_length // 2 + 1, SAMPLE_RATE, 20.0, SAMPLE_RATE / 2))
-    np.testing.assert_allclose(sr.warp_filter_bank(mel_matrix, 1.0), mel_matrix)
-    for factor in (0.9, 1.1):  # the Nyquist bin stays put, f -> factor x f below the knee
-        warped = sr.warp_filter_bank(mel_matrix, factor)
-        np.testing.assert_allclose(warped[-1], mel_matrix[-1])
+    mel_matrix = np.asarray(tf.signal.linear_to_mel_weight_matrix(
+        sr.MEL_BINS, sr.FFT_LENGTH // 2 + 1, SAMPLE_RATE, 20.0, SAMPLE_RATE / 2))
+    np.testing.assert_allclose(sr.warp_filter_bank(mel_matrix, [1.0])[0], mel_matrix,
+                               atol=1e-7)
+    warped = np.asarray(sr.warp_filter_bank(mel_matrix, [0.9, 1.1]))
+    for filter_bank, factor in zip(warped, (0.9, 1.1), strict=True):
+        np.testing.assert_allclose(filter_bank[-1], mel_matrix[-1])  # the Nyquist bin stays
+        # below the knee, bin 40 reads the frequency of bin 40 x factor (np.interp: independent)
         expected = [np.interp(40 * factor, np.arange(129), column) for column in mel_matrix.T]
-        np.testing.assert_allclose(warped[40], expected, atol=1e-6)
-    peaks = [int(np.argmax(sr.log_mel_spectrogram(tone(1000.0, 0.5)[None], config,
-                                                  np.array([w])).numpy()[0].mean(0)))
+        np.testing.assert_allclose(filter_bank[40], expected, atol=1e-6)
+    peaks = [int(np.argmax(np.asarray(sr.log_mel_spectrogram(tone(1000.0, 0.5)[None],
+                                                              np.array([w])))[0].mean(0)))
              for w in (0.85, 1.0, 1.15)]
     assert peaks[0] < peaks[1] < peaks[2]
 
@@ -260,17 +317,16 @@ def test_greedy_decode_merges_repeats_and_drops_blanks():
     assert sr.greedy_decode(log_probs, length=9) == "112"  # only the real frames
     assert sr.greedy_decode(one_hot_log_probs([B, B, B])) == ""
     assert sr.greedy_decode(one_hot_log_probs([7, 7, 7, 7])) == "7"
-    # Beam search agrees on such confident posteriors, for every row of a padded batch.
-    batch = np.stack([log_probs, one_hot_log_probs([4, B, 4, 4, 9] + [B] * 10)])
-    assert sr.beam_decode(batch, np.array([15, 5]), beam_width=4) == ["11230", "449"]
+    # Beam search agrees on such confident posteriors, for utterances of different lengths
+    # padded together (the padding's frames would say "blank, blank, ..." if they were read).
+    assert sr.decode([log_probs, one_hot_log_probs([4, B, 4, 4, 9])], beam_width=4) == {
+        "greedy": ["11230", "449"], "beam": ["11230", "449"]}
 
 
 def test_greedy_decode_agrees_with_tensorflow_on_random_posteriors():
-    from keras import ops
-
     logits = np.random.default_rng(6).normal(size=(20, 30, sr.NUM_CLASSES)).astype("float32")
     lengths = np.random.default_rng(7).integers(1, 31, size=20)
-    decoded, _ = ops.ctc_decode(logits, lengths, strategy="greedy", mask_index=sr.BLANK)
+    decoded, _ = keras.ops.ctc_decode(logits, lengths, strategy="greedy", mask_index=sr.BLANK)
     expected = ["".join(str(d) for d in row if d >= 0) for row in np.asarray(decoded[0])]
     assert [sr.greedy_decode(x, n) for x, n in zip(logits, lengths, strict=True)] == expected
 
@@ -282,7 +338,7 @@ def test_beam_search_finds_the_string_greedy_misses():
     probabilities[:, sr.BLANK], probabilities[:, 5] = 0.6, 0.4
     log_probs = np.log(probabilities / probabilities.sum(1, keepdims=True)).astype("float32")
     assert sr.greedy_decode(log_probs) == ""
-    assert sr.beam_decode(log_probs[None], np.array([2]), beam_width=4) == ["5"]
+    assert sr.decode([log_probs], beam_width=4) == {"greedy": [""], "beam": ["5"]}
 
 
 def test_ctc_loss_matches_the_sum_over_alignments():
@@ -318,7 +374,7 @@ def levenshtein_brute_force(a: str, b: str) -> int:
     return distance(len(a), len(b))
 
 
-def test_edit_distance_matches_a_brute_force():
+def test_edit_distance_matches_a_brute_force_and_the_baseline_is_the_best_constant():
     rng = np.random.default_rng(4)
     for _ in range(300):
         a = "".join(rng.choice(list("0123"), size=rng.integers(0, 8)))
@@ -333,18 +389,35 @@ def test_edit_distance_matches_a_brute_force():
     assert sr.naive_baseline(["1234567", "7654321", "1111111"], max_digits=7) == "1111111"
 
 
+# ----------------------------------------------------------------------------- the model
 def test_padding_changes_no_output_frame():
-    config = sr.Config(units=8, conv_filters=4, num_layers=2, num_mfcc=5, mel_bins=10)
-    model = sr.build_model(config, np.zeros(5), np.ones(5))
+    config = sr.Config(units=8, conv_filters=4, num_layers=2)
+    model = sr.build_model(config, np.zeros(sr.NUM_MFCC), np.ones(sr.NUM_MFCC))
     rng = np.random.default_rng(5)
-    short = rng.normal(size=(1, 13, 5)).astype("float32")
-    alone = np.asarray(model((short, np.array([13])), training=False))
-    padded = np.concatenate([short, rng.normal(size=(1, 9, 5)).astype("float32")], axis=1)
-    in_batch = np.asarray(model((padded, np.array([13])), training=False))
-    assert alone.shape == (1, 7, sr.NUM_CLASSES) and in_batch.shape == (1, 11, sr.NUM_CLASSES)
-    # the 7 real output frames (13 input frames halved, rounded up) are untouched by padding
-    np.testing.assert_allclose(in_batch[:, :7], alone, atol=1e-5)
+    short = rng.normal(0, 0.1, size=(1, 3000)).astype("float32")  # 18 frames, 9 after the conv
+    alone = np.asarray(model((short, np.array([3000])), training=False))
+    padded = np.concatenate([short, rng.normal(size=(1, 1500)).astype("float32")], axis=1)
+    in_batch = np.asarray(model((padded, np.array([3000])), training=False))
+    assert alone.shape == (1, 9, sr.NUM_CLASSES) and in_batch.shape == (1, 14, sr.NUM_CLASSES)
+    # the 9 real output frames (18 input frames halved) are untouched by what follows them
+    np.testing.assert_allclose(in_batch[:, :9], alone, atol=1e-5)
     np.testing.assert_allclose(np.exp(alone).sum(-1), 1.0, rtol=1e-5)
+
+
+def test_the_learning_rate_decays_over_exactly_the_epochs_trained():
+    waveforms, labels = digit_strings(synthetic_share=0.0)
+    config = small(synthetic_share=0.0, epochs=7, batch_size=5, units=4, conv_filters=0,
+                   num_layers=1)
+    train_data = sr.make_dataset(waveforms["train"], labels["train"], config, shuffle=True)
+    model = sr.make_model(waveforms["train"], config, len(train_data))
+    schedule = model.optimizer._learning_rate
+    assert len(train_data) == 5  # 24 strings in batches of 5: the last one holds 4
+    assert schedule.decay_steps == 7 * 5
+    assert float(schedule(35)) == pytest.approx(0.05 * config.learning_rate)  # alpha: 5%
+    normalize = model.get_layer("normalize")  # the training strings' MFCC statistics
+    mean, variance = sr.feature_statistics(waveforms["train"], config)
+    np.testing.assert_allclose(np.ravel(normalize.mean), mean, rtol=1e-6)
+    np.testing.assert_allclose(np.ravel(normalize.variance), variance, rtol=1e-6)
 
 
 # ----------------------------------------------------------------------------- end to end
@@ -357,6 +430,7 @@ def tiny_run(quick_run, tmp_path_factory):
     """A copy of the session's quick run (these tests add inference files to it)."""
     out = tmp_path_factory.mktemp("asr") / "run"
     shutil.copytree(quick_run("speech_recognition")[0], out)
+    (out / ".lock").unlink(missing_ok=True)
     return out, common.read_json(out / "metrics.json")
 
 
@@ -364,6 +438,7 @@ def test_tiny_run_trains_and_writes_everything(tiny_run):
     out, metrics = tiny_run
     assert math.isfinite(metrics["final_epoch_loss"])
     assert metrics["final_epoch_loss"] < metrics["first_epoch_loss"]
+    assert metrics["epochs_trained"] == quick().epochs == 3  # the --epochs asked for
     for key in ("seen_der_greedy", "seen_der_beam", "unseen_der_greedy", "unseen_der_beam",
                 "seen_string_accuracy_beam", "unseen_string_accuracy_greedy",
                 "seen_der_baseline", "unseen_der_baseline"):
@@ -371,28 +446,25 @@ def test_tiny_run_trains_and_writes_everything(tiny_run):
     assert 0 <= metrics["unseen_string_accuracy_beam"] <= 1
     assert set(metrics["baseline_prediction"]) <= set("0123456789")
     for name in ("metrics.json", "features.png", "posteriors.png", "history.png",
-                 "model/best.keras", "model/history.csv"):
+                 "model/best.keras", "model/best.json", "model/history.csv"):
         assert (out / name).is_file(), name
-    assert common.read_json(out / "metrics.json")["test_speaker"] == "george"
+    assert metrics["test_speaker"] == "george"
+    assert common.read_json(out / "model/best.json")["value"] == pytest.approx(
+        metrics["best_val_loss"], rel=1e-6)
 
 
-def test_a_training_budget_plans_the_epochs_and_the_schedule_spans_them(tmp_path):
-    """--minutes: the epochs that fit (measured on a twin of the model) replace --epochs, the
-    learning-rate schedule of the model then built decays over exactly those steps, and the
-    plan is saved; --minutes 0 leaves the Config as it is."""
-    config = quick(minutes=0.5, epochs=1000, output_dir=str(tmp_path))
-    common.start_run_clock()
-    _, labels, features = sr.load_digit_strings(config)
-    datasets = sr.make_datasets(features, labels, config)
-    budgeted, plan = sr.fit_the_budget(config, features, datasets, tmp_path / "model")
-    assert budgeted.epochs == plan["epochs"] == plan["epochs_trained_for"] < 1000
-    assert plan["steps"] == plan["epochs"] * -(-config.train_utterances // config.batch_size)
-    model = sr.make_model(features["train"], budgeted, quiet=True)
-    assert model.optimizer._learning_rate.decay_steps == plan["steps"]
-    assert common.read_json(tmp_path / "model" / "budget.json")["epochs"] == plan["epochs"]
-    off = dataclasses.replace(config, minutes=0.0)
-    assert sr.fit_the_budget(off, features, datasets, tmp_path / "off") == (off, {})
-    assert not (tmp_path / "off").exists()
+def test_transcribe_hears_in_a_file_what_evaluation_heard_in_the_same_string(
+        tiny_run, tmp_path):
+    """The saved model takes the waveform itself: a test string written to a WAV file and
+    transcribed gives what the run's evaluation decoded from it."""
+    out, metrics = tiny_run
+    waveforms, labels = sr.load_digit_strings(quick())  # the run's strings, seeded
+    assert labels["test"][:8] == [example["said"] for example in metrics["examples"]]
+    wav = tmp_path / "test_string.wav"
+    soundfile.write(wav, waveforms["test"][0], SAMPLE_RATE, subtype="FLOAT")
+    heard = sr.main(quick(output_dir=str(out), transcribe=str(wav)))
+    assert (heard["digits"], heard["greedy"]) == (metrics["examples"][0]["beam"],
+                                                  metrics["examples"][0]["greedy"])
 
 
 def write_digits(path: Path, rate: int, channels: int) -> None:
@@ -438,7 +510,6 @@ def test_resampling_keeps_length_in_seconds_and_pitch():
     assert len(resampled) == 4000
     spectrum = np.abs(np.fft.rfft(resampled))
     assert np.argmax(spectrum) * SAMPLE_RATE / len(resampled) == pytest.approx(1000, abs=2)
-    assert sr.change_speed(np.arange(100.0), 2.0).tolist() == list(np.arange(0, 99, 2.0))
 
 
 def bad_audio_files(tmp: Path) -> list[tuple[str, str]]:
@@ -477,3 +548,15 @@ def test_bad_audio_gets_one_line_and_nonzero_exit(tiny_run, tmp_path, monkeypatc
         assert code == 1, path
         assert len(err.splitlines()) == 1 and err.startswith("error:"), err
         assert fragment in err, err
+
+
+def test_transcribe_without_a_trained_model_says_what_to_run(tmp_path, monkeypatch,
+                                                             capsys):
+    wav = tmp_path / "digits.wav"
+    write_digits(wav, SAMPLE_RATE, channels=1)
+    monkeypatch.setattr(sys, "argv", ["speech_recognition.py", "--transcribe", str(wav),
+                                      "--output-dir", str(tmp_path / "empty")])
+    assert common.run_cli(sr.main, sr.Config, sr.__doc__) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no saved model at" in err
+    assert "train one first with `python speech_recognition.py --output-dir" in err
