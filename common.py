@@ -458,11 +458,12 @@ class KeepBest(keras.callbacks.Callback):
                 past = pd.read_csv(self.folder / "history.csv").iloc[:done]
                 self.history = {key: past[key].tolist() for key in past}
             print(f"{shown(self.folder)}: resuming the interrupted run after epoch {done}")
-        self.first, self.epoch_started = True, self.clock()
+        self.first, self.epoch_started, self.seconds = True, self.clock(), []  # per epoch
 
     def on_epoch_end(self, epoch, logs=None):
         logs, now = dict(logs or {}), self.clock()
         took, self.epoch_started = now - self.epoch_started, now
+        self.seconds.append(took)
         self.history.setdefault("epoch", []).append(epoch + 1)
         for key, value in logs.items():
             self.history.setdefault(key, []).append(float(value))

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
@@ -128,24 +127,10 @@ class StopAtTarget(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-class EpochSeconds(keras.callbacks.Callback):
-    """Seconds of each epoch, for the table's training speed (never used to decide anything)."""
-
-    def on_train_begin(self, logs=None):
-        self.seconds: list[float] = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.started = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self.started)
-
-
 def train(model, splits: dict, folder: Path, config: Config) -> tuple[dict, list[float]]:
     """model.fit with early stopping, the --target-mse stop, resume after a kill and the best
     model kept in `folder`; returns every epoch's logs and this fit's seconds per epoch."""
     keep = common.KeepBest(folder, config)  # best.keras + best.json, history.csv
-    timer = EpochSeconds()
     (x_train, y_train), validation = splits["train"], splits["val"]
     model.fit(x_train, y_train, validation_data=validation, epochs=config.epochs,
               batch_size=config.batch_size, verbose=common.VERBOSE, callbacks=[
@@ -155,9 +140,8 @@ def train(model, splits: dict, folder: Path, config: Config) -> tuple[dict, list
                   keras.callbacks.BackupAndRestore(folder / "backup",  # resume after a kill
                                                    double_checkpoint=True),
                   keras.callbacks.TerminateOnNaN(),
-                  timer,
                   keep])  # last: it raises TrainingDiverged after a NaN loss
-    return keep.history, timer.seconds
+    return keep.history, keep.seconds
 
 
 def train_adding_models(data: dict, strategy, config: Config, out: Path) -> dict:
