@@ -10,12 +10,14 @@ forecast_your_series.py (its interval and gaps are that tool's lesson).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import hashlib
 import io
 import logging
 import math
+import os
 import re
 import sys
 import warnings
@@ -449,6 +451,20 @@ def read_pairs(path: Path) -> list[tuple[str, str]]:
 
 
 # ----------------------------------------------------------------------------- audio
+@contextlib.contextmanager
+def _stderr_silenced():
+    """File descriptor 2 to /dev/null: C libraries write there directly, past sys.stderr."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def read_audio(path: Path, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
     """Samples (float32 in [-1, 1], channels mixed down to mono) and the sample rate of any
     file libsndfile reads (WAV, FLAC, OGG, MP3); refused: non-audio, empty, NaN/inf samples,
@@ -457,7 +473,7 @@ def read_audio(path: Path, max_seconds: float | None = None) -> tuple[np.ndarray
 
     path = existing_file(path, "audio file")
     try:
-        with common.stderr_silenced():  # libsndfile's mp3 decoder prints its own complaints
+        with _stderr_silenced():  # libsndfile's mp3 decoder prints its own complaints
             info = soundfile.info(str(path))
             if max_seconds and info.frames > max_seconds * info.samplerate:
                 raise DataError(f"{shown(path)} is {info.frames / info.samplerate:.0f} s long; "
