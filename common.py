@@ -276,8 +276,15 @@ def run_cli(main: Callable, config_cls: type, description: str = "") -> int:
               file=sys.stderr)
         return 130
     except (MemoryError, tf.errors.ResourceExhaustedError) as error:
-        message = (f"error: out of memory ({one_line(error, 120)}); lower the model's size "
-                   "(--units) or --batch-size")
+        found = re.search(r"shape\[([\d,]+)\] and type (\w+)", str(error))  # TF's report
+        need = type(error).__name__
+        if found:
+            size = {"double": 8, "int64": 8, "half": 2, "bfloat16": 2}.get(found[2], 4)
+            need = (f"a tensor of shape [{found[1]}] ({found[2]}) alone needs "
+                    f"{math.prod(map(int, found[1].split(','))) * size / 2**30:.1f} GiB")
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+        message = (f"error: out of memory: {need}, and this machine has {memory:.0f} GiB; "
+                   "lower the model's size (--units) or --batch-size")
     except OSError as error:  # disk full, permission denied, a folder where a file should be
         where = f" {shown(error.filename)}" if error.filename else ""
         message = (f"error: cannot use{where}: {error.strerror or one_line(error)}; check that "

@@ -164,7 +164,11 @@ def test_run_cli_turns_every_failure_into_one_line(monkeypatch, capsys):
     cases = [(common.DataError("the file is bad"), 1, "error: the file is bad"),
              (PermissionError(13, "Permission denied", "/x/history.csv"), 1,
               "error: cannot use /x/history.csv: Permission denied"),
-             (MemoryError(), 1, "out of memory (MemoryError); lower the model's size"),
+             (MemoryError(), 1, "out of memory: MemoryError, and this machine has"),
+             (__import__("tensorflow").errors.ResourceExhaustedError(
+                 None, None, "OOM when allocating tensor with shape[400000,100000] and type "
+                 "float on /job:localhost"), 1, "a tensor of shape [400000,100000] (float) alone "
+                 "needs 149.0 GiB, and this machine has"),
              (ValueError("Cannot set an\nempty vocabulary"), 3,
               "error: unexpected ValueError: Cannot set an empty vocabulary"),
              (KeyboardInterrupt(), 130, "interrupted: rerun the same command to resume"),
