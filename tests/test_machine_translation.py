@@ -1,6 +1,7 @@
 """Tests of machine_translation.py: text preparation, the split by English sentence, masked
-loss, the one-step decoder against the teacher-forced model, greedy/beam search against a
-brute force, BLEU against a hand computation, a tiny end-to-end run and `--translate`."""
+loss, the learning rate over exactly the epochs trained, the epochs chosen for your own corpus
+and its model folder, the one-step decoder against the teacher-forced model, greedy/beam search
+against a brute force, BLEU against a hand computation, a tiny end-to-end run and `--translate`."""
 
 import gzip
 import itertools
@@ -9,13 +10,15 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import common
-import readers
 import machine_translation as mt
+import readers
 
 pytestmark = pytest.mark.xdist_group("machine_translation")  # one worker runs its quick run once
+
 
 # ----------------------------------------------------------------------------- data
 def test_normalize_splits_punctuation_and_french_spaces():
@@ -87,11 +90,48 @@ def test_vocabulary_and_vectorizer_agree():
     assert vectorizer.get_vocabulary() == vocabulary
     ids = np.asarray(vectorizer(["[start] a c b [end]"]))
     np.testing.assert_array_equal(ids, [[2, 4, 1, 5, 3, 0]])
+    ragged = np.asarray(mt.make_vectorizer(vocabulary, None)(["a", "b c a"]))  # to the longest
+    np.testing.assert_array_equal(ragged, [[4, 0, 0], [5, 1, 4]])
+
+
+# ----------------------------------------------------------------------------- training length
+def test_the_learning_rate_is_held_then_falls_to_zero_at_the_last_step_trained():
+    config = mt.Config(epochs=5, learning_rate=0.01, decay_share=0.2)
+    model = mt.compile_model(mt.build_model(config, 20, 20), config, steps_per_epoch=40)
+    schedule = model.optimizer.get_config()["learning_rate"]["config"]
+    assert schedule == {"peak": 0.01, "total_steps": 200, "decay_steps": 40}  # 5 x 40 steps
+    rates = [float(mt.HoldThenDecay(**schedule)(step)) for step in (0, 160, 180, 199, 200, 260)]
+    assert rates == pytest.approx([0.01, 0.01, 0.005, 0.00025, 0.0, 0.0])
+
+
+def test_epochs_zero_trains_8_on_the_bundled_pairs_and_1000_steps_on_your_own(capsys):
+    assert mt.choose_epochs(mt.Config(), 352).epochs == 8
+    assert mt.choose_epochs(mt.Config(epochs=3, data_path="mine.txt"), 9).epochs == 3
+    assert "--epochs 0" not in capsys.readouterr().out
+    small = mt.choose_epochs(mt.Config(data_path="mine.txt"), steps_per_epoch=9)
+    assert small.epochs == 112 and (small.epochs - 1) * 9 < 1000 <= small.epochs * 9
+    assert "--epochs 0: 112 epochs of 9 steps, 1,008 optimizer steps" in capsys.readouterr().out
+    assert mt.choose_epochs(mt.Config(data_path="mine.txt"), 500).epochs == 8  # at least 8
+
+
+def test_your_own_file_gets_a_model_folder_of_its_name_and_contents(tmp_path):
+    out, first = tmp_path / "out", tmp_path / "pairs.txt"
+    first.write_text("Go.\tVa !\n")
+    config = mt.Config(data_path=str(first))
+    folder = mt.model_folder(out, config, readers.fingerprint(first), "bahdanau")
+    assert folder.parent.name.startswith("pairs-") and folder.name == "gru_bahdanau"
+    first.write_text("Go.\tVa-t'en !\n")  # new contents at the same path: a new model
+    assert mt.model_folder(out, config, readers.fingerprint(first), "bahdanau") != folder
+    assert mt.model_folder(out, mt.Config(cell="lstm"), "", "none") == out / "lstm_none"
 
 
 # ----------------------------------------------------------------------------- model
+SOURCE_VOCABULARY = ["", "[UNK]"] + [f"e{i}" for i in range(2, 30)]
+
+
 def tiny_model(attention="luong", cell="gru", source_vocab=30, target_vocab=25):
-    config = mt.Config(units=8, embedding_dim=6, cell=cell, attention=attention, dropout=0.0)
+    config = mt.Config(units=8, embedding_dim=6, cell=cell, attention=attention, dropout=0.0,
+                       epochs=1)
     return mt.compile_model(mt.build_model(config, source_vocab, target_vocab), config, 10)
 
 
@@ -122,8 +162,8 @@ def test_masked_loss_and_accuracy_exclude_padding():
     assert accuracy == pytest.approx(correct.sum() / real.sum(), abs=1e-6)
 
 
-@pytest.mark.parametrize("attention, cell", [("luong", "gru"), ("bahdanau", "gru"),
-                                             ("none", "gru"), ("bahdanau", "lstm")])
+@pytest.mark.parametrize("attention, cell", list(itertools.product(
+    ["bahdanau", "luong", "none"], ["gru", "lstm"])))
 def test_one_step_decoder_reproduces_the_teacher_forced_model(attention, cell):
     """The inference step reuses the trained layers: fed the same tokens one at a time, it
     gives the log-probabilities of the full (teacher-forced) model, padded sources included."""
@@ -136,7 +176,7 @@ def test_one_step_decoder_reproduces_the_teacher_forced_model(attention, cell):
     logits = np.asarray(model([source, target_in], training=False), dtype="float64")
     expected = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
 
-    translator = mt.Translator(model, [""] * 30, target_vocabulary())
+    translator = mt.Translator(model, SOURCE_VOCABULARY, target_vocabulary())
     step_fn, state = translator.step_fn(source)
     for t in range(target_in.shape[1]):
         log_probs, state = step_fn(target_in[:, t], state)
@@ -243,7 +283,7 @@ def test_beam_width_one_equals_greedy_on_toy_decoders(seed):
 
 def test_beam_width_one_equals_greedy_on_a_model():
     model = tiny_model("bahdanau")
-    translator = mt.Translator(model, [""] * 30, target_vocabulary())
+    translator = mt.Translator(model, SOURCE_VOCABULARY, target_vocabulary())
     source = np.random.default_rng(2).integers(1, 30, (5, 6)).astype("int32")
     source[3, 3:] = 0
     step_fn, state = translator.step_fn(source)
@@ -300,62 +340,64 @@ def test_bleu_matches_a_hand_computation():
 
 # ----------------------------------------------------------------------------- end to end
 def tiny_config(out_dir: Path, data_path: Path, **overrides) -> mt.Config:
-    settings = dict(data_path=str(data_path), max_pairs=1500, epochs=3, patience=50,
-                    minutes=0.4, units=16, embedding_dim=16, batch_size=64, learning_rate=5e-3,
-                    test_sentences=60, compare_no_attention=True, heatmaps=1, beam_width=3,
-                    top_k=2, output_dir=str(out_dir))
-    settings.update(overrides)
-    return mt.Config(**settings)
+    """Both variants of a tiny model on your own corpus, for exactly 2 epochs."""
+    return mt.Config(**{**dict(
+        data_path=str(data_path), max_pairs=600, held_out=0.1, epochs=2, units=8, embedding_dim=8,
+        learning_rate=5e-3, test_sentences=30, compare_no_attention=True, beam_width=3,
+        output_dir=str(out_dir)), **overrides})
 
 
 @pytest.mark.slow
-def test_tiny_end_to_end_run_and_translate(out_dir, sample_file, capsys):
-    """A budgeted run of both variants (--minutes 0.4: at most --epochs 3, fewer if they do not
-    fit in the run's 24 s, half of what is left for each variant; the first step alone traces
-    the seq2seq graph for about 12 s), then --translate with the saved model."""
+def test_tiny_end_to_end_run_trains_every_epoch_then_translates(out_dir, sample_file, capsys):
+    """Both variants train exactly --epochs 2 on your own file (in its own model folder), are
+    scored, and --translate with the same --data-path uses that model."""
     metrics = mt.main(tiny_config(out_dir, sample_file))
-    plan = metrics["budget"]
-    assert metrics["epochs_trained"] == metrics["epochs_planned"] == plan["epochs_trained_for"] \
-        == min(3, plan["epochs"])  # the plan decided, and training ran all of it
-    cost = common.read_json(out_dir / "gru_bahdanau" / "speed_choice.json")
-    assert plan["steps"] == plan["epochs"] * cost["steps_per_epoch"]
-    fit = cost["start_up_seconds"] + plan["epochs"] * (
-        cost["steps_per_epoch"] * cost["seconds_per_step"]
-        + cost["seconds_per_epoch_beyond_steps"])
-    assert plan["planned_fit_seconds"] == pytest.approx(fit)
-    for variant in ("gru_bahdanau", "gru_none"):  # each variant plans its own
-        assert common.read_json(out_dir / variant / "budget.json")["minutes"] == 0.4
+    models = out_dir / f"sample-{readers.fingerprint(sample_file)[:8]}"
+    for variant in ("gru_bahdanau", "gru_none"):
+        assert pd.read_csv(models / variant / "history.csv")["epoch"].tolist() == [1, 2]
+        assert (models / variant / "best.keras").is_file()
+    assert metrics["epochs_trained"] == metrics["epochs_planned"] == 2
+    assert metrics["train_pairs"] > 400 and metrics["test_sentence_count"] == 30
     for key in ("bleu_beam", "bleu_greedy", "chrf_beam", "chrf_greedy", "bleu_no_attention",
-                "bleu_copy_baseline", "beam_sentences_per_s", "run_seconds", "test_loss"):
+                "chrf_no_attention", "test_loss_no_attention", "bleu_copy_baseline",
+                "chrf_copy_baseline", "test_loss", "test_token_accuracy"):
         assert math.isfinite(metrics[key]), key
-    assert 0 <= metrics["bleu_beam"] <= 100 and metrics["beam_sentences_per_s"] > 0
-    if metrics["epochs_trained"] > 1:  # (a machine so loaded that one epoch fits: no curve)
-        assert metrics["final_epoch_loss"] < metrics["first_epoch_loss"]
-    assert metrics["test_sentence_count"] > 0
+    assert all(0 <= metrics[key] <= 100 for key in metrics if key.startswith(("bleu", "chrf")))
+    assert metrics["final_epoch_loss"] < metrics["first_epoch_loss"]
+    assert metrics["beam_sentences_per_s"] > 0 and len(metrics["examples"]) == 8
     assert common.read_json(out_dir / "metrics.json")["bleu_beam"] == metrics["bleu_beam"]
-    for name in ("best.keras", "history.png", "attention_1.png", "../gru_none/best.keras"):
-        name = f"gru_bahdanau/{name}"
-        assert (out_dir / name).is_file(), name
-    assets = common.read_json(out_dir / "gru_bahdanau" / "best.json")["assets"]
+    assert (models / "gru_bahdanau/history.png").is_file()
+    assert [p.name for p in sorted(models.rglob("attention_*.png"))] == [
+        f"attention_{i}.png" for i in (1, 2, 3)]  # the attention model's, none without
+    assets = common.read_json(models / "gru_bahdanau" / "best.json")["assets"]
     assert assets["source"][:2] == ["", "[UNK]"] and "[start]" in assets["target"]
-    assert not (out_dir / "gru_none/attention_1.png").exists()
 
     # --translate loads the saved model and vocabularies; unknown words are shown, not dropped.
     result = mt.main(tiny_config(out_dir, sample_file, translate="I am cold, Zorblax!"))
     printed = capsys.readouterr().out
-    assert result["unknown_words"] == ["zorblax"]
+    english = set(assets["source"])  # the words trained on: the rest are [UNK]
+    assert result["unknown_words"] == [w for w in ["i", "am", "cold", ",", "zorblax", "!"]
+                                       if w not in english]
+    assert result["unknown_words"][-1] == "zorblax"
     assert "[UNK:zorblax]" in printed and "never seen in training" in printed
-    assert len(result["beams"]) == 2 and "greedy" in printed
+    assert len(result["beams"]) == 3 and "greedy" in printed
     assert result["beams"][0]["score"] >= result["beams"][1]["score"]
+    other = sample_file.with_name("other.txt")  # another file: no model trained on it yet
+    other.write_text(sample_file.read_text()[:-30] + "\n", encoding="utf-8")
+    with pytest.raises(common.CheckpointError, match=r"no saved model at .*other-.*--data-path"):
+        mt.main(tiny_config(out_dir, other, translate="I am cold."))
 
 
 # ----------------------------------------------------------------------------- bad input
 @pytest.mark.reliability
-def test_translate_refuses_empty_input_and_missing_model(out_dir):
+def test_translate_refuses_empty_input_and_missing_model_or_file(out_dir):
     with pytest.raises(common.UserError, match="--translate got no words"):
         mt.main(mt.Config(translate=" ... ", output_dir=str(out_dir)))
-    with pytest.raises(common.CheckpointError, match="no saved model"):
+    with pytest.raises(common.CheckpointError, match="no saved model.*train one first"):
         mt.main(mt.Config(translate="I am cold.", output_dir=str(out_dir)))
+    with pytest.raises(common.DataError, match="no data file at"):
+        mt.main(mt.Config(translate="I am cold.", data_path=str(out_dir / "missing.txt"),
+                          output_dir=str(out_dir)))
 
 
 @pytest.mark.reliability
@@ -363,13 +405,14 @@ def test_translate_refuses_a_broken_model_or_vocabulary(out_dir):
     directory = out_dir / "gru_bahdanau"
     directory.mkdir()
     (directory / "best.keras").write_bytes(b"not a zip file")
+    common.write_json(directory / "best.json", {"settings": {"units": 16}, "assets": {}})
     with pytest.raises(common.CheckpointError, match="unreadable"):
         mt.main(mt.Config(translate="I am cold.", output_dir=str(out_dir)))
     tiny_model().save(directory / "best.keras")
-    with pytest.raises(common.CheckpointError, match="best.json is missing or unreadable"):
-        mt.main(mt.Config(translate="I am cold.", output_dir=str(out_dir)))
-    common.write_json(directory / "best.json", {"settings": {"units": 16}, "assets": {}})
     with pytest.raises(common.CheckpointError, match="vocabularies are missing"):
+        mt.main(mt.Config(translate="I am cold.", output_dir=str(out_dir)))
+    (directory / "best.json").unlink()
+    with pytest.raises(common.CheckpointError, match="best.json is missing or unreadable"):
         mt.main(mt.Config(translate="I am cold.", output_dir=str(out_dir)))
 
 
@@ -397,11 +440,12 @@ def test_bad_data_files_raise_data_errors(out_dir, tmp_path):
 
 BAD_VALUES = [
     ({"max_words": 0}, "--max-words must be >= 1"),
-    ({"val_fraction": 0.6}, "--val-fraction must be in (0, 0.5)"),
+    ({"held_out": 0.6}, "--held-out must be in (0, 0.5)"),
+    ({"epochs": -1}, "--epochs must be >= 0"),
     ({"beam_width": 0}, "--beam-width must be >= 1"),
-    ({"top_k": 6, "beam_width": 5}, "--top-k must be <= --beam-width"),
     ({"length_alpha": -1.0}, "--length-alpha must be >= 0"),
     ({"dropout": 1.0}, "--dropout must be in [0, 1)"),
+    ({"decay_share": 0.0}, "--decay-share must be in (0, 1]"),
     ({"attention": "dot"}, "--attention must be one of bahdanau, luong, none"),
     ({"source_vocab_size": 3}, "--source-vocab-size must be >= 8"),
 ]
@@ -414,11 +458,15 @@ def test_config_refuses_bad_values():
         assert fragment in str(error.value)
 
 
-def test_help_lists_the_translation_flags(capsys):
+def test_help_lists_the_translation_flags_within_30_options(capsys):
     with pytest.raises(SystemExit):
         common.parse_config(mt.Config, ["--help"], mt.__doc__)
     text = " ".join(capsys.readouterr().out.split())
     for flag in ("--attention", "--beam-width", "--length-alpha", "--translate", "--cell",
-                 "--compare-no-attention", "--max-pairs"):
+                 "--compare-no-attention", "--max-pairs", "--data-path", "--epochs"):
         assert flag in text
+    options = [action for action in common.build_parser(mt.Config)._actions
+               if action.dest != "help"]
+    assert len(options) <= 30
     assert set(mt.Config.PRESETS["full"]) <= set(mt.Config.__dataclass_fields__)
+    assert set(mt.Config.PRESETS["quick"]) <= set(mt.Config.__dataclass_fields__)
