@@ -491,8 +491,8 @@ class KeepBest(keras.callbacks.Callback):
         epochs = self.params.get("epochs", epoch + 1)
         if self.first:
             self.first, total = False, took * (epochs - epoch)
-            print(f"{shown(self.folder)}: epoch {epoch + 1} of {epochs} took {took:.0f} s; this "
-                  f"fit should take about {total / 60:.1f} min" + (
+            print(f"{shown(self.folder)}: epoch {epoch + 1} of {epochs} took {took:.0f} s (with "
+                  f"compiling); the fit should take at most about {total / 60:.1f} min" + (
                       " (quicker: --preset quick, fewer --epochs, or --minutes N)"
                       if total > 15 * 60 else ""))
         if self.minutes and epoch + 1 < epochs and now + took - _RUN["started"] > 60 * self.minutes:
