@@ -1,8 +1,9 @@
-"""Tests of text_generation.py: the split, the sampler (temperature, top-k, top-p), stateful
-one-step logits against the full sequence, bits vs nats, baselines, tiny end-to-end runs
-(char and word level), `--generate` from the saved checkpoint, and bad inputs."""
+"""Tests of text_generation.py: the split and windows, the baselines, the vocabularies, the
+sampler (temperature, top-k, top-p), stateful one-step logits against the full sequence, the
+precision rule, bits vs nats, the epochs and schedule, tiny end-to-end runs (char and word
+level), `--generate` / `--complete` from the saved checkpoint, models kept apart by the text's
+content, the cell recordings, and bad inputs."""
 
-import dataclasses
 import gzip
 import math
 import shutil
@@ -20,32 +21,37 @@ pytestmark = pytest.mark.xdist_group("text_generation")  # one worker runs its q
 
 ROOT = Path(__file__).resolve().parents[1]
 
-TINY = dict(  # a run of a few seconds: 1 small layer, a few steps on 30k characters
-    max_chars=30000, epochs=3, steps_per_epoch=10, units=48, num_layers=1, embedding_dim=16,
-    batch_size=32, sequence_length=32, eval_sequence_length=64, learning_rate=2e-2,
-    warmup_steps=2, sample_length=20, num_samples=2, temperatures=(0.0, 1.0),
-)
+TINY = dict(  # one epoch of a small layer on 30k characters (with `short_epochs`: 20 steps)
+    max_chars=30000, epochs=1, units=24, num_layers=1, batch_size=16, sequence_length=16,
+    learning_rate=2e-2, sample_length=20, temperatures=(0.0, 1.0), precision="float32")
+
+
+@pytest.fixture
+def short_epochs(monkeypatch):
+    """Epochs of 20 steps instead of 100: the schedule, fit and plan all read the constant."""
+    monkeypatch.setattr(tg, "STEPS_PER_EPOCH", 20)
 
 
 # ----------------------------------------------------------------------------- data
-def test_split_is_contiguous_and_windows_never_cross_it():
+def test_split_is_contiguous_and_windows_never_cross_it(monkeypatch):
     text = "".join(chr(65 + i % 26) for i in range(1000))
-    train_text, val_text = tg.split_text(text, 0.1)
+    train_text, val_text = tg.split_text(text)
     assert train_text + val_text == text and len(val_text) == 100
     # windows of positions: every training window lies before the cut, every validation one after
     positions = np.arange(1000, dtype=np.int32)
-    train_ids, val_ids = positions[:900], positions[900:]
-    data = tg.make_train_dataset(train_ids, sequence_length=20, batch_size=64, seed=3)
+    monkeypatch.setattr(tg, "EVAL_LENGTH", 16)
+    train_data, val_data = tg.make_datasets(positions[:900], positions[900:],
+                                            tg.Config(sequence_length=20, batch_size=64, seed=3))
     seen = set()
-    for x, y in data.take(20):
+    for x, y in train_data.take(20):
         x, y = x.numpy(), y.numpy()
         assert x.shape == (64, 20) and y.shape == (64, 20)
         np.testing.assert_array_equal(y, x + 1)  # targets are the next positions
         assert y.max() < 900  # never a validation position, not even as a target
         seen.update(x[:, 0].tolist())
     assert len(seen) > 300  # random starts over the whole training text
-    val_x, val_y = tg.make_eval_windows(val_ids, 16)
-    assert val_x.min() >= 900 and val_y.min() >= 901
+    (val_x, val_y), = val_data.as_numpy_iterator()  # one batch: all six windows
+    assert val_x.shape == (6, 16) and val_x.min() >= 900 and val_y.min() >= 901
     np.testing.assert_array_equal(val_y, val_x + 1)
     assert len(set(val_x.ravel().tolist())) == val_x.size  # non-overlapping windows
 
@@ -66,17 +72,29 @@ def test_baselines_match_brute_force():
 
 def test_word_vocabulary_round_trip_and_unknown_words():
     text = "To be, or not to be:\nthat is the question.\n" * 3
-    vocabulary = tg.Vocabulary.build("word", text, max_vocab=50)
+    vocabulary = tg.Vocabulary.build("word", text)
     assert vocabulary.tokens[:2] == ["", "[UNK]"] and tg.NEWLINE_TOKEN in vocabulary.tokens
     ids = vocabulary.encode("to be or not\n")
     assert [vocabulary.tokens[i] for i in ids] == ["to", "be", "or", "not", tg.NEWLINE_TOKEN]
     assert vocabulary.decode(vocabulary.encode("that is the question.")) == "that is the question."
     assert vocabulary.encode("to sleep")[1] == 1  # out of vocabulary -> [UNK]
+    saved = tg.Vocabulary("word", vocabulary.tokens)  # as --generate rebuilds it
+    np.testing.assert_array_equal(saved.encode("to be or not\n"), ids)
     with pytest.raises(common.UserError, match="'sleep'"):
         tg.encode_prompt(vocabulary, "to sleep")
-    chars = tg.Vocabulary.build("char", "abc", 10)
+    chars = tg.Vocabulary.build("char", "abc")
+    assert chars.tokens == ["", "a", "b", "c"] and chars.encode("cab?").tolist() == [3, 1, 2, 0]
     with pytest.raises(common.UserError, match="'Z'"):
         tg.encode_prompt(chars, "abZ")
+
+
+def test_bundled_gzipped_text_is_read():
+    text, name, fingerprint = tg.load_text(tg.Config(max_chars=100))
+    assert name == "tinyshakespeare" and text.startswith("First Citizen:") and len(text) == 100
+    with gzip.open(ROOT / "data/tinyshakespeare/input.txt.gz", "rt", encoding="utf-8") as f:
+        assert f.read(100) == text
+    manifest = common.read_json(ROOT / "data/manifest.json")["files"][tg.BUNDLED_TEXT]
+    assert manifest["sha256"].startswith(fingerprint)  # the file's own sha256
 
 
 # ----------------------------------------------------------------------------- sampling
@@ -108,8 +126,7 @@ def test_top_p_keeps_the_nucleus_and_frequencies_follow_softmax():
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_stateful_one_step_logits_equal_full_sequence_logits(cell):
-    config = tg.Config(cell=cell, num_layers=2, units=24, embedding_dim=8, dropout=0.3,
-                       precision="float32")
+    config = tg.Config(cell=cell, num_layers=2, units=24, dropout=0.3, precision="float32")
     model = tg.build_model(config, vocab_size=17)
     ids = np.random.default_rng(3).integers(0, 17, size=(3, 25)).astype(np.int32)
     full = keras.ops.convert_to_numpy(model(ids, training=False))
@@ -118,12 +135,10 @@ def test_stateful_one_step_logits_equal_full_sequence_logits(cell):
 
 
 def test_bfloat16_model_generates_with_a_float32_twin_of_its_weights():
-    config = tg.Config(num_layers=2, units=24, embedding_dim=8, precision="bfloat16")
-    model = tg.build_model(config, vocab_size=17)
+    model = tg.build_model(tg.Config(num_layers=2, units=24, precision="bfloat16"), 17)
     assert model.get_layer("lstm_1").compute_dtype == "bfloat16"
     assert model.get_layer("logits").compute_dtype == "float32"  # the loss stays float32
-    twin = tg.build_model(tg.Config(num_layers=2, units=24, embedding_dim=8,
-                                    precision="float32"), vocab_size=17)
+    twin = tg.build_model(tg.Config(num_layers=2, units=24, precision="float32"), 17)
     twin.set_weights(model.get_weights())
     ids = np.random.default_rng(5).integers(0, 17, size=(2, 20)).astype(np.int32)
     stepped = tg.Sampler(model).prompt_logits(ids)  # float32 steps with the bf16 model's weights
@@ -132,24 +147,30 @@ def test_bfloat16_model_generates_with_a_float32_twin_of_its_weights():
     assert 0 < np.abs(stepped - bf16).max() < 0.05
 
 
-def test_precision_auto_follows_the_cpu(monkeypatch):
-    assert common.compute_policy("float32") == "float32"
-    assert common.compute_policy("bfloat16") == "mixed_bfloat16"
-    monkeypatch.setattr(common, "cpu_has_native_bf16", lambda: False)
-    assert common.compute_policy("auto") == "float32"
-    monkeypatch.setattr(common, "cpu_has_native_bf16", lambda: True)
-    on_gpu = bool(tf.config.list_physical_devices("GPU"))  # GPUs keep float32 cuDNN kernels
-    assert common.compute_policy("auto") == ("float32" if on_gpu else "mixed_bfloat16")
+def test_precision_auto_is_bfloat16_only_on_a_cpu_with_native_bf16(tmp_path, monkeypatch):
+    with_bf16, without = tmp_path / "amx", tmp_path / "avx2"
+    with_bf16.write_text("flags\t\t: fpu sse avx2 avx512f amx_bf16 amx_tile\n")
+    without.write_text("flags\t\t: fpu sse avx2 avx512f avx512_vnni\n")
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
+    assert tg.dtype_policy("auto", with_bf16) == "mixed_bfloat16"
+    assert tg.dtype_policy("auto", without) == "float32"
+    assert tg.dtype_policy("auto", tmp_path / "no_such_file") == "float32"
+    assert tg.dtype_policy("float32", with_bf16) == "float32"
+    assert tg.dtype_policy("bfloat16", without) == "mixed_bfloat16"
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"])
+    assert tg.dtype_policy("auto", with_bf16) == "float32"  # cuDNN's kernels run float32
 
 
 def test_generate_is_seeded_and_batched():
-    model = tg.build_model(tg.Config(units=16, num_layers=1, embedding_dim=8), vocab_size=11)
+    model = tg.build_model(tg.Config(units=16, num_layers=1, precision="float32"), vocab_size=11)
     sampler = tg.Sampler(model)
     first = sampler.generate(np.array([1, 2]), 30, num_samples=4, temperature=1.0, seed=5)
     again = sampler.generate(np.array([1, 2]), 30, num_samples=4, temperature=1.0, seed=5)
     assert first.shape == (4, 30) and first.min() >= 0 and first.max() < 11
     np.testing.assert_array_equal(first, again)
     assert len({tuple(row) for row in first}) > 1  # the streams differ from each other
+    other = sampler.generate(np.array([1, 2]), 30, num_samples=4, temperature=1.0, seed=6)
+    assert not np.array_equal(first, other)
 
 
 def test_bits_are_nats_over_ln2():
@@ -159,53 +180,94 @@ def test_bits_are_nats_over_ln2():
     probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     bits_numpy = -np.mean(np.log2(probs[np.arange(5), targets]))
     assert tg.bits(nats) == pytest.approx(bits_numpy, rel=1e-5)
-    report = tg.LanguageModelReport("char")
-    report._start = report._last = 0.0
-    report._batches = 1
     logs = {"loss": 2.0, "val_loss": nats}
-    report.on_epoch_end(0, logs)
+    tg.LanguageModelReport("char").on_epoch_end(0, logs)
     assert logs["val_bits_per_char"] == pytest.approx(bits_numpy, rel=1e-5)
     assert logs["val_perplexity"] == pytest.approx(math.exp(nats))
     assert logs["bits_per_char"] == pytest.approx(2.0 / math.log(2))
 
 
+# ----------------------------------------------------------------------------- training length
+def test_epochs_are_fixed_for_shakespeare_and_sized_to_your_own_text(capsys):
+    assert tg.choose_epochs(tg.Config(epochs=5, text="own.txt"), 10_000).epochs == 5
+    assert tg.choose_epochs(tg.Config(), 1_003_854).epochs == tg.DEFAULT_EPOCHS
+    small = tg.choose_epochs(tg.Config(text="own.txt"), 20_000)  # 13 passes: 32 steps
+    assert small.epochs * tg.STEPS_PER_EPOCH == tg.MIN_STEPS  # at least 1,000 steps
+    tokens = 50_000_000  # a big text: about as many passes as Tiny Shakespeare's default
+    big = tg.choose_epochs(tg.Config(text="own.txt"), tokens)
+    passes = big.epochs * tg.STEPS_PER_EPOCH * 64 * 128 / tokens
+    assert tg.PASSES <= passes < tg.PASSES + 0.1
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == 3 and all(line.startswith("plan: ") for line in printed)
+    assert "plan: 10 epochs of 100 steps" in printed[1] and "at least 1,000 steps" in printed[1]
+
+
+def test_the_schedule_warms_up_and_reaches_zero_at_the_last_step():
+    model = tg.build_model(tg.Config(units=8, num_layers=1, precision="float32"), 7)
+    tg.compile_model(model, tg.Config(learning_rate=0.01), total_steps=1600)
+
+    def rate_at(step: int) -> float:
+        model.optimizer.iterations.assign(step)
+        return float(model.optimizer.learning_rate)
+
+    assert rate_at(0) == pytest.approx(1e-4)  # a hundredth of the peak, warming up
+    assert rate_at(tg.WARMUP_STEPS // 2) == pytest.approx((1e-4 + 0.01) / 2)  # linear
+    assert rate_at(tg.WARMUP_STEPS) == pytest.approx(0.01)
+    assert rate_at(850) == pytest.approx(0.005, rel=1e-3)  # halfway down the cosine
+    assert rate_at(1600) == pytest.approx(0.0, abs=1e-9)  # zero at the last step
+
+
 # ----------------------------------------------------------------------------- end to end
 @pytest.mark.slow
-def test_quick_char_run_then_generate_from_the_checkpoint(quick_run, tmp_path, capsys):
+def test_quick_char_run_then_generate_and_complete_from_the_checkpoint(quick_run, tmp_path,
+                                                                       capsys):
     out_dir = tmp_path / "run"
     shutil.copytree(quick_run("text_generation")[0], out_dir)
     metrics = common.read_json(out_dir / "metrics.json")
     losses = metrics["history"]["val_loss"]
-    assert all(math.isfinite(v) for v in losses) and len(losses) == 3
+    assert all(math.isfinite(v) for v in losses) and len(losses) == metrics["epochs_run"] == 3
     assert losses[-1] < losses[0] and metrics["val_loss_nats"] == pytest.approx(min(losses))
-    assert metrics["val_loss_nats"] < metrics["baseline_unigram_nats"] < math.log(60)
+    assert metrics["val_loss_nats"] < metrics["baseline_bigram_nats"] < metrics[
+        "baseline_unigram_nats"] < math.log(60)
     assert metrics["val_bits_per_char"] == pytest.approx(metrics["val_loss_nats"] / math.log(2))
-    assert metrics["generation_chars_per_s"] > 0 and metrics["train_tokens_per_s"] > 0
-    for name in ("loss.png", "next_token_probabilities.png", "metrics.json"):
+    assert metrics["generation_chars_per_s"] > 0 and metrics["cells_position_in_the_line_r"]
+    for name in ("loss.png", "next_token_probabilities.png", "lstm_cells.png", "metrics.json"):
         assert (out_dir / name).is_file()
     model_dir = out_dir / "tinyshakespeare_char_lstm"
-    assert (model_dir / "best.keras").is_file()
-    assets = common.read_json(model_dir / "best.json")["assets"]  # saved with the best model
-    assert assets["vocabulary"]["tokens"][1:] == sorted(set(assets["vocabulary"]["tokens"][1:]))
-    assert assets["prompts"] == ["ROMEO:", "To be or not to"]
-    assert len(metrics["samples"]["1.0"]) == 2
+    best = common.read_json(model_dir / "best.json")
+    assert (model_dir / "best.keras").is_file() and best["value"] == pytest.approx(min(losses))
+    tokens = best["assets"]["vocabulary"]["tokens"]  # saved with the best model
+    assert tokens[0] == "" and tokens[1:] == sorted(set(tokens[1:]))
+    assert best["assets"]["prompts"][:2] == ["ROMEO:", "To be or not to"]
     assert all(s.startswith("ROMEO:") and len(s) == 56 for s in metrics["samples"]["1.0"])
     capsys.readouterr()
     training_metrics = (out_dir / "metrics.json").read_bytes()
 
-    # --generate: loads best.keras and its vocabulary, no training, autocomplete table
+    # --generate: loads best.keras and its vocabulary, no training
     generated = tg.main(tg.Config.from_preset("quick", output_dir=str(out_dir), generate=True,
-                                              complete="To be or", num_completions=5,
-                                              prompt="MENENIUS:"))
+                                              prompt="MENENIUS:", temperatures=(0.8,)))
     printed = capsys.readouterr().out
-    assert "Epoch" not in printed and "most likely next tokens after 'To be or'" in printed
+    assert "Epoch" not in printed and "most likely next tokens after 'To be or not to'" in printed
     assert generated["val_loss_nats"] == pytest.approx(min(losses), rel=1e-4)
-    probabilities = [p for _, p in generated["completions"]]
-    assert len(probabilities) == 5 and probabilities == sorted(probabilities, reverse=True)
-    assert 0 < sum(probabilities) <= 1 + 1e-6
-    assert generated["samples"]["0.8"][0].startswith("MENENIUS:")
+    assert [len(s) for s in generated["samples"]["0.8"]] == [59, 59]  # prompt + 50 characters
+    assert all(s.startswith("MENENIUS:") for s in generated["samples"]["0.8"])
+    assert set("".join(generated["samples"]["0.8"])) <= set(tokens)
     assert (out_dir / "metrics.json").read_bytes() == training_metrics  # inference's own file
     assert common.read_json(out_dir / "inference.json")["prompt"] == "MENENIUS:"
+
+    # --complete: the table alone; its probabilities are the model's softmax after the phrase
+    completed = tg.main(tg.Config.from_preset("quick", output_dir=str(out_dir),
+                                              complete="To be or"))
+    assert "samples" not in completed and "Epoch" not in capsys.readouterr().out
+    saved = keras.saving.load_model(model_dir / "best.keras", compile=False)
+    model = tg.build_model(tg.Config.from_preset("quick", precision="float32"), len(tokens))
+    model.set_weights(saved.get_weights())  # the whole sequence at once, in float32
+    ids = np.array([[tokens.index(c) for c in "To be or"]])
+    logits = keras.ops.convert_to_numpy(model(ids))[0, -1].astype(np.float64)
+    expected = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    table = completed["completions"]
+    assert [token for token, _ in table] == [tokens[i] for i in np.argsort(-expected)[:10]]
+    np.testing.assert_allclose([p for _, p in table], np.sort(expected)[::-1][:10], atol=0.01)
 
     with pytest.raises(common.UserError, match="never saw.*'€'"):
         tg.main(tg.Config.from_preset("quick", output_dir=str(out_dir), generate=True,
@@ -213,14 +275,51 @@ def test_quick_char_run_then_generate_from_the_checkpoint(quick_run, tmp_path, c
 
 
 @pytest.mark.slow
-def test_tiny_word_level_run(out_dir):
-    metrics = tg.main(tg.Config(**{**TINY, "max_vocab": 500, "sequence_length": 16},
-                                level="word", complete="to be or not", prompt="MENENIUS:",
-                                output_dir=str(out_dir)))
-    assert math.isfinite(metrics["val_loss_nats"])
-    assert metrics["val_loss_nats"] < math.log(500)
+def test_tiny_word_level_run(out_dir, short_epochs):
+    metrics = tg.main(tg.Config(**{**TINY, "temperatures": (0.0,)}, level="word",
+                                prompt="MENENIUS:", output_dir=str(out_dir)))
+    words = common.read_json(out_dir / "tinyshakespeare_word_lstm" / "best.json")["assets"][
+        "vocabulary"]["tokens"]
+    assert 1000 < len(words) <= tg.MAX_WORDS and words[:2] == ["", "[UNK]"]
+    assert math.isfinite(metrics["val_loss_nats"]) and metrics["epochs_run"] == 1
+    assert metrics["val_loss_nats"] < math.log(len(words))  # better than uniform guessing
     assert metrics["val_bits_per_word"] == pytest.approx(metrics["val_loss_nats"] / math.log(2))
-    assert metrics["generation_words_per_s"] > 0
+    assert metrics["generation_words_per_s"] > 0 and metrics["generation_chars_per_s"] is None
+    assert metrics["samples"]["0.0"][0].startswith("MENENIUS:")
+
+
+@pytest.mark.slow
+def test_texts_named_alike_get_their_own_models_and_new_contents_train_anew(tmp_path, out_dir,
+                                                                           short_epochs,
+                                                                           monkeypatch):
+    monkeypatch.setattr(tg, "plot_cells", lambda *args: None)  # 1.5 s a run; drawn elsewhere
+    first, second = tmp_path / "a" / "input.txt", tmp_path / "b" / "input.txt"
+    for path, line in ((first, "the quick brown fox jumps over the lazy dog.\n"),
+                       (second, "pack my box with five dozen liquor jugs!\n")):
+        path.parent.mkdir()
+        path.write_text(line * 120)
+    names = [tg.load_text(tg.Config(text=str(path)))[1] for path in (first, second)]
+    assert names[0] != names[1] and all(name.startswith("input-") for name in names)
+
+    def train(path: Path) -> Path:
+        tg.main(tg.Config(**{**TINY, "temperatures": (1.0,)}, text=str(path),
+                          output_dir=str(out_dir)))
+        return out_dir / f"{tg.load_text(tg.Config(text=str(path)))[1]}_char_lstm"
+
+    old_folder = train(first)
+    first.write_text("PACK MY BOX WITH FIVE DOZEN LIQUOR JUGS!\n" * 120)  # new contents
+    new_folder = train(first)
+    assert new_folder != old_folder
+    assert (old_folder / "best.keras").is_file() and (new_folder / "best.keras").is_file()
+    assert common.read_json(new_folder / "best.json")["assets"]["vocabulary"]["tokens"] == [
+        "", *sorted(set("PACK MY BOX WITH FIVE DOZEN LIQUOR JUGS!\n"))]
+    generated = tg.main(tg.Config(**TINY, text=str(first), generate=True, prompt="PACK",
+                                  output_dir=str(out_dir)))
+    assert set("".join(generated["samples"]["0.0"])) <= set("PACK MY BOX WITH FIVE DOZEN "
+                                                             "LIQUOR JUGS!\n")
+    with pytest.raises(common.CheckpointError, match="no saved model at .*train one first with "
+                       f"`python text_generation.py --text {second}"):
+        tg.main(tg.Config(**TINY, text=str(second), generate=True, output_dir=str(out_dir)))
 
 
 # ----------------------------------------------------------------------------- bad input
@@ -242,24 +341,17 @@ def test_missing_inputs_raise_user_errors(tmp_path, out_dir):
         tg.main(tg.Config(text=str(tmp_path), output_dir=str(out_dir)))
     with pytest.raises(common.CheckpointError, match="no saved model at"):
         tg.main(tg.Config(generate=True, output_dir=str(out_dir)))
-    for bad in (dict(top_p=0.0), dict(temperature=-1.0), dict(units=0), dict(dropout=1.0),
-                dict(temperatures=(0.5, float("inf")))):
+    for bad in (dict(top_p=0.0), dict(temperatures=(-1.0,)), dict(units=0), dict(dropout=1.0),
+                dict(temperatures=(0.5, float("inf"))), dict(text="x.txt", download=True)):
         with pytest.raises(common.ConfigError):
             tg.Config(**bad)
-
-
-def test_bundled_gzipped_text_is_read():
-    text, name = tg.load_text(tg.Config(max_chars=100))
-    assert name == "tinyshakespeare" and text.startswith("First Citizen:") and len(text) == 100
-    with gzip.open(ROOT / "data/tinyshakespeare/input.txt.gz", "rt", encoding="utf-8") as f:
-        assert f.read(100) == text
 
 
 # ----------------------------------------------------------------------------- inside the cells
 def test_recorded_cell_states_are_the_layers_own_states():
     """The one-step sampler's record of every unit's cell state equals what each LSTM layer
     computes on the whole sequence (its final c), layer by layer."""
-    config = tg.Config(units=6, num_layers=2, embedding_dim=5, dropout=0.0, precision="float32")
+    config = tg.Config(units=6, num_layers=2, dropout=0.0, precision="float32")
     model = tg.build_model(config, vocab_size=11)
     ids = np.random.default_rng(0).integers(1, 11, size=17)
     cells = tg.Sampler(model).cell_states(ids)
@@ -280,12 +372,15 @@ def test_correlation_search_finds_a_planted_unit():
     activations = rng.normal(size=(2000, 40))
     planted = (rng.random(2000) < 0.2).astype(float)
     activations[:, 17] = -3 * planted + rng.normal(scale=0.5, size=2000)  # tracks it, negatively
+    activations[:, 3] = 1.0  # a unit that never changes: no correlation, no warning
     unrelated = rng.normal(size=2000)
     best = tg.most_correlated_units(activations, {"planted": planted, "unrelated": unrelated,
                                                   "constant": np.ones(2000)})
     unit, r = best["planted"]
-    assert unit == 17 and r < -0.9
-    assert abs(best["unrelated"][1]) < 0.15 and "constant" not in best
+    a, b = activations[:, 17] - activations[:, 17].mean(), planted - planted.mean()
+    assert unit == 17 and r == pytest.approx((a * b).sum() / math.sqrt((a * a).sum() *
+                                                                        (b * b).sum()))
+    assert r < -0.9 and abs(best["unrelated"][1]) < 0.15 and "constant" not in best
 
 
 def test_text_properties_by_hand():
@@ -298,42 +393,6 @@ def test_text_properties_by_hand():
     assert "inside brackets" not in properties  # four characters: too few to correlate
     long = "(" + "x" * 30 + ") and " + '"' + "y" * 25 + '"'
     inside = tg.text_properties(long)
-    assert inside["inside brackets"][1:31].all() and not inside["inside brackets"][32:].any()
-    assert inside["inside quotes"][38:63].all() and not inside["inside quotes"][:37].any()
-
-
-@pytest.mark.slow
-def test_a_training_budget_is_kept_and_its_epochs_repeat_the_run(tmp_path):
-    """--minutes: the epochs are planned from measured step and epoch costs so that the whole
-    run fits (the planner's accounting is checked on a virtual clock in test_common), the plan
-    is saved, and --epochs with the planned count repeats the run exactly. The time is checked
-    only loosely here: the other test worker's load can change between the plan and the fit
-    (how close a real run lands on an idle CPU is measured by the benchmarks)."""
-    budgeted = tg.Config.from_preset("quick", minutes=0.5, epochs=1000, patience=1000,
-                                     precision="float32", deterministic=True, sample_length=5,
-                                     inspect_chars=200, output_dir=str(tmp_path / "budget"))
-    metrics = tg.main(budgeted)
-    plan = metrics["budget"]
-    assert plan["epochs_trained_for"] == plan["epochs"] == metrics["epochs_planned"] \
-        == metrics["epochs_run"] > 3  # the budget, not --epochs 1000, decided
-    assert plan["steps"] == plan["epochs"] * budgeted.steps_per_epoch
-    assert plan["planned_run_seconds"] <= 30.0
-    assert metrics["run_seconds"] < 3 * 30.0  # --epochs 1000: over ten times longer
-    saved = common.read_json(tmp_path / "budget" / "tinyshakespeare_char_lstm" / "budget.json")
-    assert saved["epochs"] == plan["epochs"]
-    repeat = tg.main(dataclasses.replace(budgeted, minutes=0.0, epochs=plan["epochs"],
-                                         output_dir=str(tmp_path / "repeat")))
-    assert repeat["budget"] == {} and repeat["epochs_run"] == plan["epochs"]
-    np.testing.assert_allclose(repeat["history"]["val_loss"], metrics["history"]["val_loss"],
-                               rtol=1e-6)
-    capped = tg.main(dataclasses.replace(budgeted, epochs=2, output_dir=str(tmp_path / "cap")))
-    assert capped["epochs_run"] == capped["budget"]["epochs_trained_for"] == 2  # --epochs caps
-
-
-def test_a_cluster_measures_nothing_so_every_worker_trains_alike(tmp_path):
-    config = tg.Config(strategy="multiworker", minutes=8.0)
-    # no model, data or folder is touched: the rule of --precision, no XLA, --epochs as given
-    policy = common.compute_policy("auto")
-    assert tg.precisions_to_try(config) == (policy,) and config.jit_compile is False
-    assert tg.fit_the_budget(config, 65, None, None, tmp_path / "x") == (config, {}, policy)
-    assert not (tmp_path / "x").exists()
+    assert inside["inside brackets"][1:31].all() and not inside["inside brackets"][31:].any()
+    assert inside["inside quotes"][37:63].all() and not inside["inside quotes"][:37].any()
+    assert not inside["inside quotes"][63:].any()
