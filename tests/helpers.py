@@ -23,8 +23,9 @@ import pandas as pd
 import common
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = ("rnn_basics", "lstm_sequence", "time_series", "text_generation",
-           "machine_translation", "speech_recognition")
+SCRIPTS = ("rnn_basics", "rnn_comparison", "lstm_sequence", "time_series",
+           "forecast_your_series", "text_generation", "machine_translation",
+           "speech_recognition")
 
 
 @dataclasses.dataclass
@@ -96,10 +97,10 @@ def assert_one_line_error(result: Result, *fragments: str) -> None:
 
 
 def snapshot(directory: Path) -> dict[str, str]:
-    """sha256 of every file under `directory` (the lock file aside)."""
+    """sha256 of every file under `directory` (the lock and the owning script's name aside)."""
     return {str(path.relative_to(directory)): hashlib.sha256(path.read_bytes()).hexdigest()
             for path in sorted(Path(directory).rglob("*"))
-            if path.is_file() and path.name != ".lock"}
+            if path.is_file() and path.name not in (".lock", ".script")}
 
 
 def random_walk_prices(days: int = 120, seed: int = 0) -> pd.DataFrame:

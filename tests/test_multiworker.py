@@ -54,6 +54,38 @@ def test_two_workers_train_one_model_and_only_the_chief_writes(tmp_path):
     assert not list(out.glob(".worker-*")), "the worker left its folder behind"
 
 
+# A lesson on two workers, each printing a hash of its trained weights at the end of the fit.
+LESSON = """
+import hashlib, runpy, sys
+sys.path.insert(0, {root!r})
+import common, numpy as np
+train_end = common.KeepBest.on_train_end
+def train_end_and_show(self, logs=None):
+    train_end(self, logs)
+    data = b"".join(np.asarray(w).tobytes() for w in self.model.get_weights())
+    print("weights", hashlib.sha256(data).hexdigest(), flush=True)
+common.KeepBest.on_train_end = train_end_and_show
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_a_lesson_trains_on_two_workers_and_only_the_chief_writes(tmp_path):
+    out = tmp_path / "out"
+    chief, worker = run_cluster("text_generation", [], command=[
+        sys.executable, "-c", LESSON.format(root=str(ROOT)), "text_generation.py",
+        "--strategy", "multiworker", "--preset", "quick", "--epochs", "2", "--output-dir",
+        str(out)])
+    assert chief.returncode == 0, chief.stderr[-3000:]
+    assert worker.returncode == 0, worker.stderr[-3000:]
+    assert weights(chief) and weights(chief) == weights(worker)  # one model, bit for bit
+    history = (out / "tinyshakespeare_char_lstm" / "history.csv").read_text().splitlines()
+    losses = [float(line.split(",")[history[0].split(",").index("loss")])
+              for line in history[1:]]
+    assert len(losses) == 2 and losses[-1] < losses[0]
+    assert (out / "metrics.json").exists() and not list(out.glob(".worker-*"))
+
+
 def test_without_the_keras_mend_fit_fails_under_the_strategy(tmp_path):
     """keras-team/keras#20585: the mend in multiworker.py is what lets `fit` run at all."""
     code = MEND_OFF.format(root=str(ROOT))
