@@ -32,6 +32,7 @@ import contextlib
 import dataclasses
 import itertools
 import math
+import os
 import re
 import sys
 import time
@@ -220,9 +221,11 @@ def build_model(config: Config, vocab_size: int, policy: str | None = None):
 
 def dtype_policy(precision: str, cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     """--precision as a dtype policy. auto, a fixed rule: mixed bfloat16 where the CPU multiplies
-    bf16 natively (avx512_bf16, amx_bf16) and there is no GPU (cuDNN runs float32), else float32."""
+    bf16 natively (avx512_bf16, amx_bf16; unless ONEDNN_MAX_CPU_ISA keeps it from them) and there
+    is no GPU (cuDNN runs float32), else float32."""
     native = cpuinfo.is_file() and re.search(r"\b(avx512_bf16|amx_bf16)\b", cpuinfo.read_text())
-    auto = precision == "auto" and native and not tf.config.list_physical_devices("GPU")
+    auto = precision == "auto" and native and not tf.config.list_physical_devices("GPU") and \
+        os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper() in ("ALL", "DEFAULT")
     return "mixed_bfloat16" if precision == "bfloat16" or auto else "float32"
 
 
@@ -305,10 +308,7 @@ def train(model, train_data, val_data, folder: Path, config: Config, data: str,
 
 
 # ----------------------------------------------------------------------------- 5. Evaluate
-def bits(nats: float) -> float:  # nats per token -> bits per token
-    return nats / math.log(2)
-
-
+def bits(nats: float) -> float: return nats / math.log(2)  # nats per token -> bits per token
 def loss_metrics(nats: float, unit: str) -> dict:
     return {"val_loss_nats": nats, f"val_bits_per_{unit}": bits(nats), "val_perplexity":
             math.exp(nats)}
