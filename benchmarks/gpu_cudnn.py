@@ -3,17 +3,17 @@
 Keras runs an LSTM or GRU as one fused cuDNN kernel only while the layer keeps cuDNN's
 settings (tanh/sigmoid, no recurrent dropout, unroll=False, biases; GRU reset_after=True);
 any other setting silently falls back to a step-by-step loop. This checks the layers every
-script actually builds at its defaults, in two steps:
+lesson actually builds at its defaults, in two steps:
 
     python benchmarks/gpu_cudnn.py export                 # here, TensorFlow backend, no GPU
     KERAS_BACKEND=torch python benchmarks/gpu_cudnn.py measure --out results.json  # on a GPU
 
-`export` builds each script's default model(s) with the script's own builder, finds every
+`export` builds each lesson's default model(s) with the lesson's own builder, finds every
 LSTM/GRU (bidirectional ones as one unit), and writes benchmarks/gpu_layers.json: the layer's
-config, its input width, the batch and time steps its script trains it on, and anything that
+config, its input width, the batch and time steps its lesson trains it on, and anything that
 would keep it off cuDNN (tests/test_benchmarks.py asserts that list is empty).
 
-`measure` needs only Keras 3 and a backend with cuDNN kernels, not the scripts or their data:
+`measure` needs only Keras 3 and a backend with cuDNN kernels, not the lessons or their data:
 it rebuilds each layer from its config and trains it (layer -> Dense, MSE, Adam with
 clipnorm 1) on random inputs of the recorded shape, twice back to back: as configured
 (use_cudnn="auto") and forced onto the generic loop (use_cudnn=False); it reports examples/s
@@ -66,40 +66,62 @@ def cudnn_blockers(class_name: str, config: dict) -> list[str]:
 
 
 def default_models() -> list[tuple[str, str, object, int, int]]:
-    """(script, model, Keras model, batch size, time steps) for every script's default run.
-    Time steps are what the script feeds: fixed windows, or a typical padded batch."""
+    """(lesson, model, Keras model, batch size, time steps) for every LSTM/GRU model a lesson's
+    default run builds. Time steps are what the lesson feeds: fixed windows, or a typical
+    padded batch."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
+    import keras
     import numpy as np
 
+    import forecast_your_series
     import lstm_sequence
     import machine_translation
     import readers
     import rnn_basics
+    import rnn_comparison
     import speech_recognition
     import text_generation
     import time_series
 
     models = []
-    rb = rnn_basics.Config()
-    for cell in ("lstm", "gru"):  # SimpleRNN has no cuDNN kernel
-        model = rnn_basics.build_adding_model(cell, 100, rb.hidden_size, "adam", False)
-        models.append(("rnn_basics", f"adding T=100 {cell}", model, rb.batch_size, 100))
+    rb = rnn_basics.Config()  # its char RNN is a SimpleRNN (no cuDNN kernel); the gradient
+    for cell in ("lstm", "gru"):  # study runs an LSTM and a GRU over 64 sequences
+        layer = rnn_basics.recurrent_layer(cell, rb.hidden_size)
+        model = keras.Sequential([keras.Input((rb.gradient_length, 2)), layer])
+        models.append(("rnn_basics", f"gradient study {cell}", model, 64, rb.gradient_length))
+    rc = rnn_comparison.Config()
+    for length in rc.lengths:
+        for cell in ("lstm", "gru"):  # SimpleRNN has no cuDNN kernel
+            model = rnn_comparison.build_adding_model(cell, length, rc.hidden_size, "adam", False)
+            models.append(("rnn_comparison", f"adding T={length} {cell}", model,
+                           rc.batch_size, length))
     ls = lstm_sequence.Config()
     models.append(("lstm_sequence", "sentiment",
                    lstm_sequence.build_sentiment_model(ls, 5000), ls.batch_size, 24))
     models.append(("lstm_sequence", "POS tagger",
                    lstm_sequence.build_tagger(ls, 10000, 100, 17, ls.bidirectional),
                    ls.batch_size, 24))
+    if ls.bidirectional and ls.uni_epochs:  # its unidirectional twin
+        models.append(("lstm_sequence", "POS tagger, unidirectional",
+                       lstm_sequence.build_tagger(ls, 10000, 100, 17, False), ls.batch_size, 24))
     ts = time_series.Config()
-    frame = time_series.add_time_features(readers.load_jena())  # the script's features
+    frame = time_series.add_time_features(readers.load_jena())  # the lesson's features
     features = (time_series.add_changes(frame) if ts.changes else frame).shape[1]
-    for kind in ("lstm", "gru", "reference"):
+    for kind in ("lstm", "gru"):
         model = time_series.build_model(kind, ts.input_hours, features, 1, ts.units,
                                         ts.next_hour_dropout, ts.residual, ts.learning_rate,
                                         ts.clipnorm, 100, False)
         models.append(("time_series", f"next hour {kind}", model, ts.batch_size,
                        ts.input_hours))
+    fy = forecast_your_series.Config()  # its default series: the bundled weekly CO2 record
+    data = forecast_your_series.load_own_series(fy)[0]
+    for kind in ("lstm", "gru"):
+        model = time_series.build_model(kind, data.input_steps, len(data.columns), 1, fy.units,
+                                        ts.next_hour_dropout, ts.residual, fy.learning_rate,
+                                        ts.clipnorm, 100, False)
+        models.append(("forecast_your_series", f"CO2 next week {kind}", model, fy.batch_size,
+                       data.input_steps))
     tg = text_generation.Config(precision="float32")  # GPUs train in float32 (cuDNN)
     models.append(("text_generation", "char LM", text_generation.build_model(tg, 65),
                    tg.batch_size, tg.sequence_length))
@@ -107,7 +129,7 @@ def default_models() -> list[tuple[str, str, object, int, int]]:
     models.append(("machine_translation", "seq2seq + attention",
                    machine_translation.build_model(mt, 5000, 5000), mt.batch_size, 16))
     sr = speech_recognition.Config()
-    mfcc = np.zeros(sr.num_mfcc, "float32")
+    mfcc = np.zeros(speech_recognition.NUM_MFCC, "float32")
     models.append(("speech_recognition", "BiGRU-CTC",
                    speech_recognition.build_model(sr, mfcc, mfcc + 1), sr.batch_size, 96))
     return models

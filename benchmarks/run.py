@@ -1,10 +1,11 @@
-"""Benchmark runner: run the scripts' default and full-quality configurations, collect the
-metrics each `main()` returns, and write `benchmarks/results.json` (per-script metrics),
+"""Benchmark runner: run the lessons' default and full-quality configurations, collect the
+metrics each `main()` returns, and write `benchmarks/results.json` (per-lesson metrics),
 `benchmarks/runs.json` (every job in full) and `benchmarks/RESULTS.md`.
 
 Each job runs in its own process (so wall time and peak memory are its own) as
-`main(Config.from_preset(preset, **overrides))`, writing to `outputs/benchmarks/<job>/`
-with `--restart` semantics, so a result always comes from a fresh training run.
+`main(Config.from_preset(preset, **overrides))`, writing to `outputs/benchmarks/<job>/`,
+which is emptied first, so a result always comes from a fresh training run (a lesson keeps a
+folder's best model unless a new one beats it). A few jobs run a script of benchmarks/.
 
     python benchmarks/run.py --list                       # the jobs
     python benchmarks/run.py                              # every default job
@@ -44,6 +45,10 @@ TARGETS_MD = ROOT / "benchmarks" / "targets.md"  # the targets table, its number
 README = ROOT / "README.md"
 SPEECH_VOICES_MD = ROOT / "docs" / "speech_voices.md"  # included by the README
 
+# The lessons, in the README's learning order (RESULTS.md has a section for each).
+SCRIPTS = ("rnn_basics", "rnn_comparison", "lstm_sequence", "time_series",
+           "forecast_your_series", "text_generation", "machine_translation",
+           "speech_recognition")
 SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")  # FSDD's six voices
 # speech_recognition's measures for a voice it never heard (issue 21): name -> Config overrides
 # (each measured alone, without the synthetic voices the default adds since they won)
@@ -55,17 +60,30 @@ SPEECH_STUDIES = {
     "freqmask": {"freq_masks": 2, "synthetic_share": 0.0},  # SpecAugment's bands alone
 }
 
-# job name -> (script, mode, Config overrides, {main() key: results.json key}); overrides is a
-# dict of Config fields ("preset": "full" starts from the script's full-quality preset), or
-# "SCRIPT" (run benchmarks/speed_<script>.py, which prints its metrics as a last JSON line).
+# job name -> (lesson, mode, what it runs, {main() key: results.json key}). What it runs: a
+# dict of the lesson's Config fields ("preset": "full" starts from its full-quality preset),
+# or a script under benchmarks/ ("benchmarks/speed_models.py"), which prints its metrics as
+# its last line, one JSON object. A results.json key is filed under the job's lesson, or
+# under another one written "lesson.key".
 JOBS: dict[str, tuple[str, str, dict | str, dict[str, str | tuple[str, ...]]]] = {
     "rnn_basics:default": ("rnn_basics", "default", {}, {
+        "gradcheck_max_rel_error": "gradcheck_max_rel_error",
+        "char_numpy_val_loss": "char_numpy_val_loss",
+        "char_keras_val_loss": "char_keras_val_loss",
+        "char_unigram_val_loss": "char_unigram_val_loss",
+        "run_seconds": "default_run_seconds",
+    }),
+    "rnn_basics:full": ("rnn_basics", "full", {"preset": "full"}, {
+        "char_numpy_val_loss": "full_char_numpy_val_loss",
+        "char_keras_val_loss": "full_char_keras_val_loss",
+    }),
+    "rnn_comparison:default": ("rnn_comparison", "default", {}, {
         "adding_t100_mse_simplernn": "adding_t100_mse_simplernn",
         "adding_t100_mse_lstm": "adding_t100_mse_lstm",
         "adding_t100_mse_gru": "adding_t100_mse_gru",
         "run_seconds": "default_run_seconds",
     }),
-    "rnn_basics:full": ("rnn_basics", "full", {"preset": "full"}, {
+    "rnn_comparison:full": ("rnn_comparison", "full", {"preset": "full"}, {
         "adding_t100_mse_simplernn": "full_adding_t100_mse_simplernn",
         "adding_t100_mse_lstm": "full_adding_t100_mse_lstm",
         "adding_t100_mse_gru": "full_adding_t100_mse_gru",
@@ -89,66 +107,64 @@ JOBS: dict[str, tuple[str, str, dict | str, dict[str, str | tuple[str, ...]]]] =
         "jena_multi_rnn_vs_gbt_ratio": "jena_multi_rnn_vs_gbt_ratio",
         "run_seconds": "default_run_seconds",
     }),
-    "time_series:stock": ("time_series", "default", {"dataset": "stock"}, {
-        "stock_mae_ratio_vs_persistence": "stock_mae_ratio_vs_persistence",
-        "stock_directional_accuracy": "stock_directional_accuracy",
-    }),
-    # your own series: the bundled weekly CO2 record, every default model and a forecast
-    "time_series:co2": ("time_series", "default", {
-        "csv": "data/mauna-loa-co2/co2_weekly.csv", "target": "co2", "forecast_steps": 4}, {
-        "series_multi_rnn_vs_gbt_ratio": "co2_multi_rnn_vs_gbt_ratio",
-        "series_single_rnn_vs_gbt_ratio": "co2_single_rnn_vs_gbt_ratio",
-    }),
-    # an hourly CSV of 10,000 rows through the command line (benchmarks/speed_own_series.py)
-    "own_series:speed": ("own_series", "default", "SCRIPT", {
-        "wall_seconds": "time_series.own_series_10k_rows_seconds",
-    }),
     "time_series:full": ("time_series", "full", {"preset": "full"}, {
         "jena_single_mae_ratio": "full_jena_single_mae_ratio",
         "jena_multi_mae_ratio": "full_jena_multi_mae_ratio",
         "jena_single_mae_reference": "jena_single_mae_reference",
         "jena_multi_mae_reference": "jena_multi_mae_reference",
     }),
+    # the default without XLA (the default compiles every network's train step)
+    "time_series:no-xla": ("time_series", "study", {"jit_compile": False}, {}),
+    # the TensorFlow tutorial's recipe alone, on the default's windows (--preset full has it)
+    "time_series:reference": ("time_series", "study", {"models": ("reference",)}, {}),
+    # your own series: the bundled weekly CO2 record (the tool's default), every default model
+    "forecast_your_series:co2": ("forecast_your_series", "default", {}, {
+        "series_multi_rnn_vs_gbt_ratio": "co2_multi_rnn_vs_gbt_ratio",
+        "series_single_rnn_vs_gbt_ratio": "co2_single_rnn_vs_gbt_ratio",
+    }),
+    "forecast_your_series:stock": ("forecast_your_series", "default", {"dataset": "stock"}, {
+        "stock_mae_ratio_vs_persistence": "stock_mae_ratio_vs_persistence",
+        "stock_directional_accuracy": "stock_directional_accuracy",
+    }),
+    # a daily series of 1,500 days (daily mean temperature from the bundled Jena record) with
+    # the tool's defaults: its training plan, and the recurrent models against the trees
+    "own_series:daily": ("forecast_your_series", "default", "benchmarks/own_series_daily.py", {
+        "optimizer_steps": "daily_optimizer_steps",
+        "series_single_rnn_vs_gbt_ratio": "daily_single_rnn_vs_gbt_ratio",
+        "series_multi_rnn_vs_gbt_ratio": "daily_multi_rnn_vs_gbt_ratio",
+    }),
+    # an hourly CSV of 10,000 rows through the command line, timed
+    "own_series:speed": ("forecast_your_series", "default", "benchmarks/speed_own_series.py", {
+        "wall_seconds": "own_series_10k_rows_seconds",
+    }),
     "text_generation:default": ("text_generation", "default", {}, {
         "val_loss_nats": "val_loss_nats_default",
         "generation_chars_per_s": "generation_chars_per_s",
         "run_seconds": "default_run_seconds",
     }),
-    # XLA for every model, as the default was before it was measured at start-up
-    "time_series:xla": ("time_series", "study", {"jit_compile": True}, {}),
-    # the TensorFlow tutorial's recipe alone, on the default's windows (--preset full has it)
-    "time_series:reference": ("time_series", "study", {"models": ("reference",)}, {}),
-    # every network for all --epochs, however long they take (the default caps them together
-    # at 3 minutes, fewer epochs where the CPU is slower)
-    "time_series:all-epochs": ("time_series", "study", {"minutes": 0}, {}),
-    # every one of the 22 epochs, however long they take (the default caps training at about
-    # 8 minutes, fewer epochs where the CPU is slower)
-    "text_generation:all-epochs": ("text_generation", "study", {"minutes": 0}, {}),
     "text_generation:full": ("text_generation", "full", {"preset": "full"}, {
         "val_loss_nats": "val_loss_nats_full",
     }),
-    "text_generation:speed": ("text_generation", "default", "SCRIPT", {
+    "text_generation:speed": ("text_generation", "default",
+                              "benchmarks/speed_text_generation.py", {
         "train_speedup_vs_keras_defaults": "train_speedup_vs_keras_defaults",
         "generation_chars_per_s": "speed_generation_chars_per_s",
     }),
-    # The other LSTM models' speed (benchmarks/speed_models.py); "script.metric" files a
-    # metric under another script's key in results.json.
-    "lstm_models:speed": ("models", "default", "SCRIPT", {
-        "rnn_basics_adding_lstm_speedup": "rnn_basics.train_speedup_vs_keras_defaults",
+    # the other LSTM models' speed against Keras defaults
+    "lstm_models:speed": ("models", "default", "benchmarks/speed_models.py", {
+        "rnn_comparison_adding_lstm_speedup": "rnn_comparison.train_speedup_vs_keras_defaults",
         "time_series_lstm_speedup": "time_series.train_speedup_vs_keras_defaults",
         "lstm_sequence_pos_tagger_speedup": "lstm_sequence.train_speedup_vs_keras_defaults",
     }),
     # training FLOP/s of every default LSTM/GRU layer against this CPU's matmul peak
-    # (benchmarks/speed_efficiency.py)
-    "efficiency:speed": ("efficiency", "default", "SCRIPT", {
+    "efficiency:speed": ("efficiency", "default", "benchmarks/speed_efficiency.py", {
         "matmul_gflops_float32": "machine_matmul_gflops_float32",
-        **{f"{script}_efficiency": f"{script}.training_efficiency_vs_peak" for script in (
-            "rnn_basics", "lstm_sequence", "time_series", "text_generation",
-            "machine_translation", "speech_recognition")},
+        **{f"{script}_efficiency": f"{script}.training_efficiency_vs_peak"
+           for script in SCRIPTS},
     }),
-    # --strategy multiworker on this machine (benchmarks/speed_multiworker.py): text_generation's
-    # default model, fixed steps, one process vs a cluster of 1 and of 2 workers on 127.0.0.1.
-    "multiworker:speed": ("multiworker", "default", "SCRIPT", {
+    # --strategy multiworker on this machine: text_generation's default model, one epoch, one
+    # process vs a cluster of 1 and of 2 workers on 127.0.0.1
+    "multiworker:speed": ("multiworker", "default", "benchmarks/speed_multiworker.py", {
         "examples_per_s_one_process": "text_generation.multiworker_examples_per_s_one_process",
         "examples_per_s_1_worker": "text_generation.multiworker_examples_per_s_1_worker",
         "examples_per_s_2_workers": "text_generation.multiworker_examples_per_s_2_workers",
@@ -204,9 +220,10 @@ JOBS: dict[str, tuple[str, str, dict | str, dict[str, str | tuple[str, ...]]]] =
 # Plots the README shows, copied to docs/ after each run of their job: job -> [(file in the
 # job's output folder, name under docs/)].
 DOC_PLOTS = {
-    "rnn_basics:default": [("gradient_norms.png", "vanishing_gradients.png"),
-                           ("adding_mse_vs_length.png", "adding_mse_vs_length.png"),
-                           ("lstm_gates.png", "lstm_gates.png")],
+    "rnn_basics:default": [("gradient_norms.png", "vanishing_gradients.png")],
+    "rnn_comparison:default": [("adding_mse_vs_length.png", "adding_mse_vs_length.png"),
+                               ("lstm_gates.png", "lstm_gates.png"),
+                               ("gradient_norms_trained.png", "gradient_norms_trained.png")],
     "time_series:default": [("predictions_vs_actual.png", "forecast_vs_actual.png"),
                             ("mae_per_model.png", "jena_mae_per_model.png")],
     "lstm_sequence:default": [("pos_confusion.png", "pos_confusion.png")],
@@ -307,8 +324,8 @@ def machine_info() -> dict:
 def job_command(name: str) -> str:
     """The CLI command a reader can paste to reproduce a job."""
     script, _, overrides, _ = JOBS[name]
-    if overrides == "SCRIPT":
-        return f"python benchmarks/speed_{script}.py"
+    if isinstance(overrides, str):  # a script of benchmarks/
+        return f"python {overrides}"
     flags = []
     for key, value in overrides.items():
         if key == "output_dir":  # the runner chooses the folder (outputs/benchmarks/<job>)
@@ -327,8 +344,7 @@ _CHILD = """
 import json, sys, time
 sys.path.insert(0, {root!r})
 import {script} as module
-module.common.clock_from_import()  # --minutes counts the imports, as on the command line
-overrides = dict({overrides!r}, output_dir={output_dir!r}, restart=True)
+overrides = dict({overrides!r}, output_dir={output_dir!r})
 start = time.perf_counter()
 metrics = module.main(module.Config.from_preset(overrides.pop("preset", "default"), **overrides))
 metrics["_wall_seconds_main"] = time.perf_counter() - start
@@ -339,14 +355,18 @@ with open({result_path!r}, "w") as handle:
 
 def run_job(name: str, log_dir: Path, output_root: Path = ROOT / "outputs" / "benchmarks"
             ) -> dict:
-    """Run one job in a child process; return its metrics, wall time and peak memory."""
+    """Run one job in a child process, in an emptied output folder (a lesson would keep a
+    better model found there by an earlier run); return its metrics, wall time and peak
+    memory."""
     script, mode, overrides, _ = JOBS[name]
     safe = name.replace(":", "-")
     output_dir = output_root / safe
+    shutil.rmtree(output_dir, ignore_errors=True)
     result_path = log_dir / f"{safe}.json"
     result_path.unlink(missing_ok=True)
-    if overrides == "SCRIPT":
-        argv = [sys.executable, str(ROOT / "benchmarks" / f"speed_{script}.py")]
+    is_script = isinstance(overrides, str)
+    if is_script:
+        argv = [sys.executable, str(ROOT / overrides)]
     else:
         argv = [sys.executable, "-c", _CHILD.format(
             root=str(ROOT), script=script, overrides=overrides,
@@ -358,7 +378,7 @@ def run_job(name: str, log_dir: Path, output_root: Path = ROOT / "outputs" / "be
         process = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - start
-    if overrides == "SCRIPT" and os.waitstatus_to_exitcode(status) == 0:
+    if is_script and os.waitstatus_to_exitcode(status) == 0:
         json_lines = [line for line in log_path.read_text().splitlines()
                       if line.startswith("{")]
         if json_lines:
@@ -470,13 +490,10 @@ def _format(value) -> str:
     return str(value)
 
 
-SCRIPTS = ("rnn_basics", "lstm_sequence", "time_series", "text_generation",
-           "machine_translation", "speech_recognition")
-
-
 def results_markdown(runs: dict) -> str:
     """RESULTS.md: the targets (benchmarks/targets.md, its numbers filled from results.json),
-    the GPU check, then every job's command, time, memory and metrics, script by script."""
+    the GPU check, then every job's command, time, memory and metrics, lesson by lesson, and
+    last the runs of jobs no longer in JOBS (kept in runs.json: the README may quote them)."""
     kinds = list(runs.get("runs", {}))  # the primary CPU kind first
     kinds.sort(key=lambda kind: kind != runs.get("primary"))
     lines = [
@@ -503,6 +520,13 @@ def results_markdown(runs: dict) -> str:
         for name in names:
             lines += job_section(name, {kind: runs["runs"][kind][name] for kind in kinds
                                         if name in runs["runs"][kind]})
+    earlier = [name for kind in kinds for name in runs["runs"][kind] if name not in JOBS]
+    if earlier:
+        lines += ["## Earlier jobs", "", "Jobs of earlier versions of the lessons, no longer run; "
+                  "each with the command it ran, as recorded.", ""]
+        for name in dict.fromkeys(earlier):
+            lines += job_section(name, {kind: runs["runs"][kind][name] for kind in kinds
+                                        if name in runs["runs"][kind]})
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -518,12 +542,14 @@ def machine_line(kind: str, machine: dict) -> str:
 
 
 def job_section(name: str, by_cpu: dict[str, dict]) -> list[str]:
-    """One job's lines in RESULTS.md: its command, and per CPU kind its time, memory and
-    metrics side by side."""
+    """One job's lines in RESULTS.md: its command (of a job no longer in JOBS: as its runs
+    recorded it), and per CPU kind its time, memory and metrics side by side."""
     if not by_cpu:
         return [f"### {name}", "", "Not run yet.", ""]
     kinds = list(by_cpu)
-    lines = [f"### {name}", "", f"`{job_command(name)}`", ""]
+    command = job_command(name) if name in JOBS else " / ".join(dict.fromkeys(
+        run["command"] for run in by_cpu.values() if run.get("command"))) or "not recorded"
+    lines = [f"### {name}", "", f"`{command}`", ""]
     for kind, run in by_cpu.items():
         if run.get("failed"):
             lines.append(f"- {kind}: failed after {run['wall_seconds']} s")
@@ -533,7 +559,7 @@ def job_section(name: str, by_cpu: dict[str, dict]) -> list[str]:
                          + (f" ({run['note']})" if run.get("note") else ""))
     lines += ["", "| metric | " + " | ".join(kinds) + " | anchor |",
               "|---|" + "---:|" * len(kinds) + "---|"]
-    keys = JOBS[name][3]
+    keys = JOBS[name][3] if name in JOBS else {}
     metrics = {}
     for run in by_cpu.values():
         for key, value in run.get("metrics", {}).items():
@@ -596,13 +622,14 @@ def gpu_section(path: Path = GPU_RESULTS) -> list[str]:
         "## GPU: the cuDNN path (`benchmarks/gpu_cudnn.py`)",
         "",
         f"{report['device']}; Keras {report['keras']}, {report['backend']} backend (the GPU "
-        "machine lent here has no TensorFlow). Every LSTM/GRU of every script's default model "
-        "(`gpu_cudnn.py export`, listed in gpu_layers.json), trained for "
+        "machine lent here has no TensorFlow). Every LSTM/GRU of every lesson's default model "
+        "as `gpu_cudnn.py export` listed them when this was measured, trained for "
         f"{report['steps']} steps (layer -> Dense, MSE, Adam) as configured and then forced "
         "onto the generic loop (`use_cudnn=False`), back to back. Command: "
         "`KERAS_BACKEND=torch python benchmarks/gpu_cudnn.py measure --steps "
         f"{report['steps']} --out benchmarks/gpu_cudnn_results.json`.",
         "",
+        *gpu_layers_note(report["results"]),
         "| script | model | layer | units | batch x steps | cuDNN calls | cuDNN examples/s "
         "| generic loop examples/s | speed-up |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|",
@@ -615,6 +642,23 @@ def gpu_section(path: Path = GPU_RESULTS) -> list[str]:
             f"{row['cudnn']['examples_per_s']:,.0f} | "
             f"{row['generic_loop']['examples_per_s']:,.0f} | {row['speedup']:.1f}x |")
     return lines + [""]
+
+
+def gpu_layers_note(measured: list[dict], layers: Path = ROOT / "benchmarks" / "gpu_layers.json"
+                    ) -> list[str]:
+    """A paragraph when the layers measured are not those the lessons build today
+    (benchmarks/gpu_layers.json): how many of those were measured, and how to measure them."""
+    def shape(row: dict) -> tuple:
+        return tuple(row.get(key) for key in ("script", "model", "class_name", "input_width",
+                                              "batch_size", "time_steps"))
+
+    today = [shape(row) for row in json.loads(layers.read_text())] if layers.is_file() else []
+    if not today or [shape(row) for row in measured] == today:
+        return []
+    found = sum(row in set(map(shape, measured)) for row in today)
+    return [f"The lessons have changed since: of the {len(today)} layers their default models "
+            f"build today (gpu_layers.json), {found} were measured here; rerun `measure` on a "
+            "GPU for the others.", ""]
 
 
 def slow_cpu_proxy(core: int) -> None:

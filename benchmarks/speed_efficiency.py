@@ -1,8 +1,9 @@
 """How close training gets to this CPU's arithmetic limit.
 
 1. The limit: the best of several `tf.linalg.matmul` products of two 2048 x 2048 matrices,
-   in float32 and, where the CPU multiplies bfloat16 natively, in bfloat16 (2 N^3 FLOPs each).
-2. What training reaches: every LSTM/GRU layer the six scripts' default models build
+   in float32 and, where the CPU multiplies bfloat16 natively (text_generation's precision
+   rule), in bfloat16 (2 N^3 FLOPs each).
+2. What training reaches: every LSTM/GRU layer the lessons' default models build
    (benchmarks/gpu_layers.json: its config, input width, batch and time steps), trained on its
    own as benchmarks/gpu_cudnn.py does (layer -> Dense, MSE, Adam with clipnorm 1, float32,
    random inputs of the recorded shape), timed over a fixed number of steps after a warm-up.
@@ -10,7 +11,7 @@
    recurrent matrices (gates: LSTM 4, GRU 3; twice for a bidirectional layer), x 3 for the
    backward pass (two more products of the same size); elementwise gate arithmetic, the Dense
    head and the optimizer are left out, so the figure is a slight underestimate.
-   Efficiency = achieved FLOP/s / the float32 peak, per script's model (its layers together).
+   Efficiency = achieved FLOP/s / the float32 peak, per lesson (its models' layers together).
 
     python benchmarks/speed_efficiency.py        # about 2-4 minutes on a 2-core CPU
 
@@ -28,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import common  # noqa: E402  (quiets TensorFlow's start-up logs)
+import common  # noqa: E402, F401  (quiets TensorFlow's start-up logs)
 import gpu_cudnn  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -61,9 +62,11 @@ def training_flops_per_example(row: dict) -> float:
 
 
 def main() -> dict:
+    import text_generation
+
     rows = json.loads(gpu_cudnn.LAYERS_FILE.read_text())
     results: dict = {"matmul_gflops_float32": matmul_gflops("float32")}
-    if common.cpu_has_native_bf16():
+    if text_generation.dtype_policy("auto") == "mixed_bfloat16":  # native bf16 on this CPU
         results["matmul_gflops_bfloat16"] = matmul_gflops("bfloat16")
     peak = results["matmul_gflops_float32"]
     print(f"matmul peak ({SIZE} x {SIZE}): float32 {peak:.1f} GFLOP/s"

@@ -1,5 +1,6 @@
 """The benchmark jobs are runnable: each job's settings build a valid Config, and the command
-printed beside its result parses back to exactly that Config."""
+printed beside its result parses back to exactly that Config; a job that runs a script names
+one that exists; the reports are rendered from runs.json alone."""
 
 import dataclasses
 import importlib
@@ -10,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import common
@@ -17,7 +19,7 @@ from benchmarks import report
 from benchmarks import run as bench
 from helpers import SCRIPTS
 
-SCRIPT_JOBS = [name for name, job in bench.JOBS.items() if job[2] != "SCRIPT"]
+LESSON_JOBS = [name for name, job in bench.JOBS.items() if isinstance(job[2], dict)]
 
 
 def _config_of(name):
@@ -27,7 +29,7 @@ def _config_of(name):
     return module, module.Config.from_preset(values.pop("preset", "default"), **values)
 
 
-@pytest.mark.parametrize("name", SCRIPT_JOBS)
+@pytest.mark.parametrize("name", LESSON_JOBS)
 def test_job_command_reproduces_the_job_config(name):
     module, config = _config_of(name)
     argv = shlex.split(bench.job_command(name))
@@ -37,6 +39,45 @@ def test_job_command_reproduces_the_job_config(name):
     assert dataclasses.replace(parsed, output_dir="") == dataclasses.replace(config, output_dir="")
 
 
+def test_every_job_runs_a_lesson_or_a_benchmark_script_that_exists():
+    assert bench.SCRIPTS == SCRIPTS  # the runner's lessons are the project's
+    for name, (script, mode, runs, _) in bench.JOBS.items():
+        assert mode in ("default", "full", "study"), name
+        if isinstance(runs, dict):
+            assert script in SCRIPTS, name
+        else:  # a script of benchmarks/, run by its path, the command a reader pastes
+            assert runs.startswith("benchmarks/") and (bench.ROOT / runs).is_file(), name
+            assert bench.job_command(name) == f"python {runs}"
+    assert {"forecast_your_series:co2", "forecast_your_series:stock", "own_series:daily",
+            "time_series:no-xla"} <= set(bench.JOBS)
+    assert not {"time_series:all-epochs", "text_generation:all-epochs", "time_series:xla",
+                "time_series:co2", "time_series:stock"} & set(bench.JOBS)
+
+
+def test_doc_plots_are_files_their_lesson_writes():
+    """Each plot copied into docs/ is a file name its job's lesson saves (an f-string's
+    placeholders match anything), so a renamed plot cannot leave docs/ stale unnoticed."""
+    for name, plots in bench.DOC_PLOTS.items():
+        source = (bench.ROOT / f"{bench.JOBS[name][0]}.py").read_text()
+        written = [re.escape(literal).replace(r"\{", "{").replace(r"\}", "}")
+                   for literal in re.findall(r"[\"']([\w{}+ .-]+\.png)[\"']", source)]
+        patterns = [re.sub(r"\{[^}]*\}", ".+", literal) for literal in written]
+        for plot, _ in plots:
+            assert any(re.fullmatch(pattern, plot) for pattern in patterns), (name, plot)
+
+
+def test_the_daily_series_job_writes_about_1500_days():
+    from benchmarks import own_series_daily
+
+    series = own_series_daily.daily_temperature()
+    gaps = series.index.to_series().diff().dropna()
+    assert 1450 <= len(series) <= 1500 and list(series.columns) == ["T (degC)"]
+    assert (gaps >= pd.Timedelta(days=1)).all()  # days, a few of them left out
+    assert (gaps % pd.Timedelta(days=1) == pd.Timedelta(0)).all()
+    assert series.index[-1] == pd.Timestamp("2016-12-31")  # the record's last day
+    assert (series.index[-1] - series.index[0]).days == own_series_daily.DAYS - 1
+
+
 def test_results_are_flattened_per_script_from_the_primary_cpu_kind():
     fast, slow = "AMD EPYC, AVX512-BF16", "Intel Xeon, AVX2"
     runs = {
@@ -44,17 +85,22 @@ def test_results_are_flattened_per_script_from_the_primary_cpu_kind():
         "machines": {fast: {"cores": 2, "isa_flags": ["avx2", "avx512_bf16"]},
                      slow: {"cores": 2, "isa_flags": ["avx2"]}},
         "runs": {fast: {
-            "rnn_basics:default": {"metrics": {"adding_t100_mse_lstm": 0.004, "run_seconds": 200},
-                                   "wall_seconds": 210.0, "peak_memory_mb": 900},
+            "rnn_comparison:default": {"metrics": {"adding_t100_mse_lstm": 0.004,
+                                                   "run_seconds": 200},
+                                       "wall_seconds": 210.0, "peak_memory_mb": 900},
             "text_generation:full": {"metrics": {"val_loss_nats": 1.44, "samples": ["x"]},
                                      "wall_seconds": 50.0, "peak_memory_mb": 800},
             "machine_translation:full": {"failed": True},
             "lstm_models:speed": {"metrics": {"time_series_lstm_speedup": 1.7,
-                                              "lstm_sequence_pos_tagger_speedup": 2.5},
+                                              "lstm_sequence_pos_tagger_speedup": 2.5,
+                                              "rnn_comparison_adding_lstm_speedup": 1.2},
                                   "wall_seconds": 60.0, "peak_memory_mb": 700},
+            "time_series:all-epochs": {"metrics": {"jena_single_mae_ratio": 0.55},  # a job
+                                       "wall_seconds": 90.0, "peak_memory_mb": 800},  # gone
         }, slow: {
-            "rnn_basics:default": {"metrics": {"adding_t100_mse_lstm": 0.005, "run_seconds": 600},
-                                   "wall_seconds": 640.0, "peak_memory_mb": 900},
+            "rnn_comparison:default": {"metrics": {"adding_t100_mse_lstm": 0.005,
+                                                   "run_seconds": 600},
+                                       "wall_seconds": 640.0, "peak_memory_mb": 900},
         }},
     }
     flat = bench.collect(runs)
@@ -63,33 +109,52 @@ def test_results_are_flattened_per_script_from_the_primary_cpu_kind():
                                "gpu")}
     assert headline == {  # "script.metric" targets land under that script
         "machine": {"cores": 2, "isa_flags": ["avx2", "avx512_bf16"]},
-        "rnn_basics": {"adding_t100_mse_lstm": 0.004, "default_run_seconds": 200},
+        "rnn_comparison": {"adding_t100_mse_lstm": 0.004, "default_run_seconds": 200,
+                           "train_speedup_vs_keras_defaults": 1.2},
         "text_generation": {"val_loss_nats_full": 1.44},
         "time_series": {"train_speedup_vs_keras_defaults": 1.7},
         "lstm_sequence": {"train_speedup_vs_keras_defaults": 2.5},
     }
-    assert flat["jobs"]["rnn_basics:default"] == {"adding_t100_mse_lstm": 0.004,
-                                                  "run_seconds": 200, "wall_seconds": 210.0,
-                                                  "peak_memory_mb": 900}
-    assert flat["jobs_by_cpu"][slow]["rnn_basics:default"]["wall_seconds"] == 640.0
+    assert flat["jobs"]["rnn_comparison:default"] == {"adding_t100_mse_lstm": 0.004,
+                                                      "run_seconds": 200, "wall_seconds": 210.0,
+                                                      "peak_memory_mb": 900}
+    assert flat["jobs_by_cpu"][slow]["rnn_comparison:default"]["wall_seconds"] == 640.0
     assert "samples" not in flat["jobs"]["text_generation:full"]  # numbers and words only
     assert "machine_translation:full" not in flat["jobs"]
+    # a job no longer in JOBS stays quotable (runs.json is history), with no headline keys
+    assert flat["jobs"]["time_series:all-epochs"]["jena_single_mae_ratio"] == 0.55
     assert flat["anchors"] == bench.ANCHOR_VALUES
-    text = "<!--r:cpus.intel_xeon__avx2.rnn_basics_default.wall_seconds:.0f-->?<!--/r-->"
+    text = "<!--r:cpus.intel_xeon__avx2.rnn_comparison_default.wall_seconds:.0f-->?<!--/r-->"
     assert report.render(text, flat).endswith("-->640<!--/r-->")
-    section = "\n".join(bench.job_section("rnn_basics:default", {
-        kind: {**runs["runs"][kind]["rnn_basics:default"], "date": "2026-12-01"}
+    section = "\n".join(bench.job_section("rnn_comparison:default", {
+        kind: {**runs["runs"][kind]["rnn_comparison:default"], "date": "2026-12-01"}
         for kind in (fast, slow)}))
     assert "| adding_t100_mse_lstm | 0.004 | 0.005 |" in section  # side by side
 
 
 def test_the_cpu_record_names_model_clock_and_isa_flags(monkeypatch):
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    monkeypatch.delenv("RNN_SLOW_CPU_PROXY", raising=False)
+    lines = Path("/proc/cpuinfo").read_text().splitlines()  # what the record is read from
+    model = next(line.partition(":")[2].strip() for line in lines if line.startswith("model name"))
+    flags = set(next(line.partition(":")[2] for line in lines if line.startswith("flags")).split())
+    isa = next(name for flag, name in (("amx_bf16", "AMX-BF16"), ("avx512_bf16", "AVX512-BF16"),
+                                       ("avx512f", "AVX512"), ("avx2", "AVX2"), ("", "x86-64"))
+               if flag in flags or not flag)
     info = bench.cpu_info()
-    assert info["cpu"] and info["kind"].startswith(info["kind"].split(",")[0])
+    assert info["cpu"] == model
+    name, kind_isa = info["kind"].split(", ")
+    assert kind_isa == isa  # the best instruction set the CPU has, named
+    # the model name without its trademarks, "CPU" and clock: "Intel(R) Xeon(R) CPU @ 2.20GHz"
+    # is "Intel Xeon"; every word kept is the model's, in its order
+    assert name and not re.search(r"\(R\)|\(TM\)|@|\bCPU\b", name)
+    words = iter(re.sub(r"\(R\)|\(TM\)", " ", model).split())
+    assert all(word in words for word in name.split()), (name, model)
+    assert info["isa_flags"] == [flag for flag in bench.ISA_FLAGS if flag in flags]
     assert set(info["isa_flags"]) <= set(bench.ISA_FLAGS) and "avx2" in info["isa_flags"]
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
-    assert bench.cpu_info()["kind"].endswith("limited to AVX2 (ONEDNN_MAX_CPU_ISA)")
-    assert not common.cpu_has_native_bf16()  # oneDNN kept below bf16: no mixed bfloat16
+    assert bench.cpu_info()["kind"] == f"{name}, {isa} limited to AVX2 (ONEDNN_MAX_CPU_ISA)"
     monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_max_isa=AVX2")
     assert bench.cpu_info()["kind"].endswith("(ONEDNN_MAX_CPU_ISA), XLA to AVX2")
 
@@ -160,12 +225,20 @@ def test_a_number_typed_by_hand_is_caught():
 
 
 def test_docstrings_hold_no_measurements_or_probe_logs():
+    """A lesson's docstring (at most 25 lines, as every lesson's) says what it teaches and
+    links its measured results; it holds no numbers measured and no log of what was tried
+    ("measured" only without a number on its line: "measured results: ..." is a pointer)."""
+    problems = {}
     for script in SCRIPTS:
         doc = importlib.import_module(script).__doc__
-        assert len(doc.splitlines()) <= 40, script
-        assert not re.search(r"\b(tried|probe|probes|measured)\b", doc, re.I), script
-        assert report.untagged_numbers(doc) == [], script
-        assert f"benchmarks/RESULTS.md#{script}" in doc, script
+        found = [f"{len(doc.splitlines())} lines"] * (len(doc.splitlines()) > 25)
+        found += re.findall(r"\b(?:tried|probes?)\b|\bmeasured\b[^\n]*\d", doc, re.I)
+        found += report.untagged_numbers(doc)
+        found += [f"no link to benchmarks/RESULTS.md#{script}"] * (
+            f"benchmarks/RESULTS.md#{script}" not in doc)
+        if found:
+            problems[script] = found
+    assert problems == {}
 
 
 # ----------------------------------------------------------------------------- cuDNN check
@@ -196,9 +269,7 @@ def test_every_default_recurrent_layer_is_cudnn_compatible_and_listed(tmp_path):
     from benchmarks import gpu_cudnn
 
     rows = gpu_cudnn.export(tmp_path / "layers.json")
-    assert {row["script"] for row in rows} == {
-        "rnn_basics", "lstm_sequence", "time_series", "text_generation",
-        "machine_translation", "speech_recognition"}
+    assert {row["script"] for row in rows} == set(SCRIPTS)  # every lesson has LSTM/GRU layers
     assert [(row["script"], row["model"], row["cudnn_blockers"]) for row in rows
             if row["cudnn_blockers"]] == []
     text_lstm = [row for row in rows if row["script"] == "text_generation"]
@@ -238,11 +309,21 @@ def test_gpu_section_renders_the_measurement(tmp_path):
          "time_steps": 5, "cudnn": {"cudnn_calls": 20, "examples_per_s": 3000.0},
          "generic_loop": {"cudnn_calls": 0, "examples_per_s": 400.0}, "speedup": 7.5}]}
     path = tmp_path / "gpu.json"
-    path.write_text(__import__("json").dumps(report))
+    path.write_text(json.dumps(report))
     lines = bench.gpu_section(path)
     assert lines[0].startswith("## GPU") and "GPU X" in lines[2]
     assert lines[-2] == "| s | m | LSTM | 8 | 4 x 5 | 20/20 | 3,000 | 400 | 7.5x |"
     assert bench.gpu_section(tmp_path / "missing.json") == []
+    # measured layers that are not today's are said to be so
+    assert any(line.startswith("The lessons have changed since") for line in lines)
+    layers = tmp_path / "layers.json"
+    row = {key: report["results"][0][key] for key in ("script", "model", "class_name",
+                                                      "batch_size", "time_steps")}
+    layers.write_text(json.dumps([{**row, "input_width": 3}, {**row, "model": "n"}]))
+    assert bench.gpu_layers_note([{**row, "input_width": 3}], layers)[0].startswith(
+        "The lessons have changed since: of the 2 layers their default models build today "
+        "(gpu_layers.json), 1 were measured here")
+    assert bench.gpu_layers_note([{**row, "input_width": 3}, {**row, "model": "n"}], layers) == []
 
 
 def test_learning_path_points_at_functions_in_their_sections():
@@ -256,15 +337,16 @@ def test_learning_path_points_at_functions_in_their_sections():
     for script in SCRIPTS:
         section = None
         for line in (bench.ROOT / f"{script}.py").read_text().splitlines():
-            header = re.match(r"# (\d)\. ", line)
+            header = re.match(r"#[ -]*(\d)\. ", line)  # "# 1. Data", "# ---- 1. Data", ...
             if header:
                 section = header[1]
             definition = re.match(r"(?:def|class) (\w+)", line)
             if definition and section:
                 sections.setdefault(definition[1], set()).add(section)
-    for number, name in references:
-        assert name in sections, f"{name} (§{number}) is defined in no script"
-        assert number in sections[name], f"{name} is in section {sections[name]}, not §{number}"
+    wrong = [f"{name} (§{number}) is defined in no lesson" if name not in sections else
+             f"{name} is in section {sorted(sections[name])}, not §{number}"
+             for number, name in references if number not in sections.get(name, ())]
+    assert wrong == []
 
 
 def test_a_leave_one_speaker_out_job_runs_on_a_tiny_configuration(tmp_path, monkeypatch):
@@ -277,6 +359,9 @@ def test_a_leave_one_speaker_out_job_runs_on_a_tiny_configuration(tmp_path, monk
             "synthetic_share": 0.25, "time_masks": 1, "freq_masks": 1}
     monkeypatch.setitem(bench.JOBS, name, (script, mode, tiny, keys))
     (tmp_path / "logs").mkdir()
+    stale = tmp_path / "outputs" / "speech_recognition-vtlp-theo" / "stale.txt"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("an earlier run's file")  # the job's folder is emptied first
     run = bench.run_job(name, tmp_path / "logs", output_root=tmp_path / "outputs")
     assert not run.get("failed"), (tmp_path / "logs" / "speech_recognition-vtlp-theo.log"
                                    ).read_text()[-2000:]
@@ -284,6 +369,7 @@ def test_a_leave_one_speaker_out_job_runs_on_a_tiny_configuration(tmp_path, monk
     assert metrics["test_speaker"] == "theo" and metrics["train_utterances"] == 24
     assert 0 <= metrics["unseen_der_beam"] and 0 <= metrics["seen_der_beam"]
     assert (tmp_path / "outputs" / "speech_recognition-vtlp-theo" / "metrics.json").is_file()
+    assert not stale.exists()
     assert "--vtlp 0.1" in run["command"] and "--test-speaker theo" in run["command"]
     speakers = importlib.import_module("speech_recognition").SPEAKERS
     assert bench.SPEAKERS == speakers  # the runner's list of voices is the script's
