@@ -19,7 +19,7 @@ Run:
     python lstm_sequence.py --preset full        # a wider tagger, more epochs
     python lstm_sequence.py --tag "The old man the boats ."   # tag with the saved tagger
     python lstm_sequence.py --classify "Great phone, terrible battery."
-Outputs: outputs/lstm_sequence[-<preset>]/; measured results: benchmarks/RESULTS.md.
+Outputs: outputs/lstm_sequence[-<preset>]/; results: benchmarks/RESULTS.md#lstm_sequence.
 """
 
 from __future__ import annotations

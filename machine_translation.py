@@ -16,7 +16,7 @@ Run:
     python machine_translation.py --compare-no-attention    # also train --attention none
     python machine_translation.py --translate "I am cold."  # the saved model: greedy + beams
     python machine_translation.py --data-path my_pairs.txt  # your own English<TAB>French file
-Outputs in outputs/machine_translation[-<preset>]/; results in benchmarks/RESULTS.md."""
+Outputs: outputs/machine_translation[-<preset>]/; benchmarks/RESULTS.md#machine_translation."""
 
 from __future__ import annotations
 
