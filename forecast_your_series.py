@@ -2,7 +2,8 @@
 
 A tool built on the lesson time_series.py (its windows, baselines, trees, LSTM and GRU,
 training and scoring). It reads your CSV (a time column and numeric columns), detects the
-sampling interval, fills gaps from the past only, adds time features for the cycles that
+sampling interval, fills short gaps from the past only (a target over 10 % blank in a split is
+refused: it would be scored against invented values), adds time features for the cycles that
 interval can show, trains every model against the baselines and forecasts past the end of your
 data; how long it trains comes from your data (at least 8 epochs and ~1,000 optimizer steps),
 or --epochs. `--dataset stock`: a stock's next close from scale-free OHLCV features, scored in
@@ -19,16 +20,15 @@ Run:
     python forecast_your_series.py --dataset stock --ticker MSFT
 Outputs: outputs/forecast_your_series/<file>-<fingerprint>-<target>/ (stock-<ticker>-<...>/):
 the models and plots of one data file, by its content; metrics.json (--forecast: forecast.json).
+Results: benchmarks/RESULTS.md#forecast_your_series.
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
@@ -56,7 +56,7 @@ READING = ("target", "time_column", "features", "date_format", "input_steps", "h
 class Config(common.RunConfig):
     csv: str = ""  # Your series as CSV ("" = the CO2 example); with --dataset stock: prices.
     target: str = ""  # The --csv column to forecast.
-    time_column: str = ""  # The --csv time column; "" = the one named date/time, else the first.
+    time_column: str = ""  # The time column (DATE+TIME joins two); "" = named date/time, or 1st.
     features: tuple[str, ...] = ("*",)  # Input columns beside the target; * = every numeric one.
     date_format: str = ""  # strftime format of the CSV's dates, e.g. %d/%m/%Y; "" = detect.
     input_steps: Annotated[int, at_least(0)] = 0  # Steps each window sees; 0 = from the interval.
@@ -84,6 +84,8 @@ class Config(common.RunConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        self.target, self.time_column = map(utf8_name, (self.target, self.time_column))
+        self.features = tuple(map(utf8_name, self.features))  # matched in the CSV, read as UTF-8
         self.ticker = self.ticker.strip().upper()
         common.check(bool(self.ticker) and all(c.isalnum() or c in ".-^=" for c in self.ticker),
                      f"--ticker must be a symbol like AAPL or BRK-B (got {self.ticker!r})")
@@ -103,13 +105,25 @@ class Config(common.RunConfig):
 # ---------------------------------------------------------------------------------------------
 # 1. Data: your series read, on a regular grid, with time features; or a stock's daily moves
 # ---------------------------------------------------------------------------------------------
-def load_own_series(config: Config) -> tuple[ts.SeriesData, int, Sampling]:
-    """Your CSV read and checked ("Reading your CSV" below), on its regular grid, with time
-    features, split and scaled like the lesson's Jena record; the columns the TF recipe sees."""
-    frame = load_series(config.csv, config.target, config.time_column, config.features,
-                        config.date_format)
-    sampling = detect_sampling(frame.index, config.input_steps, config.horizon_steps)
-    frame, filled = fill_gaps(frame, sampling, config.max_gap_steps or max(1, sampling.season // 2))
+def utf8_name(name: str) -> str:
+    """A column name from the command line, as UTF-8: with Python's UTF-8 mode off, argv is
+    decoded with the locale's codec ('café' arrives as 'cafÃ©' under Latin-1, with surrogates
+    under ASCII), while the CSV is read as UTF-8 whatever the locale."""
+    try:
+        return name.encode(sys.getfilesystemencoding(), "surrogateescape").decode("utf-8")
+    except UnicodeError:  # not typed as UTF-8 bytes: as it is
+        return name
+
+
+def load_own_series(config: Config) -> tuple[ts.SeriesData, int, readers.Sampling, str]:
+    """Your CSV read and checked (readers.load_series), on its regular grid (detect_sampling,
+    fill_gaps), with time features, split and scaled like the lesson's Jena record; the columns
+    the TF recipe sees, and the format of the target's values (as many decimals as written)."""
+    frame = readers.load_series(config.csv, config.target, config.time_column, config.features,
+                                config.date_format)
+    sampling = readers.detect_sampling(frame.index, config.input_steps, config.horizon_steps)
+    frame, filled = readers.fill_gaps(frame, sampling, config.max_gap_steps
+                                      or max(1, sampling.season // 2), split=ts.SPLIT)
     width, horizon = sampling.input_steps, sampling.horizon_steps
     needed = math.ceil((width + horizon) / (1 - ts.SPLIT[1])) + 1  # the test split holds a window
     if len(frame) < needed:
@@ -123,15 +137,16 @@ def load_own_series(config: Config) -> tuple[ts.SeriesData, int, Sampling]:
     reading = json.dumps({name: getattr(config, name) for name in READING})
     data = replace(ts.prepare_series(ts.add_changes(frame, measured)), input_steps=width,
                    horizon_steps=horizon, season=sampling.season, step=sampling.step,
-                   name="series", what=config.target, unit=config.target,
+                   name="series", what=config.target, unit=config.target, label=config.target,
                    identity=f"{readers.fingerprint(config.csv)} {reading}")
+    season = (f"season {sampling.season} {sampling.step}s (a {sampling.season_name})"
+              if sampling.season > 1 else "no season")
     print(f"{shown(config.csv)}: {len(frame)} rows, {sampling.name} ({readers.when(frame.index[0])}"
-          f" .. {readers.when(frame.index[-1])}); {filled}; season {sampling.season} "
-          f"{sampling.step}s (a {sampling.season_name}); windows {width} {sampling.step}s in, "
-          f"{horizon} out; features {', '.join(data.columns)}; split "
+          f" .. {readers.when(frame.index[-1])}); {filled}; {season}; windows {width} "
+          f"{sampling.step}s in, {horizon} out; features {', '.join(data.columns)}; split "
           + ", ".join(f"{k} {len(v)}" for k, v in data.splits.items())
           + f"; {config.target} mean {data.mean[0]:.4g}, std {data.std[0]:.4g} (training rows)")
-    return data, frame.shape[1], sampling
+    return data, frame.shape[1], sampling, written_format(frame[config.target].to_numpy())
 
 
 def stock_features(prices: pd.DataFrame) -> pd.DataFrame:
@@ -165,7 +180,8 @@ def load_stock(config: Config) -> tuple[pd.DataFrame, ts.SeriesData, str, str]:
         path, math.ceil((config.window_days + 1) / (1 - ts.SPLIT[1])) + 2, config.date_format)
     fingerprint = readers.fingerprint(path)
     data = replace(ts.prepare_series(stock_features(prices)), input_steps=config.window_days,
-                   identity=fingerprint, name="stock", what="log return", unit="log return")
+                   identity=fingerprint, name="stock", what="log return", unit="log return",
+                   label="log return")
     print(f"{source}: {len(prices)} trading days {prices.index[0].date()} .. "
           f"{prices.index[-1].date()}; features {', '.join(data.columns)}; split "
           + ", ".join(f"{k} {len(v)} ({data.dates[k][0].date()}..)"
@@ -293,11 +309,19 @@ def score_stock(model, data: ts.SeriesData, windows: dict, prices: pd.DataFrame,
 # ---------------------------------------------------------------------------------------------
 # 6. Use the models: forecasts past the end of the data, from a run or from the saved models
 # ---------------------------------------------------------------------------------------------
+def written_format(values: np.ndarray) -> str:
+    """A format for values like these: as many decimals as they are written with (372.43:
+    ".2f"), up to 6; beyond that 7 significant digits."""
+    places = [k for k in range(7) if np.allclose(values, np.round(values, k), rtol=1e-12, atol=0)]
+    return f".{places[0]}f" if places else ".7g"
+
+
 def forecast_past_the_end(forecasters: dict[str, Callable], val_mae: dict[str, float],
-                          data: ts.SeriesData, sampling: Sampling, steps: int, folder: Path,
-                          show: bool) -> dict:
+                          data: ts.SeriesData, sampling: readers.Sampling, steps: int,
+                          written: str, folder: Path, show: bool) -> dict:
     """The next `steps` values after the data ends, from its last window, by the multi-step
-    model with the lowest validation MAE (a direct forecast: no output is fed back in)."""
+    model with the lowest validation MAE (a direct forecast: no output is fed back in); printed
+    in the `written` format of the data."""
     best = min(forecasters, key=val_mae.get)
     rows = np.concatenate([data.splits[s] for s in ("train", "val", "test")])
     values = ts.in_units(forecasters[best](rows[-data.input_steps:])[:steps], data)
@@ -307,17 +331,17 @@ def forecast_past_the_end(forecasters: dict[str, Callable], val_mae: dict[str, f
     print(f"\nForecast past {readers.when(last)} by {best} (lowest validation MAE of the "
           "multi-step models):")
     for moment, value in forecast.items():
-        print(f"  {readers.when(moment):<19} {value:10.4g} {data.unit}")
+        print(f"  {readers.when(moment):<19} {value:>12{written}} {data.unit}")
     recent = ts.in_units(rows[-3 * data.input_steps:, 0], data)
     plot_forecast(pd.Series(recent, index=pd.date_range(end=last, periods=len(recent),
                                                         freq=sampling.offset)), forecast,
                   f"{data.what}: {steps}-{data.step} forecast past the data ({best})",
-                  f"{data.what} ({data.unit})", folder / "forecast.png", show)
+                  data.label, folder / "forecast.png", show)
     return {readers.when(moment): float(value) for moment, value in forecast.items()}
 
 
-def forecast_with_saved_models(config: Config, data: ts.SeriesData, sampling: Sampling,
-                               folder: Path) -> dict:
+def forecast_with_saved_models(config: Config, data: ts.SeriesData,
+                               sampling: readers.Sampling, written: str, folder: Path) -> dict:
     """--forecast N, nothing trained: the multi-step networks saved for this file's content,
     read the same way, each scored again on the validation windows; the best forecasts."""
     if config.forecast > data.horizon_steps:  # a direct forecast: at most the horizon
@@ -343,7 +367,8 @@ def forecast_with_saved_models(config: Config, data: ts.SeriesData, sampling: Sa
     print("saved multi-step models, validation MAE (scaled): "
           + ", ".join(f"{kind} {value:.4f}" for kind, value in val_mae.items()))
     return {"series_forecast": forecast_past_the_end(forecasters, val_mae, data, sampling,
-                                                     config.forecast, folder, config.show)}
+                                                     config.forecast, written, folder,
+                                                     config.show)}
 
 
 def forecast_beyond(model, data: ts.SeriesData, prices: pd.DataFrame, days: int) -> pd.Series:
@@ -365,191 +390,6 @@ def forecast_beyond(model, data: ts.SeriesData, prices: pd.DataFrame, days: int)
     for date, value in zip(dates, forecast, strict=True):
         print(f"  {date.date()}  {value:10.2f}")
     return pd.Series(forecast, index=dates)
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading your CSV: the checks behind section 1 (a time column, numbers, a regular interval)
-# ---------------------------------------------------------------------------------------------
-TIME_NAMES = ("date", "time", "datetime", "date time", "timestamp", "period", "month", "day")
-
-
-def load_series(path: Path | str, target: str, time_column: str = "",
-                features: Sequence[str] = ("*",), date_format: str = "") -> pd.DataFrame:
-    """Any CSV (or gzipped CSV) of a time column and numeric columns, as a float table indexed
-    by time with the target first; blank cells stay NaN (fill_gaps fills them). The time
-    column is `time_column`, else the first one named like a date or time, else the first; the
-    inputs are `features` (with the target), "*": every numeric column. DataError names what is
-    wrong: a missing column (with those found), a non-numeric cell, bad or unsorted times."""
-    path, features = readers.existing_file(path, "CSV file"), [c for c in features if c != "*"]
-    try:
-        text = readers.read_text(path, "CSV file")
-        try:  # comma, semicolon or tab, as the header line shows
-            separator = csv.Sniffer().sniff(text.split("\n", 1)[0], ",;\t").delimiter
-        except csv.Error:
-            separator = ","
-        frame = pd.read_csv(io.StringIO(text), sep=separator, dtype=str, keep_default_na=False)
-    except (ValueError, pd.errors.ParserError) as error:
-        raise DataError(f"cannot read {shown(path)} as CSV ({common.one_line(error)})") from None
-    frame.columns = [str(c).strip() for c in frame.columns]
-    found = ", ".join(frame.columns)
-    if not time_column:
-        named = [c for c in frame.columns if c.lower() in TIME_NAMES]
-        time_column = named[0] if named else frame.columns[0]
-    for what, column in (("--time-column", time_column), ("--target", target),
-                         *(("--features", c) for c in features)):
-        if column not in frame.columns:
-            raise DataError(f"{shown(path)} has no column {column!r} ({what}); its columns: "
-                            f"{found}")
-    if target == time_column:
-        raise DataError(f"--target {target!r} is the time column of {shown(path)}; pick one of "
-                        f"the value columns ({found})")
-    if frame.empty:
-        raise DataError(f"{shown(path)} has a header but no rows")
-    stamps = frame[time_column].str.strip()
-    if not date_format and stamps.str.fullmatch(r"\d{9,10}").all():  # seconds since 1970
-        print(f"note: {shown(path)}: {time_column} holds Unix times; read as seconds since "
-              "1970-01-01 (UTC)")
-        times = pd.DatetimeIndex(pd.to_datetime(stamps.astype("int64"), unit="s"))
-    else:
-        times = readers.parse_dates(stamps, path, date_format, utc=True)
-    readers.check_time_order(times, path, time_column)
-    table = pd.DataFrame(index=pd.DatetimeIndex(times, name=time_column))
-
-    def numbers(column: str) -> np.ndarray:
-        text = frame[column].str.strip()
-        blank = text.str.upper().isin(("", "NA", "NAN", "NULL")).to_numpy()  # gaps
-        values = pd.to_numeric(text.where(~blank), errors="coerce").to_numpy(dtype="float64")
-        bad = (~np.isfinite(values)) & ~blank
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            comma = re.fullmatch(r"-?\d+,\d+", text[row]) is not None
-            raise DataError(f"{shown(path)}: non-numeric value {frame[column][row]!r} in column "
-                            f"{column} on line {row + 2}; " + (
-                                "write decimals with a point (1.5, not 1,5)" if comma else
-                                "fix it, or leave the cell empty (a gap)"))
-        if blank.all():
-            raise DataError(f"{shown(path)}: column {column} has no values; pick a column "
-                            f"with numbers ({found})")
-        return values
-
-    table[target] = numbers(target)
-    for column in [c for c in (features or frame.columns) if c not in (target, time_column)]:
-        try:
-            table[column] = numbers(column)
-        except DataError:
-            if features:  # asked for by name: say what is wrong with it
-                raise
-            print(f"note: {shown(path)}: column {column!r} is not numeric (or empty); left out")
-    return table
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """How a series is sampled, and the sizes that follow from it."""
-
-    name: str  # "hourly", "weekly", "every 10 minutes"
-    step: str  # one step in words: "hour", "week", "10-minute step"
-    freq: str  # the regular grid as a pandas frequency: "h", "7D", "MS"
-    season: int  # steps in one season (a day of hours, a year of weeks); 1 = no season
-    season_name: str  # "day", "week", "year"
-    input_steps: int  # rows each window sees
-    horizon_steps: int  # steps the multi-step task forecasts
-    cycles: tuple[str, ...]  # the calendar cycles worth a sin/cos feature
-
-    @property
-    def months(self) -> int:  # months per step (month, quarter, year); 0 for fixed steps
-        return {"MS": 1, "QS": 3, "YS": 12}.get(self.freq, 0)
-
-    @property
-    def offset(self) -> pd.DateOffset:  # one step, to add to a timestamp
-        return (pd.DateOffset(months=self.months) if self.months
-                else pd.tseries.frequencies.to_offset(self.freq))
-
-
-CALENDAR = {  # (shortest, longest) gap in days -> sampling; shorter ones: detect_sampling
-    (1, 1): Sampling("daily", "day", "D", 7, "week", 28, 7, ("week", "year")),
-    (7, 7): Sampling("weekly", "week", "7D", 52, "year", 52, 4, ("year",)),
-    (28, 31): Sampling("monthly", "month", "MS", 12, "year", 12, 12, ("year",)),
-    (89, 92): Sampling("quarterly", "quarter", "QS", 4, "year", 8, 4, ("year",)),
-    (365, 366): Sampling("yearly", "year", "YS", 1, "year", 10, 5, ()),
-}
-
-
-def detect_sampling(times: pd.DatetimeIndex, input_steps: int = 0,
-                    horizon_steps: int = 0) -> Sampling:
-    """The sampling interval of `times` (the commonest gap between rows), or a DataError if
-    there is none: rows must fall on a regular grid, with gaps a whole number of steps."""
-    if len(times) < 3:
-        raise DataError(f"only {len(times)} rows: too few to tell the sampling interval")
-    gaps = np.diff(times.to_numpy()).astype("timedelta64[s]").astype("int64")
-    commonest = int(pd.Series(gaps).mode().iloc[0])
-    found, on_grid = None, gaps % commonest == 0
-    if commonest < 86400 and 86400 % commonest == 0:  # hourly, every 10 minutes, 6-hourly ...
-        per_day = 86400 // commonest
-        amount, unit = (commonest // 60, "minute") if commonest < 3600 else (
-            commonest // 3600, "hour")
-        step = "hour" if commonest == 3600 else f"{amount}-{unit} step"
-        found = Sampling("hourly" if commonest == 3600 else f"every {amount} {unit}s", step,
-                         f"{commonest}s", per_day, "day", per_day, min(per_day, 24),
-                         ("day", "year"))
-    else:
-        for (low, high), sampling in CALENDAR.items():
-            if low <= round(commonest / 86400) <= high:
-                found = sampling
-        if found is not None and found.months:  # months, quarters, years
-            on_grid = np.diff(times.year * 12 + times.month) % found.months == 0
-    if found is None or np.mean(on_grid) < 0.99:  # a clock that shifted now and then is fine
-        raise DataError(
-            f"the time steps are irregular (most common gap {pd.Timedelta(seconds=commonest)}, "
-            f"but {int(np.sum(~on_grid)) if found else len(gaps)} of {len(gaps)} gaps are not a "
-            "whole number of it): resample the series to a fixed interval first (hourly, "
-            "daily, weekly, monthly, ...), e.g. with pandas' DataFrame.resample")
-    return replace(found, input_steps=input_steps or found.input_steps,
-                   horizon_steps=horizon_steps or found.horizon_steps)
-
-
-def fill_gaps(frame: pd.DataFrame, sampling: Sampling, max_gap: int) -> tuple[pd.DataFrame, str]:
-    """The series on its regular grid, every missing step (a row absent, or a blank cell)
-    filled with the last value before it: never a later one, which interpolation would bring
-    into the inputs before it was known; a gap longer than `max_gap` steps is refused. Times
-    between grid steps (a logger's clock shifted, as Jena's does) move to the nearest step."""
-    moved, name = "", frame.index.name
-    if sampling.months:  # calendar steps: each row stands for its month's start
-        starts = frame.index.to_period("M").to_timestamp()
-        count = ((starts[-1].year - starts[0].year) * 12 + starts[-1].month
-                 - starts[0].month) // sampling.months + 1
-        frame = frame.set_axis(starts).reindex(
-            pd.date_range(starts[0], periods=count, freq=sampling.offset, name=name))
-    else:
-        step = pd.Timedelta(sampling.offset)
-        snapped = frame.index[0] + ((frame.index - frame.index[0]) / step).round() * step
-        if shifted := int(np.sum(snapped != frame.index)):
-            readers.check_time_order(pd.DatetimeIndex(snapped), Path("the series on its grid"),
-                                     name or "time")
-            moved = (f"moved {shifted} timestamp(s) that fell between {sampling.step}s to the "
-                     f"nearest one; ")
-        frame = frame.set_axis(pd.DatetimeIndex(snapped, name=name)).reindex(
-            pd.date_range(snapped[0], snapped[-1], freq=sampling.freq, name=name))
-    missing = frame.isna().any(axis=1).to_numpy()
-    if not missing.any():
-        return frame, moved + "no gaps"
-    starts = np.flatnonzero(np.diff(np.concatenate([[0], missing.astype(int)])) == 1)
-    ends = np.flatnonzero(np.diff(np.concatenate([missing.astype(int), [0]])) == -1)
-    longest = int(np.argmax(ends - starts))
-    length, begins = int(ends[longest] - starts[longest] + 1), frame.index[starts[longest]]
-    word = sampling.step + "s"
-    if length > max_gap:
-        raise DataError(
-            f"the series has {len(starts)} gap(s); the longest is {length} {word} from "
-            f"{readers.when(begins)} (more than --max-gap-steps {max_gap}): filling it would "
-            "invent data; cut the file to one side of it, fill it yourself, or raise "
-            "--max-gap-steps")
-    if missing[0]:
-        raise DataError(f"the first row ({readers.when(frame.index[0])}) has blank cells: "
-                        "nothing comes before it to fill them from; drop that row")
-    return frame.ffill(), (f"{moved}filled {int(missing.sum())} missing {word} ({len(starts)} "
-                           f"gap(s), the longest {length} from {readers.when(begins)}) with the "
-                           "last value before each")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -596,12 +436,12 @@ def main(config: Config) -> dict:
     with common.Run(config, "forecast_your_series") as run, run.strategy.scope():
         if config.dataset == "stock":
             return stock_main(config, run)
-        data, tutorial_columns, sampling = load_own_series(config)  # 1. data
-        folder = run.out / (f"{Path(config.csv).stem}-{data.identity[:8]}-"
-                            + re.sub(r"\W+", "_", config.target))  # this file, by content
+        data, tutorial_columns, sampling, written = load_own_series(config)  # 1. data
+        folder = run.out / (f"{Path(config.csv).stem}-{data.identity[:8]}-"  # by content
+                            + re.sub(r"\W+", "_", ascii(config.target)[1:-1]))  # ASCII: é as xe9
         if config.forecast:  # 6. the saved models, nothing trained
-            return run.save(forecast_with_saved_models(config, data, sampling, folder),
-                            "forecast.json")
+            return run.save(forecast_with_saved_models(config, data, sampling, written,
+                                                       folder), "forecast.json")
         lesson = lesson_config(config, *plan_training(config, data, config.tasks))  # 4. how long
         baselines = {task: ts.task_baselines(task, data, lesson)  # 2. (and 4. the trees)
                      for task in config.tasks}
@@ -612,7 +452,7 @@ def main(config: Config) -> dict:
             multi = results[config.tasks.index("multi")]
             metrics["series_forecast"] = forecast_past_the_end(
                 multi["forecasters"], {row["model"]: row["val_mae"] for row in multi["rows"]},
-                data, sampling, data.horizon_steps, folder, config.show)
+                data, sampling, data.horizon_steps, written, folder, config.show)
         ts.plot_results(results, data, folder, config.show)
         return run.save(metrics)
 

@@ -2,10 +2,9 @@
 
 Each reader returns clean data or raises a one-line `common.DataError` that names the file,
 the line and what to do: bundled files are checked against data/manifest.json, downloads fall
-back to the bundled copy, and user files (a stock CSV, a text, a treebank, a WAV) are checked
-for what real files get wrong (encodings, time zones, day-first dates, impossible prices,
-NaN samples, folders given for files). A series of your own is read by
-forecast_your_series.py (its interval and gaps are that tool's lesson).
+back to the bundled copy, and user files (a series or stock CSV, a text, a treebank, a WAV) are
+checked for what real files get wrong (encodings, time zones, day-first dates, date and time in
+two columns, irregular steps, mostly blank or unscalable values, NaN samples, folders).
 """
 
 from __future__ import annotations
@@ -22,11 +21,13 @@ import re
 import sys
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandas.tseries.frequencies import to_offset
 
 import common
 from common import CheckpointError, DataError, one_line, shown
@@ -47,8 +48,7 @@ def verify_file(path: Path, sha256: str | None = None, size: int | None = None) 
     restore = "restore it with `git checkout -- data/` or pass --download"
     if not path.is_file():
         raise DataError(f"data file {shown(path)} is missing; {restore}")
-    actual_size = path.stat().st_size
-    if size is not None and actual_size != size:
+    if size is not None and (actual_size := path.stat().st_size) != size:
         raise DataError(f"data file {shown(path)} is corrupt: {actual_size} bytes, expected "
                         f"{size} (truncated or edited); {restore}")
     if sha256 is not None and _sha256(path) != sha256:
@@ -126,8 +126,7 @@ def existing_file(path: Path | str, what: str = "file") -> Path:
     if not path.is_file():
         raise DataError(f"no {what} at {shown(path)}")
     try:
-        with open(path, "rb"):
-            pass
+        open(path, "rb").close()  # readable?
     except OSError as error:
         raise DataError(f"cannot open {what} {shown(path)} ({error.strerror})") from None
     return path
@@ -186,8 +185,7 @@ def parse_dates(texts: Sequence[str], path: Path, date_format: str = "",
         return pd.to_datetime(texts, format=form, errors="coerce")
 
     if date_format:
-        parsed = attempt(date_format)
-        if parsed.isna().any():
+        if (parsed := attempt(date_format)).isna().any():
             row = int(np.flatnonzero(parsed.isna())[0])
             raise DataError(f"{shown(path)}: date {texts[row]!r} on line {row + first_line} does "
                             f"not match --date-format {date_format}")
@@ -195,11 +193,10 @@ def parse_dates(texts: Sequence[str], path: Path, date_format: str = "",
     iso = attempt("ISO8601")
     if not iso.isna().any():
         return pd.DatetimeIndex(iso)
-    fitting = {form: parsed for form in DATE_FORMATS
-               if not (parsed := attempt(form)).isna().any()}
     readings = {}  # distinct readings of the column, by the first format giving each
-    for form, parsed in fitting.items():
-        if not any(parsed.equals(other) for other in readings.values()):
+    for form in DATE_FORMATS:
+        parsed = attempt(form)
+        if not parsed.isna().any() and not any(parsed.equals(o) for o in readings.values()):
             readings[form] = parsed
     if len(readings) == 1:
         return pd.DatetimeIndex(next(iter(readings.values())))
@@ -225,7 +222,6 @@ def when(time: pd.Timestamp) -> str:
 def check_time_order(times: pd.DatetimeIndex, path: Path, column: str) -> None:
     """DataError for a repeated timestamp or one earlier than the row before it."""
     steps = np.diff(times.to_numpy()).astype("int64")
-
     if (steps == 0).any():
         row = int(np.flatnonzero(steps == 0)[0]) + 1
         raise DataError(f"{shown(path)}: duplicate date {when(times[row])} on lines {row + 1} and "
@@ -234,6 +230,245 @@ def check_time_order(times: pd.DatetimeIndex, path: Path, column: str) -> None:
         row = int(np.flatnonzero(steps < 0)[0]) + 1
         raise DataError(f"{shown(path)}: dates are not sorted: {when(times[row])} on line "
                         f"{row + 2} comes after {when(times[row - 1])}; sort the file by {column}")
+
+
+# ----------------------------------------------------------------------------- your own series
+TIME_NAMES = ("date", "time", "datetime", "date time", "timestamp", "period", "month", "day")
+_EPOCH = {"s": r"\d{9,10}(\.\d+)?", "ms": r"\d{13}"}  # Unix seconds; milliseconds (2001-)
+MAGNITUDE = 1e100  # larger values overflow when squared for the scaling (1e307: NaN)
+SPREAD = (1e-100, 1e-12)  # least spread of a column: absolute, and relative to its largest value
+MAX_FILLED = 0.1  # the most of the target's steps in a split that may be gaps, filled
+
+
+def time_of_day(texts: pd.Series) -> pd.Series | None:
+    """A column of times of day ("13:05", "13:05:30") as timedeltas; None if it holds others."""
+    if (texts := texts.str.strip()).str.fullmatch(r"\d{1,2}:\d\d(:\d\d(\.\d*)?)?").all():
+        return pd.to_timedelta(texts.where(texts.str.count(":") == 2, texts + ":00"))
+    return None
+
+
+def load_series(path: Path | str, target: str, time_column: str = "",
+                features: Sequence[str] = ("*",), date_format: str = "") -> pd.DataFrame:
+    """A CSV (gzipped or not) as a float table indexed by time (series_times), the target
+    first, then `features` ("*": every numeric column), blank cells NaN; DataError names a
+    missing column, a non-numeric cell, values too large or alike to scale, or bad times."""
+    path, features = existing_file(path, "CSV file"), [c for c in features if c != "*"]
+    text = read_text(path, "CSV file")  # UTF-8, whatever the locale
+    separator = max(",;\t", key=text.split("\n", 1)[0].count)  # as the header line shows
+    try:
+        frame = pd.read_csv(io.StringIO(text), sep=separator, dtype=str, keep_default_na=False)
+    except ValueError as error:  # pandas' ParserError, EmptyDataError
+        raise DataError(f"cannot read {shown(path)} as CSV ({one_line(error)})") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    found = ", ".join(frame.columns)
+    parts = time_column.split("+") if "+" in time_column and time_column not in frame else [
+        time_column or next((c for c in frame.columns if c.lower() in TIME_NAMES  # not 13:05
+                             and time_of_day(frame[c]) is None), frame.columns[0])]
+    for what, column in (*(("--time-column", c) for c in parts), ("--target", target),
+                         *(("--features", c) for c in features)):
+        if column not in frame.columns:
+            raise DataError(f"{shown(path)} has no column {column!r} ({what}); its columns: "
+                            f"{found}")
+    if target in parts:
+        raise DataError(f"--target {target!r} is the time column of {shown(path)}; pick one of "
+                        f"the value columns ({found})")
+    if frame.empty:
+        raise DataError(f"{shown(path)} has a header but no rows")
+    times, parts = series_times(frame, parts, target, path, date_format)
+
+    def numbers(column: str) -> np.ndarray:
+        text = frame[column].str.strip()
+        blank = text.str.upper().isin(("", "NA", "NAN", "NULL")).to_numpy()  # gaps
+        values = pd.to_numeric(text.where(~blank), errors="coerce").to_numpy(dtype="float64")
+        if (bad := ~np.isfinite(values) & ~blank).any():  # inf too (1e999)
+            row = int(np.flatnonzero(bad)[0])
+            problem = (f"non-numeric value {frame[column][row]!r} in column {column} on line "
+                       f"{row + 2}; " + ("write decimals with a point (1.5, not 1,5)" if
+                                         re.fullmatch(r"-?\d+,\d+", text[row]) else
+                                         "fix it, or leave the cell empty (a gap)"))
+        elif blank.all():
+            problem = f"column {column} has no values; pick a column with numbers ({found})"
+        elif (size := np.nanmax(np.abs(values))) > MAGNITUDE:
+            problem = (f"column {column} holds values up to {size:g}, beyond {MAGNITUDE:g}: too "
+                       f"large to scale; divide it by {size:.0e} first")
+        elif 0 < (spread := np.nanmax(values) - np.nanmin(values)) < max(SPREAD[0],
+                                                                          SPREAD[1] * size):
+            problem = (f"column {column} varies by only {spread:.3g} (values up to {size:.3g}): "
+                       "too little to scale in floating point; subtract its mean and multiply "
+                       f"it by {1 / max(spread, 1e-300):.0e} first")
+        else:
+            return values
+        raise DataError(f"{shown(path)}: {problem}")
+
+    table = pd.DataFrame({target: numbers(target)}, index=times)
+    for column in [c for c in (features or frame.columns) if c != target and c not in parts]:
+        try:
+            table[column] = numbers(column)
+        except DataError as error:
+            if features:  # asked for by name: say what is wrong with it
+                raise
+            print(f"note: column {column!r} left out of the inputs: {error}")
+    return table
+
+
+def series_times(frame: pd.DataFrame, parts: list[str], target: str, path: Path,
+                 date_format: str = "") -> tuple[pd.DatetimeIndex, list[str]]:
+    """The times from `parts[0]` (dates, times, Unix seconds or milliseconds) plus those of day
+    in `parts[1]`, if any; dates alone that repeat take the one column of times of day."""
+    stamps = frame[parts[0]].str.strip()
+    unit = next((u for u, form in _EPOCH.items() if stamps.str.fullmatch(form).all()), "")
+    if unit and not date_format and len(parts) == 1:
+        print(f"note: {shown(path)}: {parts[0]} holds Unix times; read as "
+              f"{'seconds' if unit == 's' else 'milliseconds'} since 1970-01-01 (UTC)")
+        times = pd.DatetimeIndex(pd.to_datetime(stamps.astype("float64"), unit=unit))
+    else:
+        times = parse_dates(stamps, path, date_format, utc=True)
+    dates_only = bool((times == times.normalize()).all())
+    same = np.flatnonzero(times[1:] == times[:-1])  # a row per date and hour, or a copy?
+    if len(parts) == 1 and dates_only and len(same):
+        clocks = [c for c in frame.columns
+                  if c not in (parts[0], target) and time_of_day(frame[c]) is not None]
+        if len(clocks) != 1:  # none, or which?
+            raise DataError(f"{shown(path)}: duplicate date {when(times[same[0]])} on lines "
+                            f"{same[0] + 2} and {same[0] + 3}; " + (
+                                f"{' and '.join(clocks)} hold times of day: join one with "
+                                + " or ".join(f"--time-column {parts[0]}+{c}" for c in clocks)
+                                if clocks else "if a column holds the time of day, join it "
+                                f"with --time-column {parts[0]}+COLUMN; if the rows are copies,"
+                                " keep one row per date"))
+        parts = [parts[0], clocks[0]]
+        print(f"note: {shown(path)}: dates in {parts[0]} repeat: adding the times in {parts[1]}")
+    if len(parts) == 2:
+        if (hours := time_of_day(frame[parts[1]])) is None or not dates_only:
+            raise DataError(f"{shown(path)}: --time-column {'+'.join(parts)} joins a column of "
+                            "dates and one of times of day (13:05 or 13:05:30); "
+                            f"{parts[0 if hours is not None else 1]} holds other values")
+        times = times + hours.to_numpy()
+    check_time_order(times, path, "+".join(parts))
+    return pd.DatetimeIndex(times, name="+".join(parts)), parts
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How a series is sampled, and the sizes that follow from it."""
+
+    name: str  # "hourly", "weekly", "every 10 minutes"
+    step: str  # one step in words: "hour", "week", "10-minute step"
+    freq: str  # the regular grid as a pandas frequency: "600000ms", "7D", "MS"
+    season: int  # steps in one season (a day of hours, a year of weeks); 1 = no season
+    season_name: str  # "day", "week", "year"
+    input_steps: int  # rows each window sees
+    horizon_steps: int  # steps the multi-step task forecasts
+    cycles: tuple[str, ...]  # the calendar cycles worth a sin/cos feature
+    months: int = 0  # months per step (month, quarter, year); 0 for fixed steps
+
+    @property
+    def offset(self) -> pd.DateOffset:  # one step, to add to a timestamp
+        return pd.DateOffset(months=self.months) if self.months else to_offset(self.freq)
+
+
+DAY = 86_400_000  # milliseconds, the unit of steps here
+CALENDAR = {  # rows 1 or 7 days apart; rows (28, 31), (89, 92), (365, 366) days apart
+    1: Sampling("daily", "day", "D", 7, "week", 28, 7, ("week", "year")),
+    7: Sampling("weekly", "week", "7D", 52, "year", 52, 4, ("year",)),
+    (28, 31): Sampling("monthly", "month", "MS", 12, "year", 12, 12, ("year",), 1),
+    (89, 92): Sampling("quarterly", "quarter", "QS", 4, "year", 8, 4, ("year",), 3),
+    (365, 366): Sampling("yearly", "year", "YS", 1, "year", 10, 5, (), 12),
+}
+UNITS = {"day": DAY, "hour": 3_600_000, "minute": 60_000, "second": 1000, "millisecond": 1}
+MAX_SEASON = 288  # the most steps in a season (a day of 5-minute steps), and in a window
+
+
+def fixed_sampling(step: int) -> Sampling:
+    """Rows every `step` milliseconds, named in the largest unit that divides it. The season:
+    the longest second, minute, hour or day of whole steps (at most MAX_SEASON), one season in
+    a window; none: 24 steps. Steps of days: a year (rounded), the horizon about a month."""
+    unit = next(unit for unit, size in UNITS.items() if step % size == 0)
+    amount = step // UNITS[unit]
+    words = ("hourly" if step == UNITS["hour"] else f"every {amount} {unit}s" if amount > 1
+             else f"every {unit}", f"{amount}-{unit} step" if amount > 1 else unit, f"{step}ms")
+    if step >= DAY:
+        season = round(365.2425 * DAY / step)
+        return Sampling(*words, season, "year", season, max(1, round(30 * DAY / step)), ("year",))
+    season, cycle = max([(size // step, unit) for unit, size in UNITS.items()
+                         if size % step == 0 and size // step <= MAX_SEASON], default=(1, ""))
+    width = season if season > 1 else 24
+    return Sampling(*words, season, cycle, width, min(width, 24), ("day", "year"))
+
+
+def detect_sampling(times: pd.DatetimeIndex, input_steps: int = 0,
+                    horizon_steps: int = 0) -> Sampling:
+    """The commonest gap between rows (any fixed step, or calendar months, quarters, years) if
+    the rows fall on its grid, with gaps a whole number of steps; a DataError if not."""
+    if len(times) < 3:
+        raise DataError(f"only {len(times)} rows: too few to tell the sampling interval")
+    gaps = np.diff(times.to_numpy()).astype("timedelta64[ms]").astype("int64")
+    commonest = max(1, int(pd.Series(gaps).mode().iloc[0]))  # under 1 ms: 1 ms, then refused
+    grids = [(gaps % commonest == 0, CALENDAR.get(commonest / DAY) or fixed_sampling(commonest))]
+    for span, sampling in CALENDAR.items():  # months, quarters, years: whole calendar steps
+        if sampling.months and span[0] <= round(commonest / DAY) <= span[1]:
+            months = np.diff(times.year * 12 + times.month)
+            grids.insert(0, ((months > 0) & (months % sampling.months == 0), sampling))
+    on_grid, found = next((grid for grid in grids if np.mean(grid[0]) >= 0.99), grids[0])
+    if np.mean(on_grid) < 0.99:  # a clock that shifted now and then is fine
+        raise DataError(f"the time steps are irregular (most common gap "
+                        f"{pd.Timedelta(commonest, 'ms')}, but {int(np.sum(~on_grid))} of "
+                        f"{len(gaps)} gaps are not a whole number of it): resample the series to "
+                        "a fixed interval first (hourly, daily, ...), e.g. with DataFrame.resample")
+    return replace(found, input_steps=input_steps or found.input_steps,
+                   horizon_steps=horizon_steps or found.horizon_steps)
+
+
+def fill_gaps(frame: pd.DataFrame, sampling: Sampling, max_gap: int, split: Sequence[float] = (),
+              max_share: float = MAX_FILLED) -> tuple[pd.DataFrame, str]:
+    """The series on its grid (times between steps moved to the nearest), a missing step filled
+    with the last value before it, never a later one. Refused: a gap over `max_gap` steps; a
+    target (column 0) missing at over `max_share` of its steps in the series or a part of
+    `split` (e.g. (0.7, 0.9)): filled, they would be trained on and scored as if measured."""
+    moved, name = "", frame.index.name
+    if sampling.months:  # calendar steps: each row stands for its month's start
+        starts = frame.index.to_period("M").to_timestamp()
+        frame = frame.set_axis(starts).reindex(
+            pd.date_range(starts[0], starts[-1], freq=sampling.offset, name=name))
+    else:
+        step = pd.Timedelta(sampling.offset)
+        snapped = frame.index[0] + ((frame.index - frame.index[0]) / step).round() * step
+        if shifted := int(np.sum(snapped != frame.index)):
+            check_time_order(pd.DatetimeIndex(snapped), Path("the series on its grid"),
+                             name or "time")
+            moved = (f"moved {shifted} timestamp(s) that fell between {sampling.step}s to the "
+                     f"nearest one; ")
+        frame = frame.set_axis(pd.DatetimeIndex(snapped, name=name)).reindex(
+            pd.date_range(snapped[0], snapped[-1], freq=sampling.freq, name=name))
+    missing = frame.isna().any(axis=1).to_numpy()
+    if not missing.any():
+        return frame, moved + "no gaps"
+    edges = np.diff(np.concatenate([[0], missing, [0]]).astype(int))  # +1: a gap, -1: its end
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    length, begins = int((ends - starts).max()), frame.index[starts[np.argmax(ends - starts)]]
+    word, target = sampling.step + "s", frame.columns[0]
+    if length > max_gap:
+        raise DataError(f"the series has {len(starts)} gap(s); the longest is {length} {word} "
+                        f"from {when(begins)} (more than --max-gap-steps {max_gap}): filling it "
+                        "would invent data; cut the file to one side of it, fill it yourself, "
+                        "or raise --max-gap-steps")
+    if missing[0]:
+        raise DataError(f"the first row ({when(frame.index[0])}) has blank cells: "
+                        "nothing comes before it to fill them from; drop that row")
+    blank, bounds = frame[target].isna().to_numpy(), [0, *(int(len(frame) * end) for end in split)]
+    parts = ("training rows", "validation rows", "test rows") if split else ("series",)
+    for part, start, end in zip(parts, bounds, [*bounds[1:], len(frame)], strict=True):
+        if (share := blank[start:end].mean()) > max_share:
+            raise DataError(f"{target} is blank or absent at {int(blank[start:end].sum())} of "
+                            f"the {end - start} {word} of the {part} ({share:.0%}): "
+                            "filled, they would be trained on and scored as if measured (at "
+                            f"most {max_share:.0%} is filled); pick a column with fewer gaps, "
+                            "or resample to a longer interval first (e.g. daily means)")
+    return frame.ffill(), (f"{moved}filled {int(missing.sum())} missing {word} ({len(starts)} "
+                           f"gap(s), the longest {length} from {when(begins)}) with the last "
+                           f"value before each: {blank.mean():.1%} of {target}, scored like "
+                           f"measured values (over {max_share:.0%}{' in a split' * bool(split)}"
+                           " is refused)")
 
 
 # ----------------------------------------------------------------------------- stock prices
@@ -249,11 +484,10 @@ def load_prices(path: Path, min_rows: int = 2, date_format: str = "") -> pd.Data
     path = existing_file(path, "CSV file")
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (ValueError, OSError, UnicodeDecodeError) as error:
+    except (ValueError, OSError) as error:  # UnicodeDecodeError is a ValueError
         raise DataError(f"cannot read {shown(path)} as CSV ({common.one_line(error)})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
-    missing = [c for c in STOCK_COLUMNS if c not in frame.columns]
-    if missing:
+    if missing := [c for c in STOCK_COLUMNS if c not in frame.columns]:
         raise DataError(f"{shown(path)} is missing column(s) {', '.join(missing)}; a Yahoo-style "
                         f"CSV has the header {','.join(STOCK_COLUMNS[:5])},Adj Close,Volume")
     prices = pd.DataFrame(index=pd.DatetimeIndex(
@@ -264,8 +498,7 @@ def load_prices(path: Path, min_rows: int = 2, date_format: str = "") -> pd.Data
 
     for column in STOCK_COLUMNS[1:]:
         numbers = pd.to_numeric(frame[column].str.strip(), errors="coerce").to_numpy()
-        bad = ~np.isfinite(numbers)
-        if bad.any():
+        if (bad := ~np.isfinite(numbers)).any():
             row = int(np.flatnonzero(bad)[0])
             raise DataError(f"{shown(path)}: non-numeric value {frame[column][row]!r} in column "
                             f"{column} {where(row)}; remove or fill that row")
@@ -277,13 +510,10 @@ def load_prices(path: Path, min_rows: int = 2, date_format: str = "") -> pd.Data
                             f"the plausible range {low:g}..{high:g}; fix that row")
         prices[column] = numbers
     tolerance = 1 + 1e-6  # rounding in the source, nothing more
-    for name, wrong in (
-        ("High is below Low", prices["High"] * tolerance < prices["Low"]),
-        ("High is below Open or Close",
-         prices["High"] * tolerance < prices[["Open", "Close"]].max(axis=1)),
-        ("Low is above Open or Close",
-         prices["Low"] > prices[["Open", "Close"]].min(axis=1) * tolerance),
-    ):
+    high, low, ends = prices["High"] * tolerance, prices["Low"], prices[["Open", "Close"]]
+    for name, wrong in (("High is below Low", high < low),
+                        ("High is below Open or Close", high < ends.max(axis=1)),
+                        ("Low is above Open or Close", low > ends.min(axis=1) * tolerance)):
         if wrong.any():
             row = int(np.flatnonzero(wrong.to_numpy())[0])
             raise DataError(f"{shown(path)}: {name} {where(row)} (Open {prices['Open'].iloc[row]:g}"
@@ -351,8 +581,7 @@ def load_jena(path: Path | None = None) -> pd.DataFrame:
         dates = pd.to_datetime(frame.pop("Date Time"), format="%d.%m.%Y %H:%M:%S")
     except (KeyError, ValueError, OSError) as error:
         raise DataError(f"{shown(path)} is not the Jena CSV ({error})") from None
-    missing = [c for c in JENA_COLUMNS if c not in frame.columns]
-    if missing:
+    if missing := [c for c in JENA_COLUMNS if c not in frame.columns]:
         raise DataError(f"{shown(path)} lacks column(s) {', '.join(missing)}")
     frame.index = pd.DatetimeIndex(dates, name="Date Time")
     return frame[list(JENA_COLUMNS)].astype("float64")
@@ -378,13 +607,11 @@ def read_sentiment_file(path: Path) -> tuple[list[str], list[int]]:
 
 
 def read_conllu(path: Path, tags: Sequence[str]) -> list[list[tuple[str, str]]]:
-    """Sentences of (word form, tag) from a CoNLL-U file (gzip or plain text).
-
-    Comment lines start with '#'; a blank line ends a sentence; multiword-token lines
-    (ID '3-4') and empty nodes (ID '8.1') are skipped, since their words are tagged on the
-    lines that follow. A line that is not 10 tab-separated columns, an ID that is not an
-    integer or a tag not in `tags` is a DataError naming the file and line.
-    """
+    """Sentences of (word form, tag) from a CoNLL-U file (gzip or plain text): '#' comments
+    skipped, a blank line ends a sentence, multiword tokens (ID '3-4') and empty nodes ('8.1')
+    skipped (their words are tagged on the lines that follow). A line that is not 10
+    tab-separated columns, an ID that is not an integer or a tag not in `tags` is a DataError
+    naming the file and line."""
     path = existing_file(path, "CoNLL-U file")
 
     def corrupt(number: int, problem: str) -> DataError:
@@ -392,7 +619,7 @@ def read_conllu(path: Path, tags: Sequence[str]) -> list[list[tuple[str, str]]]:
                          "file")
 
     sentences: list[list[tuple[str, str]]] = []
-    current: list[tuple[str, str]] = []
+    current: list[tuple[str, str]] = []  # the sentence being read
     for number, line in enumerate(read_text(path, "CoNLL-U file").split("\n"), start=1):
         line = line.rstrip("\r")
         if not line.strip():
@@ -402,8 +629,7 @@ def read_conllu(path: Path, tags: Sequence[str]) -> list[list[tuple[str, str]]]:
             continue
         if line.startswith("#"):
             continue
-        columns = line.split("\t")
-        if len(columns) != 10:
+        if len(columns := line.split("\t")) != 10:
             raise corrupt(number, f"expected 10 tab-separated CoNLL-U columns, got "
                                   f"{len(columns)} ({line[:50]!r})")
         token_id, form, tag = columns[0], columns[1], columns[3]
@@ -542,7 +768,7 @@ def load_packed_audio(audio: str, index: str) -> tuple[list[dict], list[np.ndarr
     audio_path, index_path = data_file(audio), data_file(index)
     try:
         samples, rate = soundfile.read(audio_path, dtype="int16")
-        rows = list(csv.DictReader(io.StringIO(index_path.read_text())))
+        rows = list(csv.DictReader(io.StringIO(index_path.read_text("utf-8"))))
         counts = [int(row["samples"]) for row in rows]
     except (RuntimeError, KeyError, ValueError, TypeError) as error:  # soundfile: RuntimeError
         raise DataError(f"cannot read {shown(audio_path)} with its index {shown(index_path)} "
@@ -562,8 +788,7 @@ def load_fsdd_folder(folder: Path) -> dict[Recording, np.ndarray]:
         raise DataError(f"--data-dir {folder} is not a folder")
     recordings = {}
     for path in sorted(Path(folder).rglob("*.wav")):
-        key = parse_fsdd_name(path.name)
-        if key is None:
+        if (key := parse_fsdd_name(path.name)) is None:
             continue
         samples, rate = read_audio(path)
         if rate != FSDD_RATE:

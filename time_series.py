@@ -134,6 +134,7 @@ class SeriesData:
     name: str = "jena"  # what the metrics are called: jena_single_mae_gru, series_...
     what: str = "temperature"  # the target in words
     unit: str = "degC"  # the target's unit
+    label: str = "temperature (degC)"  # the target on a plot's axis
     identity: str = ""  # the data by content (readers.fingerprint), kept with each model
 
 
@@ -515,14 +516,13 @@ def report(results: list[dict], data: SeriesData, tasks, out: Path) -> dict:
     last-value baseline's; RMSE in the unit), the verdicts, results.json; the metrics."""
     rows, unit = [row for result in results for row in result["rows"]], data.unit
     print(f"\nResults (MAE of {data.what}; scaled units x {data.std[0]:.3f} = {unit})")
-    print(f"{'task':<16}{'model':<11}{'val MAE':>9}{'test MAE':>10}{'val ' + unit:>12}"
-          f"{'test ' + unit:>12}{'RMSE ' + unit:>12}{'test / last':>13}")
-    for row in rows:
-        last = next(r for r in rows if r["task"] == row["task"] and r["model"] == "last")
-        print(f"{task_title(row['task'], data):<16}{row['model']:<11}"
-              f"{row['val_mae']:>9.4f}{row['test_mae']:>10.4f}{row['val_mae_units']:>12.3f}"
-              f"{row['test_mae_units']:>12.3f}{row['test_rmse_units']:>12.3f}"
-              f"{row['test_mae'] / last['test_mae']:>13.3f}")
+    last = {row["task"]: row["test_mae"] for row in rows if row["model"] == "last"}
+    columns = {"val MAE": "val_mae", "test MAE": "test_mae", f"val {unit}": "val_mae_units",
+               f"test {unit}": "test_mae_units", f"RMSE {unit}": "test_rmse_units"}
+    table = pd.DataFrame([{"task": task_title(row["task"], data), "model": row["model"],
+                           **{name: row[key] for name, key in columns.items()},
+                           "test / last": row["test_mae"] / last[row["task"]]} for row in rows])
+    print(table.set_index(["task", "model"]).to_string(float_format="{:.4f}".format))
     metrics = summary_metrics(rows, tasks, data)
     common.write_json(out / "results.json", {"rows": rows, "units": f"MAE of {data.what}: "
                       f"scaled (divide {data.unit} by {data.std[0]:.4f}) and {data.unit}"})
@@ -599,7 +599,7 @@ def plot_next_step(result: dict, data: SeriesData, path: Path, show: bool) -> No
     for name, values in result["test"].items():
         axis.plot(times, in_units(values[:count, 0], data), linewidth=1, label=name)
     axis.set(title=f"{task_title('single', data).capitalize()} forecasts over the first "
-             f"{count} test {data.step}s", xlabel="date", ylabel=f"{data.what} ({data.unit})")
+             f"{count} test {data.step}s", xlabel="date", ylabel=data.label)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8, ncol=3)
     figure.autofmt_xdate()
@@ -622,8 +622,7 @@ def plot_example_forecasts(result: dict, data: SeriesData, path: Path, show: boo
         for name, values in result["test"].items():
             axis.plot(future, in_units(values[start], data), "x--", markersize=4, label=name)
         moment = data.dates["test"][start + width - 1].strftime("%Y-%m-%d %H:%M")
-        axis.set(title=f"{horizon}-{data.step} forecast from {moment}",
-                 ylabel=f"{data.what} ({data.unit})")
+        axis.set(title=f"{horizon}-{data.step} forecast from {moment}", ylabel=data.label)
         axis.grid(alpha=0.3)
     axes[-1, 0].set_xlabel(f"{data.step}s relative to the forecast time")
     axes[0, 0].legend(fontsize=8, ncol=4)

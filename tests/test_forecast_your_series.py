@@ -1,10 +1,13 @@
-"""Tests of forecast_your_series.py: your CSV read and refused in one line, the interval
-detected, gaps filled from the past only, the training plan from the data, stock features
-without look-ahead, and tiny runs end to end with the saved models used by --forecast."""
+"""Tests of forecast_your_series.py: your CSV read (readers.load_series, detect_sampling and
+fill_gaps: tests/test_readers.py) or refused in one line, the training plan from the data,
+column names typed under any locale, forecasts and tables as the data is written, stock
+features without look-ahead, and tiny runs end to end with the saved models used by --forecast."""
 
 import dataclasses
 import json
+import re
 import shutil
+import sys
 
 import numpy as np
 import pandas as pd
@@ -33,55 +36,6 @@ def _daily_csv(path, days: int, seed: int = 0):
 
 
 # ----------------------------------------------------------------------------- your CSV
-def test_the_sampling_interval_is_detected_and_sizes_the_windows():
-    cases = {"h": ("hourly", 24, 24), "10min": ("every 10 minutes", 144, 144),
-             "6h": ("every 6 hours", 4, 4), "D": ("daily", 7, 28), "W-SAT": ("weekly", 52, 52),
-             "MS": ("monthly", 12, 12), "ME": ("monthly", 12, 12), "QS": ("quarterly", 4, 8),
-             "YS": ("yearly", 1, 10)}
-    for freq, (name, season, width) in cases.items():
-        sampling = fys.detect_sampling(pd.date_range("2001-01-01", periods=40, freq=freq))
-        assert (sampling.name, sampling.season, sampling.input_steps) == (name, season, width)
-    # a gap of whole steps is still regular; the window sizes can be chosen
-    times = pd.date_range("2001-01-01", periods=40, freq="D").delete([5, 6, 20])
-    assert fys.detect_sampling(times, input_steps=10, horizon_steps=3).input_steps == 10
-    irregular = pd.DatetimeIndex(["2001-01-01", "2001-01-02", "2001-01-03 07:00", "2001-01-04",
-                                  "2001-01-05"])
-    with pytest.raises(common.DataError, match="irregular.*2 of 4 gaps.*resample"):
-        fys.detect_sampling(irregular)
-
-
-def test_gaps_are_filled_from_the_past_only_and_long_ones_refused():
-    times = pd.date_range("2001-01-01", periods=12, freq="D")
-    values = np.arange(12.0)
-    frame = pd.DataFrame({"v": values, "w": values * 10}, index=times).drop(times[[3, 4]])
-    frame.loc[times[8], "w"] = np.nan  # a blank cell is a gap too
-    sampling = fys.detect_sampling(frame.index)
-    filled, note = fys.fill_gaps(frame, sampling, max_gap=2)
-    assert list(filled.index) == list(times)
-    np.testing.assert_array_equal(filled["v"], [0, 1, 2, 2, 2, 5, 6, 7, 8, 9, 10, 11])
-    assert filled["w"].iloc[8] == 70  # the value before the gap, never the one after
-    assert "filled 3 missing days (2 gap(s), the longest 2 from 2001-01-04)" in note
-    with pytest.raises(common.DataError, match="longest is 2 days.*--max-gap-steps 1"):
-        fys.fill_gaps(frame, sampling, max_gap=1)
-    monthly = pd.DataFrame({"v": [1.0, 2, 4]}, index=pd.to_datetime(
-        ["2001-01-31", "2001-02-28", "2001-04-30"]))
-    filled, _ = fys.fill_gaps(monthly, fys.detect_sampling(monthly.index), max_gap=1)
-    assert list(filled["v"]) == [1, 2, 2, 4] and filled.index[2] == pd.Timestamp("2001-03-01")
-
-
-def test_a_shifted_logger_clock_is_moved_back_onto_the_grid():
-    # hourly at :10 past, then at :30 past after a gap: Jena's clock does this
-    times = pd.DatetimeIndex([*pd.date_range("2001-01-01 00:10", periods=150, freq="h"),
-                              *pd.date_range("2001-01-07 08:30", periods=150, freq="h")])
-    frame = pd.DataFrame({"v": np.arange(300.0)}, index=times)
-    sampling = fys.detect_sampling(frame.index)  # 1 odd gap in 299: still hourly
-    filled, note = fys.fill_gaps(frame, sampling, max_gap=12)
-    assert note.startswith("moved 150 timestamp(s) that fell between hours to the nearest one")
-    assert (filled.index.minute == 10).all() and filled["v"].iloc[-1] == 299
-    assert filled.index[150] == pd.Timestamp("2001-01-07 06:10")  # the 2-hour gap, filled
-    np.testing.assert_array_equal(filled["v"].iloc[149:153], [149, 149, 149, 150])
-
-
 def test_own_series_files_that_cannot_be_forecast_get_one_line_errors(tmp_path):
     def write(text):
         path = tmp_path / "series.csv"
@@ -89,7 +43,7 @@ def test_own_series_files_that_cannot_be_forecast_get_one_line_errors(tmp_path):
         return str(path)
 
     good = "when,load,site\n" + "".join(f"2001-01-{d:02d},{d * 1.5},A\n" for d in range(1, 29))
-    frame = fys.load_series(write(good), "load")
+    frame = readers.load_series(write(good), "load")
     assert list(frame.columns) == ["load"] and frame.index.name == "when"  # "site": not numeric
     cases = [
         (good, "power", "", "no column 'power' \\(--target\\); its columns: when, load, site"),
@@ -104,19 +58,19 @@ def test_own_series_files_that_cannot_be_forecast_get_one_line_errors(tmp_path):
     ]
     for text, target, time_column, message in cases:
         with pytest.raises(common.DataError, match=message):
-            fys.load_series(write(text), target, time_column)
+            readers.load_series(write(text), target, time_column)
     # what spreadsheets and loggers write: semicolons, UTC offsets across a DST change, Unix time
-    semicolons = fys.load_series(write(good.replace(",", ";")), "load")
+    semicolons = readers.load_series(write(good.replace(",", ";")), "load")
     np.testing.assert_array_equal(semicolons["load"], frame["load"])
-    dst = fys.load_series(write("t,load\n2020-10-25T01:00+02:00,1\n2020-10-25T02:00+02:00,2"
+    dst = readers.load_series(write("t,load\n2020-10-25T01:00+02:00,1\n2020-10-25T02:00+02:00,2"
                                 "\n2020-10-25T02:00+01:00,3\n"), "load")
     assert list(dst.index.hour) == [23, 0, 1]  # in UTC: one hour apart, none repeated
-    unix = fys.load_series(write("t,load\n1600000000,1\n1600003600,2\n"), "load")
+    unix = readers.load_series(write("t,load\n1600000000,1\n1600003600,2\n"), "load")
     assert list(unix.index) == list(pd.to_datetime(["2020-09-13 12:26:40", "2020-09-13 13:26:40"]))
     for text, message in [("when;load\n2001-01-01;1,5\n", r"write decimals with a point \(1.5"),
                           ("when,load\n2001-01-01,\n2001-01-02,\n", "column load has no values")]:
         with pytest.raises(common.DataError, match=message):
-            fys.load_series(write(text), "load")
+            readers.load_series(write(text), "load")
     with pytest.raises(common.DataError, match="28 days: too few for windows of 28 inputs"):
         fys.load_own_series(fys.Config(csv=write(good), target="load"))
     months = pd.date_range("2001-01-01", periods=40, freq="MS").strftime("%Y-%m-%d")
@@ -154,10 +108,119 @@ def test_config_defaults_to_the_co2_example_and_keeps_the_lessons_other_settings
     assert (lesson.dropout, lesson.loss, lesson.changes) == (0.1, "mae", True)  # the lesson's
 
 
+def test_issue_30_own_series_inputs_are_read_or_refused_in_one_line(tmp_path):
+    """Classes 2, 3 and 4 of issue 30 through the tool: a meter's export (date and time of day
+    in two columns), rows every 7 minutes and Unix milliseconds are read; a target blank at 90 %
+    of its hours (class 3) and values near 1e307 or 1e-300 (class 4) are refused in one line
+    naming the column, never "unexpected ... (a bug ...)" or "training diverged"."""
+    hours = pd.date_range("2021-01-01", periods=600, freq="h")
+    wave = 5 + np.sin(np.arange(600) / 4.0)
+
+    def write(name: str, **columns) -> str:
+        pd.DataFrame(columns).to_csv(tmp_path / name, index=False)
+        return str(tmp_path / name)
+
+    for path, name in [
+        (write("meter.csv", date=hours.strftime("%Y-%m-%d"), time=hours.strftime("%H:%M"),
+               kWh=wave), "hourly"),
+        (write("seven.csv", at=pd.date_range("2021-01-01", periods=600, freq="7min"),
+               kWh=wave), "every 7 minutes"),
+        (write("unix.csv", t=(hours - pd.Timestamp(0)) // pd.Timedelta("1ms"), kWh=wave),
+         "hourly"),
+    ]:
+        data, _, sampling, _ = fys.load_own_series(fys.Config(csv=path, target="kWh"))
+        assert sampling.name == name and sum(map(len, data.splits.values())) == 599, path
+    sparse = np.where(np.arange(600) % 10 == 0, wave, np.nan)  # 9 of every 10 hours blank
+    when = hours.strftime("%Y-%m-%d %H:%M")
+    for path, fragments in [
+        (write("sparse.csv", when=when, kWh=sparse), ["kWh is blank or absent at 378 of the 420 "
+                                                      "hours of the training rows (90%)",
+                                                      "at most 10% is filled"]),
+        (write("huge.csv", when=when, kWh=wave * 1e307), ["column kWh holds values up to",
+                                                          "too large to scale"]),
+        (write("tiny.csv", when=when, kWh=wave * 1e-300), ["column kWh varies by only",
+                                                           "too little to scale"]),
+    ]:
+        result = run_command("forecast_your_series", ["--csv", path, "--target", "kWh",
+                                                      "--output-dir", str(tmp_path / "out")])
+        assert_one_line_error(result, *fragments)
+        assert "unexpected" not in result.stderr and "diverged" not in result.stderr
+
+
+def test_a_non_ascii_column_typed_under_a_non_utf8_locale_is_found(tmp_path, monkeypatch):
+    """Class 6 of issue 30 (the part about data files): with Python's UTF-8 mode off, a Latin-1
+    locale decodes the typed 'café' as 'cafÃ©' and an ASCII one as 'caf\\udcc3\\udca9', and the
+    existing column was reported missing; names from the command line are now read as UTF-8,
+    like the file (simulated: the locale's codec is what os.fsencode would use)."""
+    days = pd.date_range("2020-01-01", periods=400)
+    path = tmp_path / "cafe.csv"
+    path.write_bytes(("jour,café,thé\n" + "".join(
+        f"{d:%Y-%m-%d},{np.sin(i / 5):.3f},{np.cos(i / 5):.3f}\n" for i, d in enumerate(days))
+    ).encode("utf-8"))
+    monkeypatch.setattr(sys, "getfilesystemencoding", lambda: "iso-8859-1")
+    latin1 = fys.Config(csv=str(path), target="café".encode().decode("latin-1"),
+                        features=("thé".encode().decode("latin-1"),))
+    assert (latin1.target, latin1.features) == ("café", ("thé",))
+    data, *_ = fys.load_own_series(latin1)
+    assert data.columns[:2] == ["café", "thé"]
+    monkeypatch.undo()
+    typed = "café".encode().decode("ascii", "surrogateescape")  # argv under LC_ALL=C
+    result = run_command("forecast_your_series", ["--csv", str(path), "--target", typed,
+                                                  "--forecast", "1", "--output-dir",
+                                                  str(tmp_path / "out")])
+    assert_one_line_error(result, "no saved multi-step model", "-caf_xe9 for")  # found; the
+    # model's folder is named in ASCII, which any locale can write
+    assert fys.utf8_name("plain") == "plain" and fys.utf8_name("café") == "café"
+
+
+def test_forecasts_labels_and_the_results_table_read_as_the_data_is_written(tmp_path, capsys,
+                                                                            monkeypatch):
+    """Class 7 of issue 30, cosmetic, seen on a real daily series: forecasts printed without
+    decimals ("372"), axis labels that repeat the column ("temp_max (temp_max)") and a results
+    table whose header runs together for long column names; now the forecast has the data's
+    decimals, a label names the column once, and the table's columns fit their cells."""
+    target = "temp_max_of_the_day_in_celsius"
+    days = pd.date_range("2020-01-01", periods=400)
+    values = 20 + 5 * np.sin(np.arange(400) / 9.0)
+    path = tmp_path / "daily.csv"
+    pd.DataFrame({"date": days.strftime("%Y-%m-%d"), target: values.round(2)}).to_csv(
+        path, index=False)
+    figures = []
+    monkeypatch.setattr(common, "save_figure", lambda figure, *_: figures.append(figure))
+    data, _, sampling, written = fys.load_own_series(fys.Config(csv=str(path), target=target))
+    assert written == ".2f" and fys.written_format(np.array([372.0, 371])) == ".0f"
+    assert fys.written_format(np.array([1.2345678e-9])) == ".7g"
+    capsys.readouterr()
+    forecast = fys.forecast_past_the_end({"gru": lambda window: np.full(7, 0.5)}, {"gru": 0.1},
+                                         data, sampling, 3, written, tmp_path, False)
+    value = 0.5 * data.std[0] + data.mean[0]  # the scaled 0.5 in the data's units, by hand
+    assert list(forecast.values()) == pytest.approx([value] * 3)
+    said = capsys.readouterr().out
+    assert f"  2021-02-05          {value:>12.2f} {target}" in said  # 2 decimals, as written
+    test = len(data.splits["test"]) - 28
+    ts.plot_next_step({"test": {"last": np.zeros((test, 1))}}, data, tmp_path / "a.png", False)
+    ts.plot_example_forecasts({"test": {"last": np.zeros((test - 6, 7))}}, data,
+                              tmp_path / "b.png", False)
+    labels = {axis.get_ylabel() for figure in figures for axis in figure.axes}
+    assert labels == {target}  # once, not "temp_max (temp_max)"
+    rows = [{"task": task, "model": model, "val_mae": 0.25, "test_mae": mae,
+             "val_mae_units": 1.25, "test_mae_units": 123456.5, "test_rmse_units": 2.5}
+            for task in ("single", "multi") for model, mae in (("last", 0.5), ("lstm+gru", 0.25))]
+    ts.report([{"rows": rows}], data, ("single", "multi"), tmp_path)
+    table = capsys.readouterr().out.splitlines()[2:]
+    header = [f"val {target}", f"test {target}", f"RMSE {target}", "test / last"]
+    assert re.split(r"\s{2,}", table[0].strip()) == ["val MAE", "test MAE", *header]
+    ends = [table[0].index(name) + len(name) for name in header]  # right-aligned numbers
+    assert [table[3].index(cell) + len(cell) for cell in ("1.2500", "123456.5000", "2.5000",
+                                                           "0.5000")] == ends  # lstm+gru / last
+    assert table[1].split() == ["task", "model"]
+    assert table[2].split()[:3] == ["next", "day", "last"] and table[3].split()[0] == "lstm+gru"
+
+
 # ----------------------------------------------------------------------------- training plan
 def test_a_daily_series_of_1500_rows_trains_at_least_1000_optimizer_steps(tmp_path, capsys):
     config = fys.Config(csv=str(_daily_csv(tmp_path / "daily.csv", 1500)), target="load")
-    data, _, sampling = fys.load_own_series(config)
+    data, _, sampling, _ = fys.load_own_series(config)
     assert (sampling.name, sampling.input_steps, sampling.horizon_steps) == ("daily", 28, 7)
     capsys.readouterr()
     epochs, patience = fys.plan_training(config, data, config.tasks)
@@ -216,8 +279,8 @@ def test_own_series_trains_then_forecast_uses_the_saved_models(tmp_path, capsys)
         (task, model) for task in ("single", "multi")
         for model in ("last", "linear", "gbt", "gru")} | {("multi", "repeat")}
     # the seasonal baseline by hand: each of the next 4 weeks = the same week a year before
-    raw = fys.load_series(CO2, "co2")
-    filled, _ = fys.fill_gaps(raw, fys.detect_sampling(raw.index), 26)
+    raw = readers.load_series(CO2, "co2")
+    filled, _ = readers.fill_gaps(raw, readers.detect_sampling(raw.index), 26)
     co2 = filled["co2"].to_numpy()[1:]  # the first row has no change feature: dropped
     test = co2[ts.split_bounds(len(co2))["test"]]
     windows = len(test) - 52 - 4 + 1
@@ -239,7 +302,7 @@ def test_own_series_trains_then_forecast_uses_the_saved_models(tmp_path, capsys)
     fys.main(fys.Config(csv=str(csv), target="co2", output_dir=str(out), forecast=3, **TINY))
     forecast = common.read_json(out / "forecast.json")["series_forecast"]
     assert "Epoch" not in capsys.readouterr().out
-    data, _, _ = fys.load_own_series(fys.Config(csv=str(csv), target="co2"))
+    data, _, _, _ = fys.load_own_series(fys.Config(csv=str(csv), target="co2"))
     val, rows_all = data.splits["val"][:, 0], np.concatenate(list(data.splits.values()))
     labels = np.lib.stride_tricks.sliding_window_view(val[52:], 4)
     scores, outputs = {}, {}
