@@ -102,9 +102,7 @@ class Config(common.RunConfig):
             self.csv, self.target = EXAMPLE
 
 
-# ---------------------------------------------------------------------------------------------
-# 1. Data: your series read, on a regular grid, with time features; or a stock's daily moves
-# ---------------------------------------------------------------------------------------------
+# ---- 1. Data: your series read, on a regular grid, with time features; or a stock's daily moves
 def utf8_name(name: str) -> str:
     """A column name from the command line, as UTF-8: with Python's UTF-8 mode off, argv is
     decoded with the locale's codec ('café' arrives as 'cafÃ©' under Latin-1, with surrogates
@@ -200,9 +198,7 @@ def persistence(prices: pd.DataFrame, window: int, count: int) -> tuple[np.ndarr
     return test_close[window - 1: window - 1 + count], test_close[window: window + count]
 
 
-# ---------------------------------------------------------------------------------------------
-# 3. Model: your series gets the lesson's (time_series.build_model); a stock this GRU
-# ---------------------------------------------------------------------------------------------
+# ---- 3. Model: your series gets the lesson's (time_series.build_model); a stock this GRU ---------
 def build_stock_model(config: Config, num_features: int, decay_steps: int) -> keras.Model:
     """GRU(units) -> Dropout -> Dense(1): tomorrow's scaled log return from --window-days of
     daily features. No residual output (a return has no level to continue) and MSE (we want
@@ -220,9 +216,7 @@ def build_stock_model(config: Config, num_features: int, decay_steps: int) -> ke
     return model
 
 
-# ---------------------------------------------------------------------------------------------
-# 4. Train: as long as your data needs
-# ---------------------------------------------------------------------------------------------
+# ---- 4. Train: as long as your data needs --------------------------------------------------------
 def plan_training(config: Config, data: ts.SeriesData, tasks) -> tuple[int, int]:
     """(epochs, patience): `--epochs N` trains N (fewer only by early stopping); `--epochs 0`
     plans from your data, at least the lesson's 8 epochs and MIN_STEPS optimizer steps, all of
@@ -258,9 +252,7 @@ def train_stock_model(data: ts.SeriesData, config: Config, folder: Path) -> tupl
     return model, windows, ts.train(model, windows, folder, config, data, epochs, patience)
 
 
-# ---------------------------------------------------------------------------------------------
-# 5. Evaluate: a stock's next close in dollars, against persistence
-# ---------------------------------------------------------------------------------------------
+# ---- 5. Evaluate: a stock's next close in dollars, against persistence ---------------------------
 def directional_accuracy(predicted_change: np.ndarray, actual_change: np.ndarray) -> float:
     """Share of days where the forecast moves the same way (up/down) as the price did."""
     return float(np.mean(np.sign(predicted_change) == np.sign(actual_change)))
@@ -306,9 +298,7 @@ def score_stock(model, data: ts.SeriesData, windows: dict, prices: pd.DataFrame,
     return metrics, test_dates, tomorrow, model_price
 
 
-# ---------------------------------------------------------------------------------------------
-# 6. Use the models: forecasts past the end of the data, from a run or from the saved models
-# ---------------------------------------------------------------------------------------------
+# ---- 6. Use the models: forecasts past the end of the data, from a run or from the saved models
 def written_format(values: np.ndarray) -> str:
     """A format for values like these: as many decimals as they are written with (372.43:
     ".2f"), up to 6; beyond that 7 significant digits."""
@@ -392,9 +382,7 @@ def forecast_beyond(model, data: ts.SeriesData, prices: pd.DataFrame, days: int)
     return pd.Series(forecast, index=dates)
 
 
-# ---------------------------------------------------------------------------------------------
-# Plots (your series: the lesson's time_series.plot_results)
-# ---------------------------------------------------------------------------------------------
+# ---- Plots (your series: the lesson's time_series.plot_results) ----------------------------------
 def plot_stock_test(dates, actual, predicted, name: str, path: Path, show: bool) -> None:
     """The test period's closes and the forecasts made the day before, then the last 60 days."""
     import matplotlib.pyplot as plt
@@ -427,9 +415,7 @@ def plot_forecast(recent: pd.Series, forecast: pd.Series, title: str, ylabel: st
     common.save_figure(figure, path, show)
 
 
-# ---------------------------------------------------------------------------------------------
-# main
-# ---------------------------------------------------------------------------------------------
+# ---- main ----------------------------------------------------------------------------------------
 def main(config: Config) -> dict:
     """Your series (or a stock): trained and scored against the baselines, or with --forecast
     the saved models used; return (and save) the metrics."""

@@ -103,7 +103,7 @@ class Config(common.RunConfig):
                      'the sentence to classify is empty; e.g. --classify "great phone"')
 
 
-# ---- 1. Data: labelled sentences, split with stratification; the treebank's tagged sentences
+# ---- 1. Data: labelled sentences, split with stratification; the treebank's tagged sentences -----
 def load_sentiment(seed: int, max_sentences: int = 0) -> dict[str, tuple[list[str], np.ndarray]]:
     """Each distinct sentence once (18 appear twice: no test sentence is seen in training),
     split 70/15/15 into train/val/test, stratified by source and label; with `max_sentences`,

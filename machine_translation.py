@@ -92,7 +92,7 @@ class Config(common.RunConfig):
     }
 
 
-# ---------- 1. Data: normalised text, a split by English sentence, vocabularies, arrays ----------
+# ---- 1. Data: normalised text, a split by English sentence, vocabularies, arrays -----------------
 def normalize(text: str) -> str:
     """NFKC (U+00A0 → space), lower case, punctuation and elisions ("j'ai" → "j' ai") split."""
     text = unicodedata.normalize("NFKC", text).lower().translate(_TRANSLATION)
@@ -176,14 +176,14 @@ def load_data(config: Config) -> tuple[dict, dict, dict[str, list[str]]]:
     return vocabularies, data, test
 
 
-# ---------- 2. Baselines: copy the English sentence (names, numbers, punctuation survive) --------
+# ---- 2. Baselines: copy the English sentence (names, numbers, punctuation survive) ---------------
 def copy_baseline(test: dict[str, list[str]]) -> dict:
     """BLEU and chrF (`corpus_scores`, section 5) of copying the English sentence."""
     scores = corpus_scores(list(test), list(test.values()))
     return {"bleu_copy_baseline": scores["bleu"], "chrf_copy_baseline": scores["chrf"]}
 
 
-# ---------- 3. Model: encoder, decoder, attention; masked loss and accuracy; learning rate -------
+# ---- 3. Model: encoder, decoder, attention; masked loss and accuracy; learning rate --------------
 def build_model(config: Config, source_vocab_size: int, target_vocab_size: int) -> keras.Model:
     """The training graph (teacher forcing): (source ids, target-in ids) → next-token logits,
     the decoder attending over the encoder outputs (`attend`)."""
@@ -296,7 +296,7 @@ def compile_model(model: keras.Model, config: Config, steps_per_epoch: int) -> k
     return model
 
 
-# ---------- 4. Train: teacher-forced batches and model.fit, one model per attention variant ------
+# ---- 4. Train: teacher-forced batches and model.fit, one model per attention variant -------------
 def choose_epochs(config: Config, steps_per_epoch: int) -> Config:
     """--epochs N trains N. --epochs 0: 8 on the bundled pairs; on your own file at least 8,
     and enough for MIN_STEPS optimizer steps, so that a small corpus is not under-trained."""
@@ -343,7 +343,7 @@ def train(config: Config, data: dict, vocabularies: dict, folder: Path, data_id:
     return model, keeper.history
 
 
-# ---------- 5. Evaluate: greedy and beam search with the trained layers, BLEU/chrF ---------------
+# ---- 5. Evaluate: greedy and beam search with the trained layers, BLEU/chrF ----------------------
 def greedy_search(step_fn: Callable, state: Any, batch_size: int, start_id: int, end_id: int,
                   max_length: int) -> list[tuple[list[int], float]]:
     """The most likely token at every step: (tokens incl. [end], log p) per row. `step_fn(last
@@ -559,7 +559,7 @@ def print_results(metrics: dict, config: Config) -> None:
               f"   (ref: {detokenize(example['references'][0])})")
 
 
-# ---------- 6. Use the saved model: --translate "an English sentence" ----------------------------
+# ---- 6. Use the saved model: --translate "an English sentence" -----------------------------------
 def translate_sentence(config: Config, out: Path) -> dict:
     """`--translate`: the greedy output and the top beams of the saved model of --cell,
     --attention and --data-path, with the unknown words shown."""
@@ -599,7 +599,7 @@ def translate_sentence(config: Config, out: Path) -> dict:
             "greedy_log_prob": greedy_log_p, "beams": beams}
 
 
-# ---------- Plots --------------------------------------------------------------------------------
+# ---- Plots ---------------------------------------------------------------------------------------
 def plot_attention(sentences: list[str], outputs: list[str], log: list[np.ndarray],
                    steps: int, folder: Path, title: str, show: bool) -> None:
     """One heatmap of α (generated French token × English token) for each of the first
@@ -620,7 +620,7 @@ def plot_attention(sentences: list[str], outputs: list[str], log: list[np.ndarra
         common.save_figure(figure, folder / f"attention_{i + 1}.png", show)
 
 
-# ---------- main ---------------------------------------------------------------------------------
+# ---- main ----------------------------------------------------------------------------------------
 def main(config: Config) -> dict:
     """Data, baseline, the attention model (and the no-attention one) trained and scored; or,
     with --translate, one sentence translated by the saved model."""

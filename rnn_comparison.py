@@ -79,7 +79,7 @@ class Config(common.RunConfig):
     }
 
 
-# ---- 1. Data: the adding problem, three separate sets per length -------------------------------
+# ---- 1. Data: the adding problem, three separate sets per length ---------------------------------
 def adding_splits(length: int, config: Config) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Train, validation and test sequences from separate generators: they never overlap."""
     sizes = {"train": config.train_samples, "val": config.val_samples, "test": config.test_samples}
@@ -102,7 +102,7 @@ def adding_baselines(splits: dict) -> dict[str, float]:
     return baselines
 
 
-# ---- 3. Model: (value, mark) sequence -> recurrent layer -> last state -> the sum ---------------
+# ---- 3. Model: (value, mark) sequence -> recurrent layer -> last state -> the sum ----------------
 def build_adding_model(cell: str, length: int, hidden_size: int, optimizer, jit_compile: bool):
     """(values, marks) sequence -> SimpleRNN / LSTM / GRU -> last hidden state -> Dense(1)."""
     inputs = keras.Input((length, 2), name="value_and_mark")
@@ -168,7 +168,7 @@ def train_adding_models(data: dict, strategy, config: Config, out: Path) -> dict
     return trained
 
 
-# ---- 5. Evaluate: test MSE, gradients after training, the comparison table ---------------------
+# ---- 5. Evaluate: test MSE, gradients after training, the comparison table -----------------------
 def score_on_test_sets(trained: dict, data: dict, config: Config) -> None:
     """Each model's test MSE (the best epoch's weights), added to its row and printed."""
     for (cell, length), row in trained.items():
@@ -280,7 +280,7 @@ def adding_metrics(config: Config, trained: dict, baselines: dict,
     return metrics
 
 
-# ---- 6. Use the trained models: the gates at work -----------------------------------------------
+# ---- 6. Use the trained models: the gates at work ------------------------------------------------
 def unit_correlations(values: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Pearson's r (np.corrcoef) of each unit, the last axis of `values`, with `target` over
     all the other axes; 0 for a unit that never changes."""

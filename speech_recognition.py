@@ -102,9 +102,7 @@ class Config(common.RunConfig):
     }
 
 
-# ---------------------------------------------------------------------------------------------
-# 1. Data: recordings split by speaker, glued into random digit strings
-# ---------------------------------------------------------------------------------------------
+# ---- 1. Data: recordings split by speaker, glued into random digit strings -----------------------
 def split_recordings(recordings: dict[tuple, Any], test_speaker: str) -> dict[str, Split]:
     """{(digit, speaker, take): samples} split by speaker: test = every take of `test_speaker`
     (never heard in training); val = takes below VAL_TAKES of the others; train = the rest."""
@@ -202,9 +200,7 @@ def change_speed(recording: np.ndarray, factor: float) -> np.ndarray:
     return np.interp(np.arange(0, len(recording) - 1, factor), range(len(recording)), recording)
 
 
-# ---------------------------------------------------------------------------------------------
-# 2. Baselines: the best constant guess
-# ---------------------------------------------------------------------------------------------
+# ---- 2. Baselines: the best constant guess -------------------------------------------------------
 def naive_baseline(train_labels: Sequence[str], max_digits: int) -> str:
     """The best constant answer: the most common training digit, repeated as often as gives
     the lowest digit error rate on the training strings (0 times = say nothing)."""
@@ -213,9 +209,7 @@ def naive_baseline(train_labels: Sequence[str], max_digits: int) -> str:
                key=lambda guess: error_rates(train_labels, [guess] * len(train_labels))["der"])
 
 
-# ---------------------------------------------------------------------------------------------
-# 3. Model: MFCCs inside the model, masked bidirectional GRUs, the CTC loss
-# ---------------------------------------------------------------------------------------------
+# ---- 3. Model: MFCCs inside the model, masked bidirectional GRUs, the CTC loss -------------------
 def build_model(config: Config, mean: np.ndarray, variance: np.ndarray) -> keras.Model:
     """(waveforms, sample counts) → per-frame log-probabilities over 10 digits + blank."""
     waveforms = keras.Input(shape=(None,), name="waveform")  # 8 kHz, zeros after each end
@@ -406,9 +400,7 @@ def make_model(train_waveforms: list[np.ndarray], config: Config, steps_per_epoc
     return model
 
 
-# ---------------------------------------------------------------------------------------------
-# 4. Train: batches with lengths, model.fit with early stopping on the seen-speaker validation
-# ---------------------------------------------------------------------------------------------
+# ---- 4. Train: batches with lengths, model.fit with early stopping on the seen-speaker validation
 def make_dataset(waveforms: list[np.ndarray], labels: list[str], config: Config,
                  shuffle: bool = False) -> tf.data.Dataset:
     """tf.data batches ((waveforms padded with zeros, sample counts), CTC targets). A target row
@@ -457,9 +449,7 @@ def train(model: keras.Model, train_data: tf.data.Dataset, val_data: tf.data.Dat
     return keep_best.history
 
 
-# ---------------------------------------------------------------------------------------------
-# 5. Evaluate: greedy and beam-search decoding, digit error rates on seen and unseen voices
-# ---------------------------------------------------------------------------------------------
+# ---- 5. Evaluate: greedy and beam-search decoding, digit error rates on seen and unseen voices
 def greedy_decode(log_probs: np.ndarray, length: int | None = None) -> str:
     """Best class per frame, then merge repeats, then drop blanks: "1 1 _ 1 2 2" → "112"."""
     best = np.argmax(log_probs[:length], axis=-1)
@@ -545,9 +535,7 @@ def print_results(metrics: dict, config: Config) -> None:
         print(f"  said {example['said']:>8s}   heard {example['beam']:>8s}")
 
 
-# ---------------------------------------------------------------------------------------------
-# 6. Use the saved model: the digits heard in any audio file (--transcribe)
-# ---------------------------------------------------------------------------------------------
+# ---- 6. Use the saved model: the digits heard in any audio file (--transcribe) -------------------
 def transcribe_file(config: Config, out: Path) -> dict:
     """`--transcribe FILE`: read, mix to mono, resample to 8 kHz, peak-normalise; the saved
     model (its MFCC front end included) and both decoders do the rest."""
@@ -573,9 +561,7 @@ def transcribe_file(config: Config, out: Path) -> dict:
     return {"file": str(path), "sample_rate": rate, "digits": beam, "greedy": greedy}
 
 
-# ---------------------------------------------------------------------------------------------
-# Plots
-# ---------------------------------------------------------------------------------------------
+# ---- Plots ---------------------------------------------------------------------------------------
 def plot_features(waveform: np.ndarray, label: str, path: Path, show: bool = False) -> Path:
     """Waveform, log-mel spectrogram and MFCCs of one utterance, on one time axis."""
     import matplotlib.pyplot as plt
@@ -616,9 +602,7 @@ def plot_posteriors(log_probs: np.ndarray, label: str, decoded: str, config: Con
     return common.save_figure(figure, path, show)
 
 
-# ---------------------------------------------------------------------------------------------
-# main
-# ---------------------------------------------------------------------------------------------
+# ---- main ----------------------------------------------------------------------------------------
 def main(config: Config) -> dict:
     """Build the digit strings, train the BiGRU-CTC model, evaluate seen and unseen speakers."""
     with common.Run(config, "speech_recognition") as run:

@@ -104,7 +104,7 @@ class Config(common.RunConfig):
         common.check(not (self.text and self.download), "--text and --download exclude each other")
 
 
-# ----------------------------------------------------------------------------- 1. Data
+# ---- 1. Data -------------------------------------------------------------------------------------
 def load_text(config: Config) -> tuple[str, str, str]:
     """The text, the name its models are kept under and its fingerprint: "tinyshakespeare", or a
     file's name and fingerprint (two texts never share a model; new contents train anew)."""
@@ -186,7 +186,7 @@ def load_data(config: Config, text: str) -> tuple[Vocabulary, np.ndarray, np.nda
     return vocabulary, train_ids, val_ids, val_text
 
 
-# ----------------------------------------------------------------------------- 2. Baselines
+# ---- 2. Baselines --------------------------------------------------------------------------------
 def baseline_losses(train_ids: np.ndarray, val_ids: np.ndarray, vocab_size: int) -> dict:
     """Validation loss (nats/token) of add-one-smoothed unigram and bigram count models."""
     unigram = np.bincount(train_ids, minlength=vocab_size) + 1.0
@@ -199,7 +199,7 @@ def baseline_losses(train_ids: np.ndarray, val_ids: np.ndarray, vocab_size: int)
     return {"unigram": unigram_nats, "bigram": bigram_nats}
 
 
-# ----------------------------------------------------------------------------- 3. Model
+# ---- 3. Model ------------------------------------------------------------------------------------
 def build_model(config: Config, vocab_size: int, policy: str | None = None):
     """Embedding -> stacked LSTM/GRU (dropout between) -> Dense logits, any sequence length.
     `policy`: "float32" or "mixed_bfloat16" (None: the rule of --precision)."""
@@ -244,7 +244,7 @@ def compile_model(model, config: Config, total_steps: int) -> None:
           f"step {total_steps:,}; {dtype_policy(config.precision)}{', XLA' * config.jit_compile}")
 
 
-# ----------------------------------------------------------------------------- 4. Train
+# ---- 4. Train ------------------------------------------------------------------------------------
 def make_datasets(train_ids: np.ndarray, val_ids: np.ndarray, config: Config) -> tuple:
     """Training: an endless stream of batches of random windows (x = ids[s:s+n], y =
     ids[s+1:s+n+1]). Validation: non-overlapping windows, so every token is predicted once."""
@@ -307,7 +307,7 @@ def train(model, train_data, val_data, folder: Path, config: Config, data: str,
     return keep.history
 
 
-# ----------------------------------------------------------------------------- 5. Evaluate
+# ---- 5. Evaluate ---------------------------------------------------------------------------------
 def bits(nats: float) -> float: return nats / math.log(2)  # nats per token -> bits per token
 def loss_metrics(nats: float, unit: str) -> dict:
     return {"val_loss_nats": nats, f"val_bits_per_{unit}": bits(nats), "val_perplexity":
@@ -323,7 +323,7 @@ def evaluate(model, val_data, baselines: dict, unit: str) -> float:
     return val_nats
 
 
-# ----------------------------------------------------------------------------- 6. Use the model
+# ---- 6. Use the model ----------------------------------------------------------------------------
 def default_prompts(text: str, shakespeare: bool, level: str) -> list[str]:
     """Prompts to try: Tiny Shakespeare's classics, then the text's own first words."""
     opening = " ".join(text.strip().split("\n")[0].split()[:4])[:40]
@@ -565,7 +565,7 @@ def use_saved_model(config: Config, text: str, folder: Path) -> dict:
     return results | autocomplete(sampler, vocabulary, phrase, folder.parent, config.show)
 
 
-# ----------------------------------------------------------------------------- Plots
+# ---- Plots ---------------------------------------------------------------------------------------
 def plot_cells(text: str, cells: np.ndarray, best: dict[str, tuple[int, float]], units: int,
                path: Path, show: bool, lines: int = 10, width: int = 80) -> None:
     """The opening of the text, each character on the colour of one unit's memory after it
@@ -607,7 +607,7 @@ def plot_next_token_chart(table: list[tuple[str, float]], prompt: str, path: Pat
     common.save_figure(figure, path, show)
 
 
-# ----------------------------------------------------------------------------- main
+# ---- main ----------------------------------------------------------------------------------------
 def main(config: Config) -> dict:
     """Train a language model and sample from it (--generate / --complete: the saved one)."""
     with common.Run(config, "text_generation") as run:

@@ -93,9 +93,7 @@ class Config(common.RunConfig):
                      f"--max-windows must be 0 (all) or >= 32 (got {self.max_windows})")
 
 
-# ---------------------------------------------------------------------------------------------
-# 1. Data: features, and a chronological split scaled with training statistics
-# ---------------------------------------------------------------------------------------------
+# ---- 1. Data: features, and a chronological split scaled with training statistics ----------------
 CYCLES = {"day": 24 * 3600, "week": 7 * 24 * 3600, "year": 365.2425 * 24 * 3600}  # seconds
 
 
@@ -177,9 +175,7 @@ def load_weather(config: Config) -> tuple[SeriesData, int]:
     return data, tutorial_columns
 
 
-# ---------------------------------------------------------------------------------------------
-# 2. Baselines: what any model has to beat
-# ---------------------------------------------------------------------------------------------
+# ---- 2. Baselines: what any model has to beat ----------------------------------------------------
 def baseline_forecasts(target: np.ndarray, input_width: int, horizon: int,
                        season: int = 24) -> dict:
     """The naive forecasts of every window, from its inputs only. last: every future step =
@@ -195,9 +191,7 @@ def baseline_forecasts(target: np.ndarray, input_width: int, horizon: int,
     return forecasts
 
 
-# ---------------------------------------------------------------------------------------------
-# 3. Model
-# ---------------------------------------------------------------------------------------------
+# ---- 3. Model ------------------------------------------------------------------------------------
 def build_model(kind: str, input_width: int, num_features: int, horizon: int, units: int,
                 dropout: float, residual: bool, learning_rate: float, clipnorm: float,
                 decay_steps: int, jit_compile: bool, loss: str = "mse"):
@@ -256,9 +250,7 @@ class AddLastValue(layers.Layer):
         return {**super().get_config(), "target_index": self.target_index}
 
 
-# ---------------------------------------------------------------------------------------------
-# 4. Train: windows of (past inputs, future labels) cut inside each split, model.fit, and trees
-# ---------------------------------------------------------------------------------------------
+# ---- 4. Train: windows of (past inputs, future labels) cut inside each split, model.fit, and trees
 def window_shape(task: str, data: SeriesData) -> tuple[int, int]:
     return data.input_steps, 1 if task == "single" else data.horizon_steps  # in, out steps
 
@@ -408,9 +400,7 @@ def train_network(kind: str, task: str, data: SeriesData, tutorial_columns: int,
     return history, {split: predict(model, windows[split]) for split in ("val", "test")}, forecast
 
 
-# ---------------------------------------------------------------------------------------------
-# 5. Evaluate: every model and baseline on the same validation and test windows
-# ---------------------------------------------------------------------------------------------
+# ---- 5. Evaluate: every model and baseline on the same validation and test windows ---------------
 def predict(model, dataset) -> np.ndarray:  # every window's forecast: (windows, horizon)
     return np.asarray(model.predict(dataset, verbose=0)).reshape(-1, model.output_shape[-1])
 
@@ -529,9 +519,7 @@ def report(results: list[dict], data: SeriesData, tasks, out: Path) -> dict:
     return metrics
 
 
-# ---------------------------------------------------------------------------------------------
-# Plots
-# ---------------------------------------------------------------------------------------------
+# ---- Plots ---------------------------------------------------------------------------------------
 def plot_results(results: list[dict], data: SeriesData, out: Path, show: bool) -> None:
     """Training curves, MAE per model, next-step forecasts and three multi-step forecasts."""
     histories = {(r["task"], kind): h for r in results for kind, h in r["histories"].items()}
@@ -629,9 +617,7 @@ def plot_example_forecasts(result: dict, data: SeriesData, path: Path, show: boo
     common.save_figure(figure, path, show)
 
 
-# ---------------------------------------------------------------------------------------------
-# main
-# ---------------------------------------------------------------------------------------------
+# ---- main ----------------------------------------------------------------------------------------
 def main(config: Config) -> dict:
     """Both tasks on the Jena record, baselines first; return (and save) the metrics."""
     with common.Run(config, "time_series") as run, run.strategy.scope():

@@ -573,12 +573,13 @@ def job_section(name: str, by_cpu: dict[str, dict]) -> list[str]:
 
 
 def write_reports(runs: dict) -> None:
-    """results.json, RESULTS.md, docs/speech_voices.md and the README's tagged numbers, all
-    from runs.json."""
+    """results.json, RESULTS.md, docs/speech_voices.md and the tagged numbers of the README and
+    docs/*.md, all from runs.json."""
     RESULTS_JSON.write_text(json.dumps(collect(runs), indent=2, default=float) + "\n")
     RESULTS_MD.write_text(results_markdown(runs))
     SPEECH_VOICES_MD.write_text(speech_voices_markdown(runs))
-    README.write_text(report.render(README.read_text(), collect(runs)))
+    for page in (README, *sorted(DOCS.glob("*.md"))):  # the README and docs/ quote numbers too
+        page.write_text(report.render(page.read_text(), collect(runs)))
 
 
 STUDY_LABELS = {
