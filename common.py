@@ -1,7 +1,7 @@
 """Plumbing shared by the lessons; no RNN lesson lives here: a `Config` dataclass as a command
 line (`RunConfig`, `run_cli`: bounds checked before any work, every failure one line), one
-run's locked output folder (`Run`), the project's one training callback (`KeepBest`), loading
-a saved model (`load_best`), JSON files and plots."""
+run's locked output folder (`Run`), the project's one training callback (`KeepBest`), JSON
+files and plots."""
 
 from __future__ import annotations
 
@@ -27,36 +27,24 @@ from typing import Annotated, Any, ClassVar, Literal
 
 _RUN = {"started": time.monotonic(), "cli": False}  # --minutes counts from the run's start
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ logs; 0 shows them all
+_saved = os.dup(2)  # TensorFlow prints start-up lines (oneDNN, CUDA probing) past Python, on
+if os.environ["TF_CPP_MIN_LOG_LEVEL"] != "0":  # file descriptor 2, that no setting hides:
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 2)  # they go to /dev/null while it loads
+try:
+    import tensorflow as tf
 
-
-def _import_tensorflow_quietly() -> None:
-    """TensorFlow prints start-up lines (oneDNN, CUDA probing) on file descriptor 2, past
-    Python, that no setting hides: they go to /dev/null while it loads."""
-    saved = os.dup(2)
-    if os.environ["TF_CPP_MIN_LOG_LEVEL"] != "0":
-        os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
-    try:
-        import tensorflow as tf
-
-        tf.config.list_physical_devices()  # the CUDA probe logs here, once
-    finally:
-        os.dup2(saved, 2)
-
-
-_import_tensorflow_quietly()
+    tf.config.list_physical_devices()  # the CUDA probe logs here, once
+finally:
+    os.dup2(_saved, 2)
 import keras  # noqa: E402
 import matplotlib  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
-# The lessons shuffle inside their tf.data pipelines: fit's note that it ignores shuffle=True
-# for a dataset is noise.
+# The lessons shuffle in their tf.data pipelines: fit's note that it ignores shuffle=True is noise.
 warnings.filterwarnings("ignore", message=r"`shuffle=True` was passed", category=UserWarning)
-
 ROOT = Path(__file__).resolve().parent
-DATA_DIR = ROOT / "data"
-OUTPUTS_DIR = ROOT / "outputs"
+DATA_DIR, OUTPUTS_DIR = ROOT / "data", ROOT / "outputs"
 TRACEBACK_VARIABLE = "RNN_TRACEBACK"  # set to 1 to see the traceback of an unexpected error
 VERBOSE = 1 if sys.stdout.isatty() else 2  # fit's progress bar on a terminal, a line in a log
 
@@ -94,21 +82,16 @@ def one_line(error: BaseException, limit: int = 200) -> str:
 
 
 # ----------------------------------------------------------------------------- Config and CLI
-@dataclasses.dataclass(frozen=True)
-class Bound:
-    """The range a numeric field (or each item of a tuple field) must lie in, declared on the
-    field: `epochs: Annotated[int, at_least(1)] = 8`."""
+class Bound(typing.NamedTuple):
+    """The range a number (or each item of a tuple) must lie in, declared on its Config field:
+    `epochs: Annotated[int, at_least(1)] = 8`."""
 
     holds: Callable[[float], bool]
     text: str  # "must be ..."
 
 
-def at_least(low: float) -> Bound:
-    return Bound(lambda value: value >= low, f">= {low:g}")
-
-
-def above(low: float) -> Bound:
-    return Bound(lambda value: value > low, f"> {low:g}")
+def at_least(low: float) -> Bound: return Bound(lambda value: value >= low, f">= {low:g}")
+def above(low: float) -> Bound: return Bound(lambda value: value > low, f"> {low:g}")
 
 
 def between(low: float, high: float, low_open: bool = False, high_open: bool = False) -> Bound:
@@ -117,21 +100,20 @@ def between(low: float, high: float, low_open: bool = False, high_open: bool = F
         f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}")
 
 
+def _flag(name: str) -> str: return "--" + name.replace("_", "-")
+
+
 def _hints(config_cls: type) -> dict[str, tuple[Any, tuple]]:
     """field -> (its type without Annotated and Optional, the bounds Annotated gave it)."""
     hints, result = typing.get_type_hints(config_cls, include_extras=True), {}
     for field in dataclasses.fields(config_cls):
-        hint, marks = hints[field.name], ()
+        hint, bounds = hints[field.name], ()
         if typing.get_origin(hint) is Annotated:
-            hint, *marks = typing.get_args(hint)
+            hint, *bounds = typing.get_args(hint)
         if typing.get_origin(hint) in (typing.Union, types.UnionType):
             hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
-        result[field.name] = (hint, tuple(marks))
+        result[field.name] = (hint, tuple(bounds))
     return result
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
 
 
 @dataclasses.dataclass
@@ -151,18 +133,29 @@ class RunConfig:
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}  # {"quick": {field: value, ...}, ...}
 
     def __post_init__(self) -> None:
-        """Check every field against its type, choices and bounds (a lesson's cross-field rules
-        follow in its own `__post_init__`)."""
+        """Every field against its type, choices and bounds (a lesson's cross-field rules follow
+        in its own `__post_init__`)."""
         for name, (kind, bounds) in _hints(type(self)).items():
-            value = getattr(self, name)
+            flag, values = _flag(name), getattr(self, name)
             if typing.get_origin(kind) is tuple:
-                check(isinstance(value, tuple) and len(value) >= 1,
-                      f"{_flag(name)} needs at least one value (got {value!r})")
-                check(len(set(value)) == len(value), f"{_flag(name)} must not repeat a value")
-                for item in value:
-                    _check_value(name, item, typing.get_args(kind)[0], bounds)
-            elif value is not None:
-                _check_value(name, value, kind, bounds)
+                check(isinstance(values, tuple) and len(values) >= 1,
+                      f"{flag} needs at least one value (got {values!r})")
+                check(len(set(values)) == len(values), f"{flag} must not repeat a value")
+                kind = typing.get_args(kind)[0]
+            for value in values if isinstance(values, tuple) else [values] * (values is not None):
+                if typing.get_origin(kind) is Literal:
+                    choices = typing.get_args(kind)
+                    check(value in choices, f"{flag} must be one of {', '.join(map(str, choices))}"
+                                            f" (got {value!r})")
+                elif kind in (int, float):
+                    check(isinstance(value, (int, float)) and not isinstance(value, bool)
+                          and math.isfinite(value), f"{flag} must be a finite number (got "
+                                                    f"{value!r})")
+                    check(kind is float or value == int(value), f"{flag} must be a whole number")
+                    for bound in bounds:
+                        check(bound.holds(value), f"{flag} must be {bound.text} (got {value!r})")
+                elif kind in (bool, str):
+                    check(isinstance(value, kind), f"{flag} must be {kind.__name__}")
         check(self.preset in ("default", *self.PRESETS),
               f"--preset must be one of {', '.join(('default', *self.PRESETS))}")
         check(not (self.minutes and self.strategy == "multiworker"), "--minutes cannot be used "
@@ -175,24 +168,8 @@ class RunConfig:
         return cls(**{**cls.PRESETS.get(preset, {}), "preset": preset, **overrides})
 
 
-def _check_value(name: str, value: Any, kind: Any, bounds: tuple) -> None:
-    flag = _flag(name)
-    if typing.get_origin(kind) is Literal:
-        choices = typing.get_args(kind)
-        check(value in choices, f"{flag} must be one of {', '.join(map(str, choices))} "
-                                f"(got {value!r})")
-    elif kind in (int, float):
-        check(isinstance(value, (int, float)) and not isinstance(value, bool)
-              and math.isfinite(value), f"{flag} must be a finite number (got {value!r})")
-        check(kind is float or value == int(value), f"{flag} must be a whole number")
-        for bound in bounds:
-            check(bound.holds(value), f"{flag} must be {bound.text} (got {value!r})")
-    elif kind in (bool, str):
-        check(isinstance(value, kind), f"{flag} must be {kind.__name__} (got {value!r})")
-
-
 def settings_of(config: RunConfig) -> dict:
-    """What a training run is: every field except those that say only where and how to run it
+    """What a training run is: every field but those that say only where and how to run it
     (compared before resuming an interrupted run; kept beside the best model)."""
     where = ("preset", "minutes", "output_dir", "restart", "show", "strategy", "cluster_timeout")
     return json.loads(json.dumps({key: value for key, value in dataclasses.asdict(config).items()
@@ -207,37 +184,29 @@ def field_comments(config_cls: type) -> dict[str, str]:
             if name in {field.name for field in dataclasses.fields(config_cls)}}
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> typing.NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
 def build_parser(config_cls: type, description: str = "", defaults: dict | None = None):
     """One `--field-name` per field: the lesson's own first, the shared run options last."""
-    parser = _OneLineParser(description=description.strip().split("\n\n")[0], allow_abbrev=False,
-                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(description=description.strip().split("\n\n")[0],
+                                     allow_abbrev=False,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.error = lambda message: parser.exit(2, f"{parser.prog}: error: {message} (see "
+                                                  "--help)\n")  # one line, not the usage too
     groups = {False: parser.add_argument_group("settings of this lesson"),
               True: parser.add_argument_group("run options (every lesson)")}
-    comments, hints = field_comments(config_cls), _hints(config_cls)
-    shared = RunConfig.__dataclass_fields__
+    comments, hints, shared = field_comments(config_cls), _hints(config_cls), {
+        field.name for field in dataclasses.fields(RunConfig)}
     for field in sorted(dataclasses.fields(config_cls), key=lambda field: field.name in shared):
-        kind, flags = hints[field.name][0], [_flag(field.name)]
+        kind = item = hints[field.name][0]
         options: dict[str, Any] = {"default": (defaults or {}).get(field.name, field.default),
-                                   "help": comments.get(field.name, " ").replace("%", "%%"),
-                                   "dest": field.name}
-        if kind is bool:
-            options["action"] = argparse.BooleanOptionalAction
-        else:
-            item = typing.get_args(kind)[0] if typing.get_origin(kind) is tuple else kind
-            if typing.get_origin(kind) is tuple:
-                options["nargs"] = "+"
-            if typing.get_origin(item) is Literal:
-                options["choices"] = typing.get_args(item)
-                item = type(options["choices"][0])
-            options["type"] = item
-        if field.name == "preset":
-            options["choices"] = ("default", *config_cls.PRESETS)
-        groups[field.name in shared].add_argument(*flags, **options)
+                                   "help": comments.get(field.name, " ").replace("%", "%%")}
+        if typing.get_origin(kind) is tuple:
+            item, options["nargs"] = typing.get_args(kind)[0], "+"
+        if typing.get_origin(item) is Literal or field.name == "preset":
+            options["choices"] = typing.get_args(item) or ("default", *config_cls.PRESETS)
+            item = type(options["choices"][0])
+        options.update(action=argparse.BooleanOptionalAction) if kind is bool else options.update(
+            type=item)
+        groups[field.name in shared].add_argument(_flag(field.name), dest=field.name, **options)
     return parser
 
 
@@ -247,8 +216,8 @@ def parse_config(config_cls: type, argv: list[str] | None = None, description: s
     argv = sys.argv[1:] if argv is None else list(argv)
     first = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     first.add_argument("--preset", default="default")
-    preset = first.parse_known_args(argv)[0].preset
-    parser = build_parser(config_cls, description, config_cls.PRESETS.get(preset, {}))
+    parser = build_parser(config_cls, description, config_cls.PRESETS.get(
+        first.parse_known_args(argv)[0].preset, {}))
     values = vars(parser.parse_args(argv))
     try:
         return config_cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
@@ -272,12 +241,12 @@ def run_cli(main: Callable, config_cls: type, description: str = "") -> int:
     except UserError as error:
         message = f"error: {one_line(error, limit=0)}"
     except KeyboardInterrupt:
-        print("interrupted: rerun the same command to resume after the last finished epoch",
-              file=sys.stderr)
+        message = "interrupted: rerun the same command to resume after the last finished epoch"
+        print(message, file=sys.stderr)
         return 130
     except (MemoryError, tf.errors.ResourceExhaustedError) as error:
-        found = re.search(r"shape\[([\d,]+)\] and type (\w+)", str(error))  # TF's report
-        need = type(error).__name__
+        found, need = re.search(r"shape\[([\d,]+)\] and type (\w+)", str(error)), type(
+            error).__name__  # TensorFlow's report names the tensor
         if found:
             size = {"double": 8, "int64": 8, "half": 2, "bfloat16": 2}.get(found[2], 4)
             need = (f"a tensor of shape [{found[1]}] ({found[2]}) alone needs "
@@ -286,15 +255,14 @@ def run_cli(main: Callable, config_cls: type, description: str = "") -> int:
         message = (f"error: out of memory: {need}, and this machine has {memory:.0f} GiB; "
                    "lower the model's size (--units) or --batch-size")
     except OSError as error:  # disk full, permission denied, a folder where a file should be
-        where = f" {shown(error.filename)}" if error.filename else ""
-        message = (f"error: cannot use{where}: {error.strerror or one_line(error)}; check that "
-                   "path (free space, permissions) or pass another --output-dir")
+        message = (f"error: cannot use{' ' + shown(error.filename) if error.filename else ''}: "
+                   f"{error.strerror or one_line(error)}; check that path (free space, "
+                   "permissions) or pass another --output-dir")
     except Exception as error:  # the last line of defence: one line, and how to see more
         lost = "multiworker" in sys.modules and sys.modules["multiworker"].lost_worker(error)
-        if lost:
-            message = (f"error: the cluster lost {lost}; restart every worker with the same "
-                       "command to resume after the last finished epoch")
-        else:
+        message = (f"error: the cluster lost {lost}; restart every worker with the same command"
+                   " to resume after the last finished epoch")
+        if not lost:
             if os.environ.get(TRACEBACK_VARIABLE) == "1":
                 traceback.print_exc()
             print(f"error: unexpected {type(error).__name__}: {one_line(error)} (a bug, or an "
@@ -352,10 +320,9 @@ class Run:
 
             self.strategy, task = multiworker.strategy(self.config)
             self.chief = task.chief
-        elif self.config.strategy == "mirrored":
-            self.strategy = tf.distribute.MirroredStrategy()
         else:
-            self.strategy = tf.distribute.get_strategy()
+            self.strategy = (tf.distribute.MirroredStrategy() if self.config.strategy ==
+                             "mirrored" else tf.distribute.get_strategy())
         if not self.config.show:  # PNG files only, no window (and no display needed)
             matplotlib.use("Agg")
         keras.utils.set_random_seed(self.config.seed)
@@ -442,15 +409,14 @@ class KeepBest(keras.callbacks.Callback):
                                                                      "training_metadata.json"))
         if self.backup.exists() and (config.restart or metadata is None):
             shutil.rmtree(self.backup)  # discarded (--restart), or nothing to resume
-        elif self.backup.exists() and not isinstance(metadata.get("epoch") if isinstance(
+        elif self.backup.exists() and not isinstance((metadata or {}).get("epoch") if isinstance(
                 metadata, dict) else None, int):
             raise CheckpointError(f"{shown(self.backup)} is damaged (training_metadata.json); "
                                   "add --restart to discard the interrupted run")
         elif self.backup.exists() and stamp != self.settings:
-            changed = [key for key in self.settings if not isinstance(stamp, dict)
-                       or stamp.get(key) != self.settings[key]]
             said = ", ".join("other data" if key == "data" else f"{_flag(key)} {stamp.get(key)}"
-                             for key in changed if isinstance(stamp, dict))
+                             for key in self.settings if isinstance(stamp, dict)
+                             and stamp.get(key) != self.settings[key])
             raise UserError(f"{shown(self.folder)} holds an interrupted run made with other "
                             f"settings ({said or 'unknown'}); rerun with those to resume it, or "
                             "add --restart to discard it")

@@ -1,8 +1,8 @@
 """Training on several machines (`--strategy multiworker`): every machine runs the same command
-with its own TF_CONFIG, and `tf.distribute.MultiWorkerMirroredStrategy` keeps one model in
-step on all of them. What this module adds to TensorFlow: the cluster is checked before any
-work, every wait for it is bounded by --cluster-timeout and ends on SIGTERM or Ctrl-C, and
-Keras 3's `fit` is mended to run under the strategy (keras-team/keras#20585)."""
+with its own TF_CONFIG, and `tf.distribute.MultiWorkerMirroredStrategy` keeps one model in step
+on all of them. What this module adds: the cluster checked before any work, every wait for it
+bounded by --cluster-timeout and ended by SIGTERM or Ctrl-C, and Keras 3's `fit` mended to run
+under the strategy (keras-team/keras#20585). docs/several_machines.md tells the whole story."""
 
 from __future__ import annotations
 
@@ -30,16 +30,9 @@ class ClusterTask(typing.NamedTuple):
     kind: str  # "chief" or "worker"
     index: int
     addresses: dict[str, list[str]]  # {"chief": [...], "worker": [...]}
-
-    @property
-    def chief(self) -> bool:
-        """The chief writes the outputs: the "chief" task, or worker 0 when there is none."""
-        return self.kind == "chief" or ("chief" not in self.addresses and self.index == 0)
-
-    def peers(self) -> dict[str, str]:
-        """{"worker 1": "host:port"} of every other task."""
-        return {f"{kind} {i}": address for kind, addresses in self.addresses.items()
-                for i, address in enumerate(addresses) if (kind, i) != (self.kind, self.index)}
+    chief: bool  # it writes the outputs: the "chief" task, or worker 0 when there is none
+    peers: dict[str, str]  # {"worker 1": "host:port"} of every other task
+    leader: tuple[str, str]  # the chief's name and address
 
 
 def cluster_task() -> ClusterTask:
@@ -69,22 +62,27 @@ def cluster_task() -> ClusterTask:
         raise UserError(f"TF_CONFIG's task type {kind!r} is not in its cluster "
                         f"({', '.join(cluster)})")
     if not isinstance(index, int) or isinstance(index, bool):
-        raise UserError(f"TF_CONFIG's task index must be a whole number such as 0 (got "
+        raise UserError("TF_CONFIG's task index must be a whole number such as 0 (got "
                         f"{json.dumps(index)})")
     if not 0 <= index < len(cluster[kind]):
         raise UserError(f"TF_CONFIG's task index {index} is outside the cluster's "
                         f"{len(cluster[kind])} {kind} address(es) (0..{len(cluster[kind]) - 1})")
-    return ClusterTask(kind, index, cluster)
+    lead = "chief" if "chief" in cluster else "worker"
+    return ClusterTask(kind, index, cluster, (kind, index) == (lead, 0), {
+        f"{job} {i}": address for job, addresses in cluster.items()
+        for i, address in enumerate(addresses) if (job, i) != (kind, index)},
+        (f"{lead} 0", cluster[lead][0]))
 
 
 def strategy(config) -> tuple[tf.distribute.Strategy, ClusterTask]:
     """The MultiWorkerMirroredStrategy, once every task of the cluster has joined, or one line
-    naming the tasks that did not, within --cluster-timeout seconds.
+    naming the tasks that did not within --cluster-timeout seconds.
 
-    TensorFlow's chief waits for a missing or foreign peer forever, holding the interpreter
-    (no Python signal handler runs meanwhile). So the chief first waits here, in Python, until
-    every peer's TensorFlow server answers; the others register with the chief under
-    TensorFlow's own deadline; and what runs in TensorFlow's C++ is `_bounded`."""
+    TensorFlow's chief would wait for a missing or foreign peer forever, holding the
+    interpreter (no signal handler runs meanwhile). So every wait happens here, in Python: the
+    chief answers on its own port ("alive") until every other task's TensorFlow server
+    answers, the others wait for that answer before they start theirs; what is left for
+    TensorFlow's C++, a few seconds, runs `_bounded`."""
     task, timeout = cluster_task(), config.cluster_timeout
     if getattr(config, "jit_compile", False) and not tf.config.list_physical_devices("GPU"):
         raise UserError("--strategy multiworker cannot XLA-compile on CPUs (TensorFlow has no CPU"
@@ -94,40 +92,36 @@ def strategy(config) -> tuple[tf.distribute.Strategy, ClusterTask]:
     from tensorflow.python.distribute import multi_worker_util
     from tensorflow.python.eager import context
 
-    # Every wait for the others happens here, in Python, where a signal ends it: the chief
-    # answers on its own port ("alive") until every other task's TensorFlow server answers;
-    # the others wait for that answer before they start their servers and join.
-    own = task.addresses[task.kind][task.index].rpartition(":")[2]
-    hello = socket.create_server(("", int(own)), reuse_port=False) if task.chief else None
-    waiting = task.peers() if task.chief else dict([_leader(task)])
+    port = int(task.addresses[task.kind][task.index].rpartition(":")[2])
+    hello = socket.create_server(("", port)) if task.chief else None
+    waiting = task.peers if task.chief else dict([task.leader])
     print(f"cluster: this is {task.kind} {task.index}; waiting at most {timeout:g} s for "
-          f"{len(task.peers())} other task(s)", flush=True)
+          f"{len(task.peers)} other task(s)", flush=True)
     deadline, greeted = time.monotonic() + timeout, []
     while waiting and time.monotonic() < deadline:
         while hello and select.select([hello], [], [], 0)[0]:  # a task asking for the chief
             greeted.append(hello.accept()[0])
-            greeted[-1].sendall(b"\0\0\0\4\0\0\0\0\0")  # as a TensorFlow server would
+            greeted[-1].sendall(b"\0\0\0\4\0\0\0\0\0")  # HTTP/2 SETTINGS, as TensorFlow's
         answers = {name: _answer(address) for name, address in waiting.items()}
-        for name, answer in answers.items():
-            if answer == "foreign":
-                raise UserError(f"{name} at {waiting[name]} is another program, not a TensorFlow "
-                                "worker of this cluster; check TF_CONFIG's addresses")
+        for name in (name for name, answer in answers.items() if answer == "foreign"):
+            raise UserError(f"{name} at {waiting[name]} is another program, not a TensorFlow "
+                            "worker of this cluster; check TF_CONFIG's addresses")
         waiting = {name: waiting[name] for name, answer in answers.items() if answer == "none"}
         time.sleep(0.2 if waiting else 0)
     for connection in [*greeted, *([hello] if hello else [])]:
         connection.close()  # the chief's port, free for its TensorFlow server
     names = ", ".join(f"{name} at {address}" for name, address in (
-        waiting or dict([_leader(task)])).items())
+        waiting or dict([task.leader])).items())
     silent = UserError(f"{names} did not answer within {timeout:g} s; start the same command "
                        "there (with its own TF_CONFIG task), check TF_CONFIG's addresses, or "
                        "raise --cluster-timeout")
     if waiting:
         raise silent
-    spec = tf.train.ClusterSpec(task.addresses)
     context.context().configure_coordination_service(  # what the strategy sets, plus a deadline
-        service_type="standalone", service_leader=multi_worker_util.coordination_leader(spec),
-        coordinated_jobs=[coordination_config_pb2.CoordinatedJob(name=job, num_tasks=len(hosts))
-                          for job, hosts in task.addresses.items()],
+        service_type="standalone", service_leader=multi_worker_util.coordination_leader(
+            tf.train.ClusterSpec(task.addresses)), coordinated_jobs=[
+            coordination_config_pb2.CoordinatedJob(name=job, num_tasks=len(hosts))
+            for job, hosts in task.addresses.items()],
         cluster_register_timeout_in_ms=int(timeout * 1000))
     with _bounded(f"joining the cluster as {task.kind} {task.index}", timeout + 30):
         try:
@@ -142,11 +136,6 @@ def strategy(config) -> tuple[tf.distribute.Strategy, ClusterTask]:
     print(f"cluster: {count} workers joined; this is {task.kind} {task.index}"
           + (" (the chief: it writes the outputs)" if task.chief else ""))
     return joined, task
-
-
-def _leader(task: ClusterTask) -> tuple[str, str]:
-    kind = "chief" if "chief" in task.addresses else "worker"
-    return f"{kind} 0", task.addresses[kind][0]
 
 
 def _answer(address: str) -> str:
@@ -166,12 +155,11 @@ def _answer(address: str) -> str:
 
 @contextlib.contextmanager
 def _bounded(what: str, seconds: float):
-    """While TensorFlow's C++ waits (holding the interpreter, so that no Python signal handler
-    can run), SIGTERM and Ctrl-C end the process at once, and a watchdog process ends it after
-    `seconds`; the watchdog says which in one line."""
+    """While TensorFlow's C++ runs (holding the interpreter, so that no Python signal handler
+    can; it even takes SIGTERM for itself), SIGTERM and Ctrl-C end the process at once and a
+    watchdog process ends it after `seconds`; the watchdog says which in one line."""
     done_reader, done_writer = os.pipe()
-    parent = os.getpid()
-    watchdog = os.fork()
+    parent, watchdog = os.getpid(), os.fork()
     if watchdog == 0:  # the watchdog: wait for "done", the parent's death, or the time limit
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group
         os.close(done_writer)
@@ -192,7 +180,7 @@ def _bounded(what: str, seconds: float):
         os.write(done_writer, b"d")
         os.close(done_writer)
         os.waitpid(watchdog, 0)
-        for number, handler in handlers.items():
+        for number, handler in handlers.items():  # back from TensorFlow's to the run's own
             signal.signal(number, handler)
 
 
@@ -203,11 +191,9 @@ def lost_worker(error: Exception) -> str:
                               tf.errors.CancelledError, tf.errors.DeadlineExceededError)):
         return ""
     found = re.search(r"/job:(chief|worker)/(?:replica:\d+/)?task:(\d+)\b(?!/device)", str(error))
-    if found:
-        addresses = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
-        kind, index = found.group(1), int(found.group(2))
-        if index < len(addresses.get(kind, [])):
-            return f"{kind} {index} at {addresses[kind][index]}"
+    addresses = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
+    if found and int(found[2]) < len(addresses.get(found[1], [])):
+        return f"{found[1]} {found[2]} at {addresses[found[1]][int(found[2])]}"
     return "a worker"
 
 

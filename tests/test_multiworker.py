@@ -186,8 +186,8 @@ def test_the_chief_is_the_chief_task_or_else_worker_0(monkeypatch):
         found = multiworker.cluster_task()
         assert (found.kind, found.index, found.chief) == (kind, index, chief)
         others = {address for addresses in cluster.values() for address in addresses}
-        assert set(found.peers().values()) | {cluster[kind][index]} == others
-        assert len(found.peers()) == len(others) - 1
+        assert set(found.peers.values()) | {cluster[kind][index]} == others
+        assert len(found.peers) == len(others) - 1
 
 
 def test_a_lost_worker_is_named_from_tensorflows_error(monkeypatch):
