@@ -55,15 +55,13 @@ BUNDLED_TEXT = "tinyshakespeare/input.txt.gz"
 SHAKESPEARE_PROMPTS = {"char": ("ROMEO:", "To be or not to"), "word": ("ROMEO:", "to be or not to")}
 NEWLINE_TOKEN = "_nl_"  # word level: a line break is a token of its own
 SHOWN_AS = {"\n": "\\n", " ": "␣", NEWLINE_TOKEN: "\\n", "": "<pad>"}  # in tables and charts
-VALIDATION_FRACTION = 0.1  # the held-out tail of the text
-MAX_WORDS = 10_000  # word level: the vocabulary cap; rarer words become [UNK]
+VALIDATION_FRACTION, MAX_WORDS = 0.1, 10_000  # the held-out tail; word level: most words kept
 EMBEDDING_DIM = 64  # size of each token's embedding vector
 STEPS_PER_EPOCH = 100  # training steps between validations and checkpoints
 DEFAULT_EPOCHS = 16  # Tiny Shakespeare with --epochs 0: 1,600 steps, ~13 passes over its text
 PASSES, MIN_STEPS = 13, 1_000  # your --text with --epochs 0: as many passes, >= 1,000 steps
 WARMUP_STEPS = 100  # linear warm-up (at most a tenth of the run), then cosine decay to 0
-CLIPNORM = 1.0  # every gradient is clipped to this global norm
-PATIENCE = 5  # early stopping: epochs without a better validation loss
+CLIPNORM, PATIENCE = 1.0, 5  # gradients clipped to this global norm; early stopping's patience
 EVAL_LENGTH = 2048  # tokens per validation window (each starts from zero states)
 NUM_SAMPLES, NUM_COMPLETIONS = 2, 10  # samples side by side per temperature; autocomplete rows
 INSPECT_CHARS = 20_000  # validation characters the cell inspection reads
@@ -548,14 +546,16 @@ def use_saved_model(config: Config, text: str, folder: Path) -> dict:
     """--generate (samples, autocomplete, cells) or --complete (autocomplete alone) with the
     best model saved for this text, and its vocabulary; no training."""
     command = "python text_generation.py" + "".join(  # what trains it: the settings that differ
-        f" --{name.replace('_', '-')} {getattr(config, name)}" for name in
-        ("preset", "text", "level", "cell", "output_dir")
-        if getattr(config, name) not in ("", "default", "char", "lstm"))
+        f" --{name.replace('_', '-')} {getattr(config, name)}" for name in ("preset", "text",
+        "level", "cell", "output_dir") if getattr(config, name) not in ("", "default", "char",
+                                                                       "lstm"))
     model, record = readers.load_best(folder, command)
     sampler, tokens = Sampler(model), record["assets"].get("vocabulary", {}).get("tokens")
     if not isinstance(tokens, list) or len(tokens) != sampler.vocab_size:
-        raise common.CheckpointError(f"the vocabulary saved with {common.shown(folder)}/best.keras "
-                                     f"is missing or does not fit it; train again with `{command}`")
+        raise common.CheckpointError(  # a best.json edited by hand: never a wrong sample
+            f"the vocabulary saved with {common.shown(folder)}/best.keras does not fit it "
+            f"({len(tokens) if isinstance(tokens, list) else 'no'} tokens for a model of "
+            f"{sampler.vocab_size}); train again with `{command}`")
     vocabulary = Vocabulary(config.level, tokens)
     prompt, phrase = choose_prompts(config, vocabulary, record["assets"].get("prompts", []))
     results = loss_metrics(record["value"], config.level)

@@ -578,7 +578,7 @@ def write_reports(runs: dict) -> None:
     RESULTS_JSON.write_text(json.dumps(collect(runs), indent=2, default=float) + "\n")
     RESULTS_MD.write_text(results_markdown(runs))
     SPEECH_VOICES_MD.write_text(speech_voices_markdown(runs))
-    for page in (README, *sorted(DOCS.glob("*.md"))):  # the README and docs/ quote numbers too
+    for page in (README, *sorted(set(DOCS.glob("*.md")) - {SPEECH_VOICES_MD})):  # docs/ too
         page.write_text(report.render(page.read_text(), collect(runs)))
 
 

@@ -202,7 +202,8 @@ def test_readme_and_results_md_quote_results_json_exactly():
     runs = json.loads(bench.RUNS_JSON.read_text())
     results = json.loads(bench.RESULTS_JSON.read_text())
     assert json.loads(json.dumps(bench.collect(runs), default=float)) == results
-    for page in (bench.README, *sorted(bench.DOCS.glob("*.md"))):
+    assert bench.speech_voices_markdown(runs) == bench.SPEECH_VOICES_MD.read_text()
+    for page in (bench.README, *sorted(set(bench.DOCS.glob("*.md")) - {bench.SPEECH_VOICES_MD})):
         text = page.read_text()
         assert report.render(text, results) == text, f"a number in {page.name} drifted"
         assert report.untagged_numbers(text) == [], f"a measured number in {page.name} has no tag"

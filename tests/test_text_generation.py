@@ -272,6 +272,12 @@ def test_quick_char_run_then_generate_and_complete_from_the_checkpoint(quick_run
     with pytest.raises(common.UserError, match="never saw.*'€'"):
         tg.main(tg.Config.from_preset("quick", output_dir=str(out_dir), generate=True,
                                       prompt="ROMEO€"))
+    # issue 30: a vocabulary cut down by hand is named as what it is, not as a prompt problem
+    best["assets"]["vocabulary"]["tokens"] = tokens[:30]
+    common.write_json(model_dir / "best.json", best)
+    with pytest.raises(common.CheckpointError, match=f"does not fit it \\(30 tokens for a model "
+                                                     f"of {len(tokens)}\\); train again"):
+        tg.main(tg.Config.from_preset("quick", output_dir=str(out_dir), generate=True))
 
 
 @pytest.mark.slow
