@@ -459,7 +459,7 @@ class KeepBest(keras.callbacks.Callback):
             self.first, total = False, took * (epochs - epoch)
             print(f"{shown(self.folder)}: epoch {epoch + 1} of {epochs} took {took:.0f} s (with "
                   f"compiling); the fit should take at most about {total / 60:.1f} min" + (
-                      " (quicker: --preset quick, fewer --epochs, or --minutes N)"
+                      "\nto be quicker: --preset quick, fewer --epochs, or --minutes N"
                       if total > 15 * 60 else ""))
         if self.minutes and epoch + 1 < epochs and now + took - _RUN["started"] > 60 * self.minutes:
             self.model.stop_training = True

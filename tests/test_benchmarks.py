@@ -287,7 +287,8 @@ def test_every_default_recurrent_layer_is_cudnn_compatible_and_listed(tmp_path):
 
 
 def test_gpu_measurement_trains_each_layer_both_ways():
-    """The measurement itself, on this backend (no cuDNN kernels, so no cuDNN calls)."""
+    """The measurement itself, both ways, on this backend (no cuDNN kernels here, so no call
+    reaches them either way; on a GPU the first way counts them)."""
     from keras import layers
 
     from benchmarks import gpu_cudnn
@@ -300,9 +301,10 @@ def test_gpu_measurement_trains_each_layer_both_ways():
         False, False]
     assert config["layer"]["config"]["return_state"] is False
     assert row["config"]["layer"]["config"].get("use_cudnn") is None  # the input is untouched
-    speed = gpu_cudnn.train_speed(row, False, steps=2, counts={})
-    assert speed["seconds"] > 0 and speed["cudnn_calls"] == 0
-    assert speed["steps_per_s"] == pytest.approx(speed["examples_per_s"] * 5)
+    for mode in ("auto", False):  # as configured (cuDNN where there is one), and forced off
+        speed = gpu_cudnn.train_speed(row, mode, steps=2, counts={})
+        assert speed["seconds"] > 0 and speed["cudnn_calls"] == 0  # no GPU here: no cuDNN call
+        assert speed["steps_per_s"] == pytest.approx(speed["examples_per_s"] * 5)
 
 
 def test_gpu_section_renders_the_measurement(tmp_path):

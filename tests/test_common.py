@@ -351,7 +351,7 @@ def test_the_first_epoch_says_how_long_the_fit_takes_and_hints_when_long(out_dir
             "min") in out
     assert "quicker" not in out
     fit(out_dir / "b", epochs=40, extra=[Advance(clock, 30)], clock=clock)
-    assert "about 20.0 min (quicker: --preset quick, fewer --epochs, or --minutes N)" in \
+    assert "about 20.0 min\nto be quicker: --preset quick, fewer --epochs, or --minutes N" in \
         capsys.readouterr().out
 
 
@@ -393,3 +393,12 @@ def test_ruff_is_clean():
     result = subprocess.run([sys.executable, "-m", "ruff", "check", "."], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_test_workers_print_nothing_of_tensorflows_start_up():
+    """Issue 30: the README's test command ended with TensorFlow's start-up lines, printed by
+    each pytest-xdist worker as it imported Keras; conftest imports common first, which keeps
+    them off the terminal."""
+    result = subprocess.run([sys.executable, "-c", "import conftest"], cwd=ROOT / "tests",
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stderr == "", result.stderr

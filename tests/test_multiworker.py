@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
 from helpers import (ROOT, assert_one_line_error, cluster_config, free_ports, run_cluster,
@@ -114,21 +113,21 @@ def test_another_program_on_a_peers_port_is_refused_at_once(index, tmp_path):
         port = foreign.getsockname()[1]
         ports = [free_ports(1)[0], port]
         ports = ports if index == 0 else ports[::-1]  # the foreign one is the peer
-        started = time.monotonic()
-        result = subprocess.run([*DEMO, "--output-dir", str(tmp_path / "out")], cwd=ROOT,
+        result = subprocess.run([*DEMO, "--output-dir", str(tmp_path / "out"),  # an hour to
+                                 "--cluster-timeout", "3600"], cwd=ROOT,  # wait: not waited for
                                 capture_output=True, text=True, timeout=120, env={
                                     **__import__("os").environ, "CUDA_VISIBLE_DEVICES": "",
                                     "TF_CONFIG": cluster_config(ports, index)})
     assert_one_line_error(result, f"at 127.0.0.1:{port}",
                           "is another program, not a TensorFlow worker")
-    assert time.monotonic() - started < 100  # not the 120 s --cluster-timeout
 
 
 @pytest.mark.parametrize("index", [0, 1])
 def test_sigterm_ends_the_wait_for_the_cluster_in_one_line(index, tmp_path):
     ports = free_ports(2)
-    process = subprocess.Popen(
-        [*DEMO, "--output-dir", str(tmp_path / "out")], cwd=ROOT, stdout=subprocess.PIPE,
+    process = subprocess.Popen(  # a wait of an hour, ended by the signal
+        [*DEMO, "--output-dir", str(tmp_path / "out"), "--cluster-timeout", "3600"], cwd=ROOT,
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, env={**__import__("os").environ,
                                                  "CUDA_VISIBLE_DEVICES": "",
                                                  "TF_CONFIG": cluster_config(ports, index)})
@@ -139,7 +138,7 @@ def test_sigterm_ends_the_wait_for_the_cluster_in_one_line(index, tmp_path):
             line = process.stdout.readline()
             assert line, process.stderr.read()[-2000:]
         process.send_signal(signal.SIGTERM)
-        stdout, stderr = process.communicate(timeout=20)  # seconds, not --cluster-timeout
+        stdout, stderr = process.communicate(timeout=120)  # not the hour
     finally:
         process.kill()
     assert process.returncode != 0 and len(stderr.strip().splitlines()) == 1, stderr
