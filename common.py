@@ -184,6 +184,18 @@ def field_comments(config_cls: type) -> dict[str, str]:
             if name in {field.name for field in dataclasses.fields(config_cls)}}
 
 
+class _Once(argparse.Action):
+    """Store a value, refusing a setting given twice (argparse alone would keep the last)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        given = namespace.__dict__.setdefault("_given", set())
+        if self.dest in given:
+            parser.error(f"{option_string} given twice; give each setting once")
+        given.add(self.dest)
+        setattr(namespace, self.dest, values if self.nargs != 0 else not option_string.startswith(
+            "--no-"))
+
+
 def build_parser(config_cls: type, description: str = "", defaults: dict | None = None):
     """One `--field-name` per field: the lesson's own first, the shared run options last."""
     parser = argparse.ArgumentParser(description=description.strip().split("\n\n")[0],
@@ -198,15 +210,16 @@ def build_parser(config_cls: type, description: str = "", defaults: dict | None 
     for field in sorted(dataclasses.fields(config_cls), key=lambda field: field.name in shared):
         kind = item = hints[field.name][0]
         options: dict[str, Any] = {"default": (defaults or {}).get(field.name, field.default),
-                                   "help": comments.get(field.name, " ").replace("%", "%%")}
+                                   "help": comments.get(field.name, " ").replace("%", "%%"),
+                                   "action": _Once, "nargs": 0 if kind is bool else None}
         if typing.get_origin(kind) is tuple:
             item, options["nargs"] = typing.get_args(kind)[0], "+"
         if typing.get_origin(item) is Literal or field.name == "preset":
             options["choices"] = typing.get_args(item) or ("default", *config_cls.PRESETS)
             item = type(options["choices"][0])
-        options.update(action=argparse.BooleanOptionalAction) if kind is bool else options.update(
-            type=item)
-        groups[field.name in shared].add_argument(_flag(field.name), dest=field.name, **options)
+        flags = [_flag(field.name), "--no-" + field.name.replace("_", "-")][: 1 + (kind is bool)]
+        groups[field.name in shared].add_argument(*flags, dest=field.name, **options, **(
+            {} if kind is bool else {"type": item}))
     return parser
 
 
@@ -219,6 +232,7 @@ def parse_config(config_cls: type, argv: list[str] | None = None, description: s
     parser = build_parser(config_cls, description, config_cls.PRESETS.get(
         first.parse_known_args(argv)[0].preset, {}))
     values = vars(parser.parse_args(argv))
+    values.pop("_given", None)
     try:
         return config_cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
     except ConfigError as error:

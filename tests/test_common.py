@@ -81,6 +81,8 @@ def test_help_lists_the_lessons_knobs_first_with_their_comments(capsys):
     (["--lengths", "10", "10"], "--lengths must not repeat a value"),
     (["--seed", "-1"], "--seed must be in [0, 4.29497e+09] (got -1)"),
     (["--epoch", "2"], "unrecognized arguments: --epoch"),  # no silent abbreviations
+    (["--epochs", "2", "--epochs", "3"], "--epochs given twice; give each setting once"),
+    (["--show", "--no-show"], "--no-show given twice"),
     (["--epochs", "200"], "long runs need --dropout"),
     (["--minutes", "5", "--strategy", "multiworker"], "--minutes cannot be used with"),
 ])

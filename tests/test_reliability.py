@@ -333,6 +333,7 @@ def bad_inputs(tmp: Path) -> list[tuple[str, list[str], str]]:
         (own, ["--csv", str(tmp / "x.csv")], "--csv needs --target"),
         ("time_series", ["--units", "0"], "--units"),
         ("time_series", ["--epochs", "-1"], "--epochs"),
+        ("time_series", ["--epochs", "2", "--epochs", "3"], "--epochs given twice"),
         ("text_generation", ["--text", str(tmp / "missing.txt")], "no text file at"),
         ("text_generation", ["--text", str(tmp)], "is a folder, not a file"),
         ("text_generation", ["--text", _write(tmp / "blank.txt", "  \n")], "holds no text"),
