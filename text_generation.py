@@ -16,7 +16,7 @@ char-rnn), bundled as data/tinyshakespeare/input.txt.gz; `--download` fetches Te
 
 Run:
     python text_generation.py --preset quick    # a first look: a small model, 300 steps
-    python text_generation.py                   # char-level 2x256 LSTM, 16 epochs of 100 steps
+    python text_generation.py                   # char-level 2x256 LSTM, 17 epochs of 100 steps
     python text_generation.py --preset full     # a wider LSTM, more dropout, 30 epochs
     python text_generation.py --level word      # word level (TextVectorization, 10k words)
     python text_generation.py --text my.txt     # your own text; --epochs 0 sizes the run to it
@@ -58,7 +58,7 @@ SHOWN_AS = {"\n": "\\n", " ": "␣", NEWLINE_TOKEN: "\\n", "": "<pad>"}  # in ta
 VALIDATION_FRACTION, MAX_WORDS = 0.1, 10_000  # the held-out tail; word level: most words kept
 EMBEDDING_DIM = 64  # size of each token's embedding vector
 STEPS_PER_EPOCH = 100  # training steps between validations and checkpoints
-DEFAULT_EPOCHS = 16  # Tiny Shakespeare with --epochs 0: 1,600 steps, ~13 passes over its text
+DEFAULT_EPOCHS = 17  # Tiny Shakespeare with --epochs 0: 1,700 steps, ~14 passes over its text
 PASSES, MIN_STEPS = 13, 1_000  # your --text with --epochs 0: as many passes, >= 1,000 steps
 WARMUP_STEPS = 100  # linear warm-up (at most a tenth of the run), then cosine decay to 0
 CLIPNORM, PATIENCE = 1.0, 5  # gradients clipped to this global norm; early stopping's patience
@@ -80,7 +80,7 @@ class Config(common.RunConfig):
     sequence_length: Annotated[int, at_least(1)] = 128  # Tokens per training window.
     batch_size: Annotated[int, at_least(1)] = 64  # Windows per training step.
     learning_rate: Annotated[float, above(0)] = 4e-3  # Peak Adam step size, after the warm-up.
-    epochs: Annotated[int, at_least(0)] = 0  # Epochs of 100 steps; 0 = 16, or sized to --text.
+    epochs: Annotated[int, at_least(0)] = 0  # Epochs of 100 steps; 0 = 17, or sized to --text.
     precision: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bf16 on CPUs that have it.
     jit_compile: bool = False  # XLA-compile the train step (slower for this LSTM where measured).
     generate: bool = False  # Sample from the saved model of this text (no training).
