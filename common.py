@@ -1,13 +1,13 @@
 """Plumbing shared by the lessons; no RNN lesson lives here: a `Config` dataclass as a command
 line (`RunConfig`, `run_cli`: bounds checked before any work, every failure one line), one
-run's locked output folder (`Run`), the project's one training callback (`KeepBest`), JSON
-files and plots."""
+run's locked output folder (`Run`), the project's one training callback (`KeepBest`), plots."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import dataclasses
+import fcntl
 import inspect
 import json
 import math
@@ -32,7 +32,6 @@ if os.environ["TF_CPP_MIN_LOG_LEVEL"] != "0":  # file descriptor 2, that no sett
     os.dup2(os.open(os.devnull, os.O_WRONLY), 2)  # they go to /dev/null while it loads
 try:
     import tensorflow as tf
-
     tf.config.list_physical_devices()  # the CUDA probe logs here, once
 finally:
     os.dup2(_saved, 2)
@@ -51,15 +50,13 @@ VERBOSE = 1 if sys.stdout.isatty() else 2  # fit's progress bar on a terminal, a
 
 # ----------------------------------------------------------------------------- errors
 class UserError(Exception):
-    """A problem the user can fix: `run_cli` prints it as one line and exits with 1. Its kinds:
-    ConfigError (a bad setting, before any work), DataError (a bad data file), CheckpointError
-    (a missing or broken saved model), TrainingDiverged (a NaN or infinite loss)."""
+    """A problem the user can fix: `run_cli` prints it as one line and exits with 1."""
 
 
-class ConfigError(UserError, ValueError): pass  # noqa: E701
-class DataError(UserError): pass  # noqa: E701
-class CheckpointError(UserError): pass  # noqa: E701
-class TrainingDiverged(UserError): pass  # noqa: E701
+class ConfigError(UserError, ValueError): pass  # a bad setting, before any work  # noqa: E701
+class DataError(UserError): pass  # a bad data file  # noqa: E701
+class CheckpointError(UserError): pass  # a missing or broken saved model  # noqa: E701
+class TrainingDiverged(UserError): pass  # a NaN or infinite loss  # noqa: E701
 
 
 def check(condition: bool, message: str) -> None:
@@ -83,9 +80,7 @@ def one_line(error: BaseException, limit: int = 200) -> str:
 
 # ----------------------------------------------------------------------------- Config and CLI
 class Bound(typing.NamedTuple):
-    """The range a number (or each item of a tuple) must lie in, declared on its Config field:
-    `epochs: Annotated[int, at_least(1)] = 8`."""
-
+    """The range a number (or each item of a tuple) must lie in: `Annotated[int, at_least(1)]`."""
     holds: Callable[[float], bool]
     text: str  # "must be ..."
 
@@ -103,23 +98,24 @@ def between(low: float, high: float, low_open: bool = False, high_open: bool = F
 def _flag(name: str) -> str: return "--" + name.replace("_", "-")
 
 
-def _hints(config_cls: type) -> dict[str, tuple[Any, tuple]]:
-    """field -> (its type without Annotated and Optional, the bounds Annotated gave it)."""
-    hints, result = typing.get_type_hints(config_cls, include_extras=True), {}
+def _fields(config_cls: type):
+    """(field, type of its values, their choices or (), bounds, is it a tuple) per Config field."""
+    hints = typing.get_type_hints(config_cls, include_extras=True)
     for field in dataclasses.fields(config_cls):
-        hint, bounds = hints[field.name], ()
-        if typing.get_origin(hint) is Annotated:
-            hint, *bounds = typing.get_args(hint)
-        if typing.get_origin(hint) in (typing.Union, types.UnionType):
-            hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
-        result[field.name] = (hint, tuple(bounds))
-    return result
+        kind, bounds = hints[field.name], ()
+        if typing.get_origin(kind) is Annotated:
+            kind, *bounds = typing.get_args(kind)
+        if typing.get_origin(kind) in (typing.Union, types.UnionType):  # X | None: X
+            kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
+        many = typing.get_origin(kind) is tuple
+        kind = typing.get_args(kind)[0] if many else kind
+        choices = typing.get_args(kind) if typing.get_origin(kind) is Literal else ()
+        yield field, kind, choices, bounds, many
 
 
 @dataclasses.dataclass
 class RunConfig:
     """Settings every lesson shares (listed last in --help); a lesson's `Config` inherits them."""
-
     preset: str = "default"  # Start from a named preset (see PRESETS), then apply the flags.
     seed: Annotated[int, between(0, 2**32 - 1)] = 42  # Random seed: splits, weights, sampling.
     deterministic: bool = False  # Deterministic TF ops: same command, same numbers (slower).
@@ -133,30 +129,24 @@ class RunConfig:
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}  # {"quick": {field: value, ...}, ...}
 
     def __post_init__(self) -> None:
-        """Every field against its type, choices and bounds (a lesson's cross-field rules follow
-        in its own `__post_init__`)."""
-        for name, (kind, bounds) in _hints(type(self)).items():
-            flag, values = _flag(name), getattr(self, name)
-            if typing.get_origin(kind) is tuple:
+        """Every field against its type, choices and bounds (a lesson's own rules follow)."""
+        for field, kind, choices, bounds, many in _fields(type(self)):
+            flag, values = _flag(field.name), getattr(self, field.name)
+            if many:
                 check(isinstance(values, tuple) and len(values) >= 1,
                       f"{flag} needs at least one value (got {values!r})")
                 check(len(set(values)) == len(values), f"{flag} must not repeat a value")
-                kind = typing.get_args(kind)[0]
-            for value in values if isinstance(values, tuple) else [values] * (values is not None):
-                if typing.get_origin(kind) is Literal:
-                    choices = typing.get_args(kind)
-                    check(value in choices, f"{flag} must be one of {', '.join(map(str, choices))}"
-                                            f" (got {value!r})")
-                elif kind in (int, float):
-                    check(isinstance(value, (int, float)) and not isinstance(value, bool)
-                          and math.isfinite(value), f"{flag} must be a finite number (got "
-                                                    f"{value!r})")
+            for value in values if many else [values]:
+                if choices:
+                    check(value in choices, f"{flag} must be one of "
+                                            f"{', '.join(map(str, choices))} (got {value!r})")
+                elif kind in (int, float) and value is not None:  # None: an optional one unset
+                    check(isinstance(value, (int, float)) and not isinstance(value, bool) and
+                          math.isfinite(value), f"{flag} must be a finite number (got {value!r})")
                     check(kind is float or value == int(value), f"{flag} must be a whole number")
                     for bound in bounds:
                         check(bound.holds(value), f"{flag} must be {bound.text} (got {value!r})")
-                elif kind in (bool, str):
-                    check(isinstance(value, kind), f"{flag} must be {kind.__name__}")
-        check(self.preset in ("default", *self.PRESETS),
+        check(self.preset in ("default", *self.PRESETS), f"unknown preset {self.preset!r}: "
               f"--preset must be one of {', '.join(('default', *self.PRESETS))}")
         check(not (self.minutes and self.strategy == "multiworker"), "--minutes cannot be used "
               "with --strategy multiworker (every worker must train the same epochs)")
@@ -164,13 +154,11 @@ class RunConfig:
     @classmethod
     def from_preset(cls, preset: str = "default", **overrides: Any):
         """What `--preset NAME --field VALUE` gives on the command line."""
-        check(preset in ("default", *cls.PRESETS), f"unknown preset {preset!r}")
         return cls(**{**cls.PRESETS.get(preset, {}), "preset": preset, **overrides})
 
 
 def settings_of(config: RunConfig) -> dict:
-    """What a training run is: every field but those that say only where and how to run it
-    (compared before resuming an interrupted run; kept beside the best model)."""
+    """What a run trains: every field but where and how (checked on resume, kept with the model)."""
     where = ("preset", "minutes", "output_dir", "restart", "show", "strategy", "cluster_timeout")
     return json.loads(json.dumps({key: value for key, value in dataclasses.asdict(config).items()
                                   if key not in where}, default=str))
@@ -184,20 +172,8 @@ def field_comments(config_cls: type) -> dict[str, str]:
             if name in {field.name for field in dataclasses.fields(config_cls)}}
 
 
-class _Once(argparse.Action):
-    """Store a value, refusing a setting given twice (argparse alone would keep the last)."""
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        given = namespace.__dict__.setdefault("_given", set())
-        if self.dest in given:
-            parser.error(f"{option_string} given twice; give each setting once")
-        given.add(self.dest)
-        setattr(namespace, self.dest, values if self.nargs != 0 else not option_string.startswith(
-            "--no-"))
-
-
-def build_parser(config_cls: type, description: str = "", defaults: dict | None = None):
-    """One `--field-name` per field: the lesson's own first, the shared run options last."""
+def build_parser(config_cls: type, description: str = "") -> argparse.ArgumentParser:
+    """`--field-name` per field, its comment as help: the lesson's own first, shared ones last."""
     parser = argparse.ArgumentParser(description=description.strip().split("\n\n")[0],
                                      allow_abbrev=False,
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -205,34 +181,32 @@ def build_parser(config_cls: type, description: str = "", defaults: dict | None 
                                                   "--help)\n")  # one line, not the usage too
     groups = {False: parser.add_argument_group("settings of this lesson"),
               True: parser.add_argument_group("run options (every lesson)")}
-    comments, hints, shared = field_comments(config_cls), _hints(config_cls), {
-        field.name for field in dataclasses.fields(RunConfig)}
-    for field in sorted(dataclasses.fields(config_cls), key=lambda field: field.name in shared):
-        kind = item = hints[field.name][0]
-        options: dict[str, Any] = {"default": (defaults or {}).get(field.name, field.default),
-                                   "help": comments.get(field.name, " ").replace("%", "%%"),
-                                   "action": _Once, "nargs": 0 if kind is bool else None}
-        if typing.get_origin(kind) is tuple:
-            item, options["nargs"] = typing.get_args(kind)[0], "+"
-        if typing.get_origin(item) is Literal or field.name == "preset":
-            options["choices"] = typing.get_args(item) or ("default", *config_cls.PRESETS)
-            item = type(options["choices"][0])
-        flags = [_flag(field.name), "--no-" + field.name.replace("_", "-")][: 1 + (kind is bool)]
-        groups[field.name in shared].add_argument(*flags, dest=field.name, **options, **(
-            {} if kind is bool else {"type": item}))
+    comments, shared = field_comments(config_cls), RunConfig.__dataclass_fields__
+    for field, kind, choices, _, many in sorted(_fields(config_cls),
+                                                key=lambda described: described[0].name in shared):
+        choices = ("default", *config_cls.PRESETS) if field.name == "preset" else choices
+        options = {"default": field.default, "help": comments.get(field.name, " ").replace(
+            "%", "%%")}
+        if kind is bool:
+            options["action"] = argparse.BooleanOptionalAction
+        else:
+            options.update(type=type(choices[0]) if choices else kind, choices=choices or None,
+                           nargs="+" if many else None)
+        groups[field.name in shared].add_argument(_flag(field.name), **options)
     return parser
 
 
 def parse_config(config_cls: type, argv: list[str] | None = None, description: str = ""):
-    """The command line as a Config, a preset's values first, then the flags; an invalid value
-    exits 2 with one line, before any work starts."""
+    """The command line as a Config (a preset, then the flags), or one line and exit code 2."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    first = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    first.add_argument("--preset", default="default")
-    parser = build_parser(config_cls, description, config_cls.PRESETS.get(
-        first.parse_known_args(argv)[0].preset, {}))
+    parser, given = build_parser(config_cls, description), set()
+    for flag in (arg.split("=")[0] for arg in argv if arg.startswith("--")):
+        if re.sub("^--no-", "--", flag) in given:  # argparse alone would keep the last
+            parser.error(f"{flag} given twice; give each setting once")
+        given.add(re.sub("^--no-", "--", flag))
+    preset = parser.parse_known_args([arg for arg in argv if arg not in ("-h", "--help")])[0]
+    parser.set_defaults(**config_cls.PRESETS.get(preset.preset, {}))  # --help shows them too
     values = vars(parser.parse_args(argv))
-    values.pop("_given", None)
     try:
         return config_cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
     except ConfigError as error:
@@ -240,28 +214,27 @@ def parse_config(config_cls: type, argv: list[str] | None = None, description: s
 
 
 def run_cli(main: Callable, config_cls: type, description: str = "") -> int:
-    """Parse argv and run `main(config)`. Whatever goes wrong ends as one line on stderr and an
-    exit code, never a traceback: 1 for a problem the user can fix, 130 for Ctrl-C or SIGTERM,
-    3 for an error nobody foresaw (RNN_TRACEBACK=1 shows where it happened)."""
+    """Run `main(config)`; any failure ends as one line on stderr, never a traceback, and exit
+    code 1 (the user can fix it), 130 (Ctrl-C or SIGTERM) or 3 (unforeseen; see RNN_TRACEBACK)."""
     for stream in (sys.stdout, sys.stderr):  # a terminal that cannot show a character: \x..
         with contextlib.suppress(AttributeError, ValueError):
             stream.reconfigure(errors="backslashreplace")
     config = parse_config(config_cls, None, description)
     _RUN["cli"] = True  # --minutes counts the whole command, imports included
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # as Ctrl-C
+    code = 1
     try:
         main(config)
         return 0
     except UserError as error:
         message = f"error: {one_line(error, limit=0)}"
     except KeyboardInterrupt:
-        message = "interrupted: rerun the same command to resume after the last finished epoch"
-        print(message, file=sys.stderr)
-        return 130
+        code, message = 130, ("interrupted: rerun the same command to resume after the last "
+                              "finished epoch")
     except (MemoryError, tf.errors.ResourceExhaustedError) as error:
-        found, need = re.search(r"shape\[([\d,]+)\] and type (\w+)", str(error)), type(
-            error).__name__  # TensorFlow's report names the tensor
-        if found:
+        need = type(error).__name__
+        found = re.search(r"shape\[([\d,]+)\] and type (\w+)", str(error))
+        if found:  # TensorFlow's report names the tensor
             size = {"double": 8, "int64": 8, "half": 2, "bfloat16": 2}.get(found[2], 4)
             need = (f"a tensor of shape [{found[1]}] ({found[2]}) alone needs "
                     f"{math.prod(map(int, found[1].split(','))) * size / 2**30:.1f} GiB")
@@ -279,29 +252,23 @@ def run_cli(main: Callable, config_cls: type, description: str = "") -> int:
         if not lost:
             if os.environ.get(TRACEBACK_VARIABLE) == "1":
                 traceback.print_exc()
-            print(f"error: unexpected {type(error).__name__}: {one_line(error)} (a bug, or an "
-                  f"input this script does not foresee; rerun with {TRACEBACK_VARIABLE}=1 to "
-                  "see where)", file=sys.stderr)
-            return 3
+            code, message = 3, (f"error: unexpected {type(error).__name__}: {one_line(error)} "
+                                "(a bug, or an input this script does not foresee; rerun with "
+                                f"{TRACEBACK_VARIABLE}=1 to see where)")
     finally:
         signal.signal(signal.SIGTERM, previous)
     print(message, file=sys.stderr)
-    return 1
+    return code
 
 
 # ----------------------------------------------------------------------------- one run
 def output_folder(config: RunConfig, script: str) -> Path:
-    """`--output-dir`, or outputs/<script>/ (outputs/<script>-<preset>/ for a preset), made
-    and checked; a folder that holds another script's outputs is refused."""
-    path = Path(config.output_dir) if config.output_dir else OUTPUTS_DIR / (
-        script if config.preset == "default" else f"{script}-{config.preset}")
+    """`--output-dir` or outputs/<script>[-<preset>]/, made; another script's folder refused."""
+    path = Path(config.output_dir or OUTPUTS_DIR / (
+        script if config.preset == "default" else f"{script}-{config.preset}"))
     if path.exists() and not path.is_dir():
         raise UserError(f"--output-dir {shown(path)} is a file, not a folder; pass a folder")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UserError(f"cannot create the output folder {shown(path)} "
-                        f"({error.strerror or one_line(error)}); pass --output-dir DIR") from None
+    path.mkdir(parents=True, exist_ok=True)  # an OSError here: run_cli's one line
     if not os.access(path, os.W_OK | os.X_OK):
         raise UserError(f"cannot write to the output folder {shown(path)} (permission denied); "
                         "pass --output-dir DIR")
@@ -314,26 +281,21 @@ def output_folder(config: RunConfig, script: str) -> Path:
 
 
 class Run:
-    """`with common.Run(config, "time_series") as run:` creates the tf.distribute strategy
-    (first: a multi-worker one must exist before other TensorFlow work), seeds every random
-    generator, makes and locks the output folder `run.out`; `run.save(metrics)` writes
-    metrics.json. Under --strategy multiworker only the chief writes there; every other worker
-    keeps its files in <folder>/.worker-<index>/, removed when its run ends well."""
+    """`with common.Run(config, "time_series") as run:` makes the tf.distribute strategy first,
+    seeds every generator, makes and locks `run.out`; `run.save(metrics)` writes metrics.json.
+    Other workers than the chief keep their files in <folder>/.worker-<index>/ until they end."""
 
     def __init__(self, config: RunConfig, script: str):
-        self.config, self.script, self.chief = config, script, True
+        self.config, self.script, self.chief, self.worker = config, script, True, ""
 
     def __enter__(self) -> Run:
-        import fcntl
-
         self.started = time.monotonic()
         if not _RUN["cli"]:  # called as main(config): the run starts here
             _RUN["started"] = self.started
         if self.config.strategy == "multiworker":
             import multiworker  # joins the cluster, every wait bounded
-
-            self.strategy, task = multiworker.strategy(self.config)
-            self.chief = task.chief
+            self.strategy, self.worker = multiworker.strategy(self.config)  # worker: its folder
+            self.chief = not self.worker
         else:
             self.strategy = (tf.distribute.MirroredStrategy() if self.config.strategy ==
                              "mirrored" else tf.distribute.get_strategy())
@@ -342,11 +304,9 @@ class Run:
         keras.utils.set_random_seed(self.config.seed)
         if self.config.deterministic:
             tf.config.experimental.enable_op_determinism()
-        self.out = output_folder(self.config, self.script)
-        if not self.chief:
-            self.out = self.out / f".worker-{task.index}"
-            self.out.mkdir(exist_ok=True)
-        self._lock = open(self.out / ".lock", "a+")  # noqa: SIM115 - held until __exit__
+        self.out = output_folder(self.config, self.script) / self.worker
+        self.out.mkdir(exist_ok=True)
+        self._lock = open(self.out / ".lock", "a+")  # held until __exit__
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -354,8 +314,7 @@ class Run:
             raise UserError(f"another run (pid {self._lock.read().strip() or '?'}) is using "
                             f"{shown(self.out)}; wait for it or pass --output-dir DIR") from None
         self._lock.truncate(0)
-        self._lock.write(str(os.getpid()))
-        self._lock.flush()
+        print(os.getpid(), file=self._lock, flush=True)
         return self
 
     def __exit__(self, kind, error, trace) -> None:
@@ -389,42 +348,39 @@ def read_json(path: Path) -> Any | None:
 
 # ----------------------------------------------------------------------------- training
 class KeepBest(keras.callbacks.Callback):
-    """The project's one callback, listed after Keras' EarlyStopping, BackupAndRestore (in
-    `<folder>/backup`) and TerminateOnNaN. It keeps best.keras + best.json in `folder`: the best
-    finite `monitor` score of any run there, with the settings and `assets` using it needs,
-    renamed into place (a kill never leaves half a model); and history.csv, resumed epochs
-    included. It says after the first epoch how long the fit should take; with --minutes N it
-    stops when another epoch would end past N minutes of the run; a NaN or infinite loss at the
-    end raises TrainingDiverged. An interrupted run with other settings or data is refused."""
+    """The project's one callback, after Keras' EarlyStopping, BackupAndRestore (`<folder>/backup`)
+    and TerminateOnNaN. In `folder` it keeps best.keras + best.json, the lowest finite `monitor`
+    of any run there with the settings and `assets` using it needs, renamed into place (a kill
+    never leaves half a model), and history.csv, resumed epochs included. It says after epoch 1
+    how long the fit should take, stops before an epoch would end past --minutes, raises
+    TrainingDiverged for a NaN or infinite loss, and refuses to resume other settings or data."""
 
     def __init__(self, folder: Path, config: RunConfig, data: str = "", monitor: str = "val_loss",
-                 mode: str = "min", assets: dict | None = None, clock: Callable = time.monotonic):
+                 assets: dict | None = None, clock: Callable = time.monotonic):
         super().__init__()
         self.folder, self.backup, self.monitor = Path(folder), Path(folder) / "backup", monitor
-        self.better, self.best = np.less if mode == "min" else np.greater, None
-        self.settings = {**settings_of(config), "data": data}
+        self.settings, self.best = {**settings_of(config), "data": data}, None
         self.assets, self.minutes, self.clock = assets or {}, config.minutes, clock
         self.folder.mkdir(parents=True, exist_ok=True)
-        if (self.folder / "best.json.partial").is_file() and not (
-                self.folder / "best.partial.keras").is_file():  # killed between the renames:
-            os.replace(self.folder / "best.json.partial", self.folder / "best.json")  # finish
+        partial = self.folder / "best.json.partial"
+        if partial.is_file() and not (self.folder / "best.partial.keras").is_file():
+            os.replace(partial, self.folder / "best.json")  # killed between the renames: finish
         for stale in self.folder.glob("*.partial*"):  # killed while saving: discard the rest
             stale.unlink()
         record = read_json(self.folder / "best.json")
         if (self.folder / "best.keras").is_file():
             if not (isinstance(record, dict) and record.get("monitor") == monitor
                     and isinstance(record.get("value"), (int, float))):
-                raise CheckpointError(
-                    f"{shown(self.folder / 'best.keras')} has no readable best.json, so its score "
-                    "is unknown; move that model elsewhere to train here, or pass another "
-                    "--output-dir")
+                raise CheckpointError(f"{shown(self.folder / 'best.keras')} has no readable "
+                                      "best.json, so its score is unknown; move that model "
+                                      "elsewhere to train here, or pass another --output-dir")
             self.best = record["value"] if math.isfinite(record["value"]) else None
-        stamp, metadata = (read_json(self.backup / name) for name in ("run.json",
-                                                                     "training_metadata.json"))
+        stamp = read_json(self.backup / "run.json")  # an interrupted run, when there is one
+        metadata = read_json(self.backup / "training_metadata.json")
+        epoch = metadata.get("epoch") if isinstance(metadata, dict) else None
         if self.backup.exists() and (config.restart or metadata is None):
             shutil.rmtree(self.backup)  # discarded (--restart), or nothing to resume
-        elif self.backup.exists() and not isinstance((metadata or {}).get("epoch") if isinstance(
-                metadata, dict) else None, int):
+        elif self.backup.exists() and not isinstance(epoch, int):
             raise CheckpointError(f"{shown(self.backup)} is damaged (training_metadata.json); "
                                   "add --restart to discard the interrupted run")
         elif self.backup.exists() and stamp != self.settings:
@@ -438,29 +394,25 @@ class KeepBest(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self.backup.mkdir(exist_ok=True)
         write_json(self.backup / "run.json", self.settings)
-        done, self.history = (read_json(self.backup / "training_metadata.json") or {}).get(
-            "epoch", 0), {}
+        done = (read_json(self.backup / "training_metadata.json") or {}).get("epoch", 0)
+        self.rows = []
         if done:
             with contextlib.suppress(OSError, ValueError):  # a damaged history restarts here
-                past = pd.read_csv(self.folder / "history.csv").iloc[:done]
-                self.history = {key: past[key].tolist() for key in past}
+                self.rows = pd.read_csv(self.folder / "history.csv").iloc[:done].to_dict("records")
             print(f"{shown(self.folder)}: resuming the interrupted run after epoch {done}")
-        self.first, self.epoch_started, self.seconds = True, self.clock(), []  # per epoch
+        self.history, self.epoch_started, self.seconds = {}, self.clock(), []  # per epoch
 
     def on_epoch_end(self, epoch, logs=None):
         logs, now = dict(logs or {}), self.clock()
         took, self.epoch_started = now - self.epoch_started, now
         self.seconds.append(took)
-        self.history.setdefault("epoch", []).append(epoch + 1)
-        for key, value in logs.items():
-            self.history.setdefault(key, []).append(float(value))
-        for values in self.history.values():  # a column new since a resume: NaN before it
-            values[:0] = [math.nan] * (len(self.history["epoch"]) - len(values))
-        pd.DataFrame(self.history).to_csv(self.folder / "history.partial.csv", index=False)
+        self.rows.append({"epoch": epoch + 1, **{key: float(value) for key, value in logs.items()}})
+        history = pd.DataFrame(self.rows)  # a column new since a resume: NaN before it
+        self.history = history.to_dict("list")
+        history.to_csv(self.folder / "history.partial.csv", index=False)
         os.replace(self.folder / "history.partial.csv", self.folder / "history.csv")
         value = logs.get(self.monitor)
-        if value is not None and math.isfinite(value) and (
-                self.best is None or self.better(value, self.best)):
+        if value is not None and math.isfinite(value) and (self.best is None or value < self.best):
             self.best = float(value)
             self.model.save(self.folder / "best.partial.keras")
             write_json(self.folder / "best.json.partial", {
@@ -469,8 +421,8 @@ class KeepBest(keras.callbacks.Callback):
             os.replace(self.folder / "best.partial.keras", self.folder / "best.keras")
             os.replace(self.folder / "best.json.partial", self.folder / "best.json")
         epochs = self.params.get("epochs", epoch + 1)
-        if self.first:
-            self.first, total = False, took * (epochs - epoch)
+        if len(self.seconds) == 1:
+            total = took * (epochs - epoch)
             print(f"{shown(self.folder)}: epoch {epoch + 1} of {epochs} took {took:.0f} s (with "
                   f"compiling); the fit should take at most about {total / 60:.1f} min" + (
                       "\nto be quicker: --preset quick, fewer --epochs, or --minutes N"
@@ -496,7 +448,6 @@ class KeepBest(keras.callbacks.Callback):
 def save_figure(figure, path: Path, show: bool = False) -> Path:
     """Save `figure` as PNG (and show it with --show), then close it."""
     import matplotlib.pyplot as plt
-
     figure.savefig(path, dpi=110, bbox_inches="tight")
     print(f"saved {shown(path)}")
     if show:
@@ -509,7 +460,6 @@ def plot_history(history: dict, path: Path, title: str, metrics=("loss",), ylabe
                  show: bool = False) -> Path:
     """Training (solid) and validation (dashed) curves of `metrics` against the epoch."""
     import matplotlib.pyplot as plt
-
     figure, axis = plt.subplots(figsize=(7, 4))
     for metric in metrics:
         for prefix, style in (("", "-"), ("val_", "--")):

@@ -1,8 +1,7 @@
-"""Training on several machines (`--strategy multiworker`): every machine runs the same command
-with its own TF_CONFIG, and `tf.distribute.MultiWorkerMirroredStrategy` keeps one model in step
-on all of them. What this module adds: the cluster checked before any work, every wait for it
-bounded by --cluster-timeout and ended by SIGTERM or Ctrl-C, and Keras 3's `fit` mended to run
-under the strategy (keras-team/keras#20585). docs/several_machines.md tells the whole story."""
+"""Training on several machines (`--strategy multiworker`; docs/several_machines.md): each runs
+the same command with its own TF_CONFIG. Added to `tf.distribute.MultiWorkerMirroredStrategy`:
+the cluster checked before any work, every wait for it bounded by --cluster-timeout and ended by
+SIGTERM or Ctrl-C, and Keras 3's `fit` mended to run under it (keras-team/keras#20585)."""
 
 from __future__ import annotations
 
@@ -16,7 +15,7 @@ import socket
 import time
 import typing
 
-from common import UserError  # first: it keeps TensorFlow's start-up lines quiet
+from common import UserError, check  # first: it keeps TensorFlow's start-up lines quiet
 
 import tensorflow as tf  # noqa: E402, I001
 
@@ -26,7 +25,6 @@ HELP = ("see docs/several_machines.md; e.g. TF_CONFIG='{\"cluster\": {\"worker\"
 
 class ClusterTask(typing.NamedTuple):
     """This process's place in the TF_CONFIG cluster."""
-
     kind: str  # "chief" or "worker"
     index: int
     addresses: dict[str, list[str]]  # {"chief": [...], "worker": [...]}
@@ -38,35 +36,29 @@ class ClusterTask(typing.NamedTuple):
 def cluster_task() -> ClusterTask:
     """TF_CONFIG, checked: a cluster of chief/worker addresses "host:port", and this task."""
     raw = os.environ.get("TF_CONFIG", "").strip()
-    if not raw:
-        raise UserError(f"--strategy multiworker needs the TF_CONFIG environment variable (the "
-                        f"cluster and this machine's task); {HELP}")
+    check(bool(raw), "--strategy multiworker needs the TF_CONFIG environment variable (the "
+                     f"cluster and this machine's task); {HELP}")
     try:
         spec = json.loads(raw)
     except ValueError as error:
         raise UserError(f"TF_CONFIG is not valid JSON ({error}); {HELP}") from None
     cluster, task = (spec.get("cluster"), spec.get("task")) if isinstance(spec, dict) else (0, 0)
-    if not isinstance(cluster, dict) or not cluster or not isinstance(task, dict):
-        raise UserError(f"TF_CONFIG needs a \"cluster\" and a \"task\"; {HELP}")
+    check(isinstance(cluster, dict) and bool(cluster) and isinstance(task, dict),
+          f"TF_CONFIG needs a \"cluster\" and a \"task\"; {HELP}")
     for kind, addresses in cluster.items():
-        if kind not in ("chief", "worker"):
-            raise UserError(f"TF_CONFIG's cluster has {kind!r} tasks; only \"chief\" and "
-                            "\"worker\" train with this strategy")
-        if not isinstance(addresses, list) or not addresses or not all(
-                isinstance(a, str) and re.fullmatch(r"[\w.\-\[\]:]+:\d{1,5}", a)
-                for a in addresses):
-            raise UserError(f"TF_CONFIG's {kind} addresses must be a list of \"host:port\" "
-                            f"(got {addresses!r})")
+        check(kind in ("chief", "worker"), f"TF_CONFIG's cluster has {kind!r} tasks; only "
+                                           "\"chief\" and \"worker\" train with this strategy")
+        check(isinstance(addresses, list) and bool(addresses) and all(
+            isinstance(a, str) and re.fullmatch(r"[\w.\-\[\]:]+:\d{1,5}", a) for a in addresses),
+            f"TF_CONFIG's {kind} addresses must be a list of \"host:port\" (got {addresses!r})")
     kind, index = task.get("type"), task.get("index")
-    if kind not in cluster:
-        raise UserError(f"TF_CONFIG's task type {kind!r} is not in its cluster "
-                        f"({', '.join(cluster)})")
-    if not isinstance(index, int) or isinstance(index, bool):
-        raise UserError("TF_CONFIG's task index must be a whole number such as 0 (got "
-                        f"{json.dumps(index)})")
-    if not 0 <= index < len(cluster[kind]):
-        raise UserError(f"TF_CONFIG's task index {index} is outside the cluster's "
-                        f"{len(cluster[kind])} {kind} address(es) (0..{len(cluster[kind]) - 1})")
+    check(kind in cluster, f"TF_CONFIG's task type {kind!r} is not in its cluster "
+                           f"({', '.join(cluster)})")
+    check(isinstance(index, int) and not isinstance(index, bool), "TF_CONFIG's task index must "
+          f"be a whole number such as 0 (got {json.dumps(index)})")
+    count = len(cluster[kind])
+    check(0 <= index < count, f"TF_CONFIG's task index {index} is outside the cluster's {count} "
+                              f"{kind} address(es) (0..{count - 1})")
     lead = "chief" if "chief" in cluster else "worker"
     return ClusterTask(kind, index, cluster, (kind, index) == (lead, 0), {
         f"{job} {i}": address for job, addresses in cluster.items()
@@ -74,15 +66,12 @@ def cluster_task() -> ClusterTask:
         (f"{lead} 0", cluster[lead][0]))
 
 
-def strategy(config) -> tuple[tf.distribute.Strategy, ClusterTask]:
-    """The MultiWorkerMirroredStrategy, once every task of the cluster has joined, or one line
-    naming the tasks that did not within --cluster-timeout seconds.
-
-    TensorFlow's chief would wait for a missing or foreign peer forever, holding the
-    interpreter (no signal handler runs meanwhile). So every wait happens here, in Python: the
-    chief answers on its own port ("alive") until every other task's TensorFlow server
-    answers, the others wait for that answer before they start theirs; what is left for
-    TensorFlow's C++, a few seconds, runs `_bounded`."""
+def strategy(config) -> tuple[tf.distribute.Strategy, str]:
+    """The strategy once every task has joined (or one line naming those that did not within
+    --cluster-timeout), and this task's folder in the outputs ("" for the chief). TensorFlow's
+    chief would wait for a missing or foreign peer forever, deaf to signals, so the waits happen
+    here, in Python: the chief answers on its own port until every other task's TensorFlow server
+    answers; the others wait for that answer to start theirs. The last seconds run `_bounded`."""
     task, timeout = cluster_task(), config.cluster_timeout
     if getattr(config, "jit_compile", False) and not tf.config.list_physical_devices("GPU"):
         raise UserError("--strategy multiworker cannot XLA-compile on CPUs (TensorFlow has no CPU"
@@ -91,7 +80,6 @@ def strategy(config) -> tuple[tf.distribute.Strategy, ClusterTask]:
     from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
     from tensorflow.python.distribute import multi_worker_util
     from tensorflow.python.eager import context
-
     port = int(task.addresses[task.kind][task.index].rpartition(":")[2])
     hello = socket.create_server(("", port)) if task.chief else None
     waiting = task.peers if task.chief else dict([task.leader])
@@ -135,12 +123,11 @@ def strategy(config) -> tuple[tf.distribute.Strategy, ClusterTask]:
                             f"{error.message.splitlines()[0]}") from None
     print(f"cluster: {count} workers joined; this is {task.kind} {task.index}"
           + (" (the chief: it writes the outputs)" if task.chief else ""))
-    return joined, task
+    return joined, "" if task.chief else f".worker-{task.index}"
 
 
 def _answer(address: str) -> str:
-    """"tensorflow" when a gRPC (HTTP/2) server answers at `address`, "none" when nothing
-    listens, "foreign" when another program does (it accepts, but does not speak HTTP/2)."""
+    """"tensorflow" (a gRPC server answers at `address`), "none" or "foreign" (not HTTP/2)."""
     host, _, port = address.rpartition(":")
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=2) as peer:
@@ -155,16 +142,14 @@ def _answer(address: str) -> str:
 
 @contextlib.contextmanager
 def _bounded(what: str, seconds: float):
-    """While TensorFlow's C++ runs (holding the interpreter, so that no Python signal handler
-    can; it even takes SIGTERM for itself), SIGTERM and Ctrl-C end the process at once and a
-    watchdog process ends it after `seconds`; the watchdog says which in one line."""
+    """While TensorFlow's C++ runs (holding the interpreter: no Python signal handler can), SIGTERM
+    and Ctrl-C end the process at once, a watchdog process after `seconds`, and it says which."""
     done_reader, done_writer = os.pipe()
     parent, watchdog = os.getpid(), os.fork()
     if watchdog == 0:  # the watchdog: wait for "done", the parent's death, or the time limit
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group
         os.close(done_writer)
-        ready = select.select([done_reader], [], [], seconds)[0]
-        if not ready:
+        if not select.select([done_reader], [], [], seconds)[0]:
             os.kill(parent, signal.SIGKILL)
             os.write(2, f"error: no answer within {seconds:g} s while {what}; start every task "
                         "with the same command, check TF_CONFIG, or raise --cluster-timeout\n"
@@ -185,8 +170,7 @@ def _bounded(what: str, seconds: float):
 
 
 def lost_worker(error: Exception) -> str:
-    """"worker 1 at host:port" (or "a worker") when `error` is TensorFlow's report that the
-    cluster lost a peer in training; "" for any other error."""
+    """"worker 1 at host:port" (or "a worker") when `error` says the cluster lost it, else ""."""
     if not isinstance(error, (tf.errors.UnavailableError, tf.errors.AbortedError,
                               tf.errors.CancelledError, tf.errors.DeadlineExceededError)):
         return ""
@@ -201,28 +185,22 @@ def _mend_keras() -> None:
     """Keras 3 (to 3.15 at least) cannot `fit` under MultiWorkerMirroredStrategy
     (https://github.com/keras-team/keras/issues/20585): it averages a first distributed batch
     with a collective only to learn its shapes, and averages scalar logs along an axis they do
-    not have. Mended: the shapes come from this worker's own part of the batch, and scalars
-    are averaged as scalars."""
+    not have. Mended: the shapes come from this worker's part of the batch; scalars stay scalars."""
     from keras.src import tree
     from keras.src.backend.tensorflow import trainer
-
-    if getattr(trainer, "_multiworker_mended", False):
-        return
 
     def maybe_symbolic_build(self, iterator=None, data_batch=None):
         if self._distribute_strategy is None:
             return
-        if iterator is not None:
-            for _, _, batches in iterator:
-                data_batch = tree.map_structure(
-                    lambda x: self.distribute_strategy.experimental_local_results(x)[0]
-                    if isinstance(x, tf.distribute.DistributedValues) else x, next(batches))
-                break
+        if iterator is not None:  # the first batch: this worker's part of it
+            _, _, batches = next(iter(iterator))
+            data_batch = tree.map_structure(
+                lambda x: self.distribute_strategy.experimental_local_results(x)[0]
+                if isinstance(x, tf.distribute.DistributedValues) else x, next(batches))
         with self.distribute_strategy.scope():
             self._symbolic_build(data_batch=data_batch)
 
     keras_reduce = trainer.reduce_per_replica
-
     def reduce_per_replica(values, strategy, reduction):
         if reduction in ("auto", "mean") and trainer._collective_all_reduce_multi_worker(strategy):
             return tree.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), values)
@@ -230,4 +208,3 @@ def _mend_keras() -> None:
 
     trainer.TensorFlowTrainer._maybe_symbolic_build = maybe_symbolic_build
     trainer.reduce_per_replica = reduce_per_replica
-    trainer._multiworker_mended = True
