@@ -132,11 +132,11 @@ class RunConfig:
         """Every field against its type, choices and bounds (a lesson's own rules follow)."""
         for field, kind, choices, bounds, many in _fields(type(self)):
             flag, values = _flag(field.name), getattr(self, field.name)
-            if many:
+            if many and values is not None:  # None: an optional one unset
                 check(isinstance(values, tuple) and len(values) >= 1,
                       f"{flag} needs at least one value (got {values!r})")
                 check(len(set(values)) == len(values), f"{flag} must not repeat a value")
-            for value in values if many else [values]:
+            for value in (values or ()) if many else [values]:
                 if choices:
                     check(value in choices, f"{flag} must be one of "
                                             f"{', '.join(map(str, choices))} (got {value!r})")
