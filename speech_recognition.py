@@ -1,32 +1,32 @@
 """Spoken digit strings to text: MFCC features, a bidirectional GRU and CTC.
 
-A "phone number" recognizer: strings of 1-7 spoken digits, glued from recordings of single digits
-with random pauses and light noise. The model turns each waveform into MFCC frames, stacked
-bidirectional GRUs give every frame a probability over the ten digits and a CTC "blank", and
-decoding collapses those into the digits, never told where one digit ends and the next begins.
+A "phone number" recognizer: strings of 1-7 spoken digits, said with pauses or fluently, run
+together. The model turns each waveform into MFCC frames, stacked bidirectional GRUs give every
+frame a probability over the ten digits and a CTC "blank", and decoding collapses those into the
+digits, never told where one digit ends and the next begins.
 
 What it teaches: audio as a sequence (waveform -> STFT -> mel filter bank -> log -> DCT with
 `tf.signal`, each utterance's mean removed, all inside the model); hearing more voices than you
-have (synthetic voices, speed changes; as options VTLP and SpecAugment); a speaker-independent
-test beside a seen-speaker validation; variable lengths as masks and CTC input lengths; the CTC
-loss, greedy decoding written out, beam search; digit error rate against the best constant guess.
+have (synthetic voices, speed changes, digits run together; as options VTLP and SpecAugment);
+tests on voices never heard; variable lengths as masks and CTC input lengths; the CTC loss,
+greedy decoding written out, beam search; digit error rate against the best constant guess.
 
 Data: the Free Spoken Digit Dataset (Jackson et al., CC BY-SA 4.0): 6 speakers x 10 digits x 50
-takes, 8 kHz; takes 0-44 are bundled (data/fsdd/), `--download` fetches all 3,000, `--data-dir`
-reads a folder of your own. A quarter of the training strings are said by 40 espeak-ng voices
-instead (CC0, made by data/synthetic-digits/make_voices.py; `--synthetic-share 0`: none).
+takes, 8 kHz, glued into strings; takes 0-44 are bundled (data/fsdd/), `--download` fetches all
+3,000, `--data-dir` reads your own. espeak-ng voices (CC0, data/synthetic-digits/) say a quarter
+of the training strings digit by digit and a quarter whole; other voices say the fluent tests.
 
 Run:
     python speech_recognition.py --preset quick        # a first look, well under a minute
     python speech_recognition.py                       # the default: 10 epochs
-    python speech_recognition.py --preset full         # more strings, a wider model
-    python speech_recognition.py --transcribe my_number.wav   # any audio file, the saved model
+    python speech_recognition.py --transcribe my_number.wav calls/   # files, folders: saved model
 Outputs: outputs/speech_recognition/ (metrics.json, plots, model/best.keras). Measured results:
 benchmarks/RESULTS.md#speech_recognition; how the defaults were chosen: benchmarks/NOTES.md.
 """
 
 from __future__ import annotations
 
+import itertools
 import sys
 import typing
 from collections import Counter
@@ -49,18 +49,23 @@ BLANK, NUM_CLASSES = 10, 11  # CTC's blank class; classes 0-9 are the digits the
 # The front end: 32 ms windows every 20 ms (50 frames a second), 40 mel filters from 20 Hz to
 # 4 kHz, the classic 13 MFCCs; the Conv1D front-end then halves the frame rate for the GRUs.
 FRAME_LENGTH, FRAME_STEP, FFT_LENGTH, MEL_BINS, NUM_MFCC, CONV_STRIDE = 256, 160, 256, 40, 13, 2
-# The digit strings: 1 to --max-digits digits, pauses of 50-250 ms around and between them,
-# white noise 20-40 dB below the speech; training recordings played up to 20% slower or faster.
-MIN_DIGITS, MAX_PAUSE, SNR_DB, SPEED_CHANGE = 1, 0.25, (20.0, 40.0), 0.2
+# The digit strings: 1 to --max-digits digits, pauses of 50-250 ms around and between them, white
+# noise 20-40 dB below the speech; in training, each recording up to 20% slower or faster, and in
+# half the strings gaps of -40 to +50 ms between digits (short, none, or cross-faded overlaps).
+MIN_DIGITS, PAUSES, SNR_DB, SPEED_CHANGE = 1, (0.05, 0.25), (20.0, 40.0), 0.2
+RUN_TOGETHER, GAPS = 0.5, (-0.04, 0.05)
 VAL_TAKES = 5  # takes 0-4 of the training speakers: the seen-voice validation strings
 TIME_MASK_FRAMES, FREQ_MASK_BINS = 10, 6  # SpecAugment: the widest time stripe and mel band
 PATIENCE, CLIPNORM = 3, 1.0  # early stopping's patience (epochs); gradient clipping (global norm)
 DECODE_BATCH = 256  # utterances padded together for beam search and feature statistics
+BEAM_WIDTH = 8  # prefixes kept by CTC beam search
 MAX_SECONDS, SILENCE = 60.0, 1e-3  # --transcribe: longest file read; peak of a silent one
-DOWNLOAD_URL = (
-    "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/heads/master.zip"
-)
-SETS = ("train", "val", "test")  # the training strings; seen voices; the unseen voice
+AUDIO_FILES = (".wav", ".flac", ".ogg", ".mp3")  # what --transcribe reads in a folder
+FLUENT = ("synthetic-digits/fluent.flac", "synthetic-digits/fluent.csv")  # made by make_fluent.py
+DOWNLOAD_URL = ("https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/heads/"
+                "master.zip")
+SETS = ("train", "val", "test")  # the training strings; seen voices; the unseen speaker
+VOICES = ("seen", "unseen", "fluent")  # evaluated: val, test, and fluent strings of unseen voices
 Speaker = Literal["george", "jackson", "lucas", "nicolas", "theo", "yweweler"]
 SPEAKERS = typing.get_args(Speaker)
 Fraction = Annotated[float, between(0, 1, high_open=True)]
@@ -76,7 +81,8 @@ class Config(common.RunConfig):
     val_utterances: Annotated[int, at_least(1)] = 400  # Seen-speaker validation strings.
     test_utterances: Annotated[int, at_least(1)] = 400  # Unseen-speaker test strings.
     max_digits: Annotated[int, at_least(1)] = 7  # Longest digit string (a phone number).
-    synthetic_share: Fraction = 0.25  # Share of training strings said by espeak-ng voices.
+    synthetic_share: Fraction = 0.25  # Share of training strings espeak-ng said digit by digit.
+    fluent_share: Fraction = 0.25  # Share of training strings espeak-ng said whole, fluently.
     vtlp: Annotated[float, between(0, 0.3)] = 0.0  # VTLP: frequencies scaled by up to 1 ± this.
     time_masks: Annotated[int, at_least(0)] = 0  # SpecAugment: time stripes blanked per string.
     freq_masks: Annotated[int, between(0, 6)] = 0  # SpecAugment: bands of <= 6 mel filters blanked.
@@ -88,8 +94,7 @@ class Config(common.RunConfig):
     epochs: Annotated[int, at_least(1)] = 10  # Passes over the training strings.
     batch_size: Annotated[int, at_least(1)] = 32  # Utterances per step.
     learning_rate: Annotated[float, above(0)] = 2e-3  # Adam's first step (cosine decay to 5%).
-    beam_width: Annotated[int, at_least(1)] = 8  # Prefixes kept by CTC beam search.
-    transcribe: str | None = None  # Print the digits the saved model hears in this audio file.
+    transcribe: tuple[str, ...] | None = None  # Audio files or folders: the digits heard in each.
 
     PRESETS: ClassVar[dict] = {
         # a first look: a few dozen short strings, one small layer
@@ -101,11 +106,16 @@ class Config(common.RunConfig):
                  "units": 128, "conv_filters": 96, "epochs": 20},
     }
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        common.check(self.synthetic_share + self.fluent_share <= 1,
+                     "--synthetic-share plus --fluent-share must be at most 1")
+
 
 # ---- 1. Data: recordings split by speaker, glued into random digit strings -----------------------
 def split_recordings(recordings: dict[tuple, Any], test_speaker: str) -> dict[str, Split]:
-    """{(digit, speaker, take): samples} split by speaker: test = every take of `test_speaker`
-    (never heard in training); val = takes below VAL_TAKES of the others; train = the rest."""
+    """{(digit, speaker, take): samples} by speaker: test = every take of `test_speaker` (never
+    heard in training); val = takes below VAL_TAKES of the others; train = the rest."""
     splits: dict[str, Split] = {name: {d: [] for d in range(10)} for name in SETS}
     for (digit, speaker, take), samples in sorted(recordings.items()):
         name = "test" if speaker == test_speaker else "val" if take < VAL_TAKES else "train"
@@ -118,81 +128,89 @@ def split_recordings(recordings: dict[tuple, Any], test_speaker: str) -> dict[st
 
 
 def load_digit_strings(config: Config, folder: Path | None = None) -> tuple[dict, dict]:
-    """Recordings (in `folder`, else bundled) -> speaker split -> random digit strings: {set:
-    waveforms} and {set: labels} for train / val / test, each set from its own generator."""
+    """Recordings (in `folder`, else bundled) -> speaker split -> random digit strings {set:
+    waveforms}, {set: labels} for train / val / test (each from its own generator) and fluent."""
     splits = split_recordings(readers.load_fsdd_folder(folder) if folder else
                               readers.load_fsdd_bundle(), config.test_speaker)
     counts = (config.train_utterances, config.val_utterances, config.test_utterances)
     waveforms, labels = {}, {}
     for index, (name, count) in enumerate(zip(SETS, counts, strict=True)):
         rng = np.random.default_rng((config.seed, index))  # the same set, whatever the others
-        waveforms[name], labels[name] = make_utterances(  # speed changes: training only
-            splits[name], count, config.max_digits, rng, SPEED_CHANGE if name == "train" else 0)
-        minutes, voices = sum(map(len, waveforms[name])) / SAMPLE_RATE / 60, sorted(
-            {who for items in splits[name].values() for who, _ in items})
-        print(f"{name:5s}: {count:5,} strings ({minutes:5.1f} min of audio) from "
-              f"{sum(map(len, splits[name].values())):4,} recordings of {', '.join(voices)}")
-    if config.synthetic_share:
-        add_synthetic_voices(waveforms["train"], labels["train"], config)
+        waveforms[name], labels[name] = make_utterances(splits[name], count, config.max_digits,
+                                                        rng, training=name == "train")
+        minutes = sum(map(len, waveforms[name])) / SAMPLE_RATE / 60
+        voices = ", ".join(sorted({who for items in splits[name].values() for who, _ in items}))
+        print(f"{name:5s}: {count:5,} strings ({minutes:5.1f} min of audio) said by {voices}")
+    rows, said = readers.load_packed_audio(*FLUENT)  # make_fluent.py's; rows: split, digits, ...
+    fluent = {part: [(r["digits"], s) for r, s in zip(rows, said, strict=True) if r["split"] ==
+                     part and len(r["digits"]) <= config.max_digits] for part in ("train", "test")}
+    add_synthetic_voices(waveforms["train"], labels["train"], fluent["train"], config)
+    rng, test = np.random.default_rng((config.seed, 3)), fluent["test"][:config.test_utterances]
+    waveforms["fluent"], labels["fluent"] = [utterance([s], rng) for _, s in test], [
+        digits for digits, _ in test]  # voices (accents, variants) never heard in training
+    print(f"fluent: {len(test):4,} strings said whole by espeak-ng voices never heard in training")
     return waveforms, labels
 
 
-def add_synthetic_voices(waveforms: list[np.ndarray], labels: list[str], config: Config) -> None:
-    """Replace `synthetic_share` of the training strings (chosen at random) by strings said by
-    the bundled espeak-ng voices (40 accents and variants), made the same way; real speakers
-    stay the only test voices. A generator of its own: the other strings stay as they were."""
-    rng, voices = np.random.default_rng((config.seed, 21)), readers.load_synthetic_voices()
-    by_digit = {d: [(v, s) for (digit, v, _), s in sorted(voices.items()) if digit == d]
-                for d in range(10)}
-    count = round(config.synthetic_share * len(labels))
-    said = make_utterances(by_digit, count, config.max_digits, rng, SPEED_CHANGE)
-    for slot, waveform, label in zip(rng.choice(len(labels), count, replace=False), *said,
-                                     strict=True):
+def add_synthetic_voices(waveforms: list, labels: list[str], fluent: list, config: Config) -> None:
+    """Replace `synthetic_share` of the training strings (at random) by strings glued from the
+    digits of 40 espeak-ng voices, `fluent_share` by `fluent` strings said whole (520 voices)."""
+    rng, voices = np.random.default_rng((config.seed, 21)), readers.load_synthetic_voices().items()
+    by_digit = {d: [(v, s) for (n, v, _), s in sorted(voices) if n == d] for d in range(10)}
+    glued, whole = (round(s * len(labels)) for s in (config.synthetic_share, config.fluent_share))
+    said = make_utterances(by_digit, glued, config.max_digits, rng, training=True)
+    for digits, recording in (fluent[i] for i in rng.integers(len(fluent), size=whole)):
+        said[0].append(utterance([recording], rng, training=True)), said[1].append(digits)
+    for slot, waveform, label in zip(rng.choice(len(labels), glued + whole, replace=False),
+                                     *said, strict=True):
         waveforms[slot], labels[slot] = waveform, label
-    print(f"       {count:5,} of them said by {len(dict(by_digit[0]))} synthetic voices instead")
+    print(f"       {glued:5,} of them glued from espeak-ng's digits instead, {whole:,} said whole")
 
 
 def make_utterances(by_digit: Split, count: int, max_digits: int, rng: np.random.Generator,
-                    speed_change: float = 0.0) -> tuple[list[np.ndarray], list[str]]:
+                    training: bool = False) -> tuple[list[np.ndarray], list[str]]:
     """`count` random strings of MIN_DIGITS to `max_digits` digits, each said by one speaker
-    (another where one lacks a digit), each recording's speed changed by up to ±`speed_change`."""
+    (by others where the speaker lacks a digit): the waveforms and their labels."""
     speakers = sorted({speaker for items in by_digit.values() for speaker, _ in items})
-    max_pause, waveforms, labels = int(MAX_PAUSE * SAMPLE_RATE), [], []
+    waveforms, labels = [], []
     for _ in range(count):
         digits = rng.integers(0, 10, size=rng.integers(MIN_DIGITS, max_digits + 1))
-        speaker, recordings = speakers[rng.integers(len(speakers))], []
-        for digit in digits:
-            takes = [item for item in by_digit[digit] if item[0] == speaker] or by_digit[digit]
-            recording = takes[rng.integers(len(takes))][1]
-            if speed_change:  # a faster voice is higher, like a smaller vocal tract
-                recording = change_speed(recording, 1 + rng.uniform(-speed_change, speed_change))
-            recordings.append(recording)
-        gaps = rng.integers(max_pause // 5, max_pause + 1, size=len(digits) + 1)
-        waveforms.append(glue(recordings, gaps, rng.uniform(*SNR_DB), rng)[0])
+        speaker = speakers[rng.integers(len(speakers))]
+        takes = [[i for i in by_digit[d] if i[0] == speaker] or by_digit[d] for d in digits]
+        waveforms.append(utterance([t[rng.integers(len(t))][1] for t in takes], rng, training))
         labels.append("".join(map(str, digits)))
     return waveforms, labels
 
 
-def glue(recordings: Sequence[np.ndarray], gaps: Sequence[int], snr_db: float,
-         rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[int, int]]]:
-    """gap 0, recording 1, gap 1, ..., recording n, gap n (gaps in samples), white noise `snr_db`
-    below the speech's RMS, a peak of 0.9; and each recording's (start, end) in the waveform."""
+def utterance(recordings: list, rng: np.random.Generator, training: bool = False) -> np.ndarray:
+    """Recordings said one after another, with pauses around and between them and noise; in
+    training up to ±SPEED_CHANGE faster or slower each, and RUN_TOGETHER of them with GAPS."""
+    if training:  # a faster voice is higher, like a smaller vocal tract
+        recordings = [change_speed(r, 1 + rng.uniform(-1, 1) * SPEED_CHANGE) for r in recordings]
+    gaps = rng.integers(*np.multiply(PAUSES, SAMPLE_RATE).astype(int), len(recordings) + 1)
+    if training and rng.random() < RUN_TOGETHER:  # a short gap, none or an overlap
+        gaps[1:-1] = rng.integers(*np.multiply(GAPS, SAMPLE_RATE).astype(int), len(recordings) - 1)
+    return glue(recordings, gaps, rng.uniform(*SNR_DB), rng)[0]
+
+
+def glue(recordings: Sequence, gaps: Sequence[int], snr_db: float, rng) -> tuple[np.ndarray, list]:
+    """gap 0, recording 1, gap 1, ..., recording n, gap n (in samples; a negative gap overlaps
+    its two recordings, cross-faded: never louder than the louder of the two), white noise
+    `snr_db` below the speech's RMS, a peak of 0.9; and each recording's (start, end)."""
     speech = [np.asarray(recording, dtype="float32") / 32768.0 for recording in recordings]
+    rms = np.sqrt(np.mean(np.square(np.concatenate(speech), dtype="float64")))
     waveform = np.zeros(sum(gaps) + sum(map(len, speech)), dtype="float32")
     segments, position = [], int(gaps[0])
     for piece, gap in zip(speech, gaps[1:], strict=True):  # one gap more than recordings
+        if (overlap := segments[-1][1] - position if segments else 0) > 0:  # cross-fade
+            fade = np.linspace(0, 1, overlap + 2, dtype="float32")[1:-1]
+            waveform[position:position + overlap] *= 1 - fade
+            piece[:overlap] *= fade
         waveform[position:position + len(piece)] += piece
         segments.append((position, position + len(piece)))
         position += len(piece) + int(gap)
-    rms = np.sqrt(np.mean(np.square(np.concatenate(speech), dtype="float64")))
     waveform += rng.normal(0.0, rms * 10 ** (-snr_db / 20), len(waveform)).astype("float32")
     return peak_normalize(waveform), segments
-
-
-def peak_normalize(waveform: np.ndarray, peak: float = 0.9) -> np.ndarray:
-    """Scale to a fixed peak, so loud and quiet recordings (and microphones) look alike."""
-    top = float(np.max(np.abs(waveform), initial=0.0))
-    return (waveform * (peak / top)).astype("float32") if top > 0 else waveform
 
 
 def change_speed(recording: np.ndarray, factor: float) -> np.ndarray:
@@ -202,8 +220,7 @@ def change_speed(recording: np.ndarray, factor: float) -> np.ndarray:
 
 # ---- 2. Baselines: the best constant guess -------------------------------------------------------
 def naive_baseline(train_labels: Sequence[str], max_digits: int) -> str:
-    """The best constant answer: the most common training digit, repeated as often as gives
-    the lowest digit error rate on the training strings (0 times = say nothing)."""
+    """The most common training digit, as often as gives the lowest error rate (0: say nothing)."""
     digit = Counter("".join(train_labels)).most_common(1)[0][0]
     return min((digit * length for length in range(max_digits + 1)),
                key=lambda guess: error_rates(train_labels, [guess] * len(train_labels))["der"])
@@ -220,15 +237,13 @@ def build_model(config: Config, mean: np.ndarray, variance: np.ndarray) -> keras
     x = layers.Normalization(mean=mean, variance=variance, name="normalize")(x)  # training stats
     # padded frames set to exactly 0, so a padded batch gives the same outputs as one alone
     x = ops.where(ops.expand_dims(LengthMask(name="input_mask")(x, frames), -1), x, 0.0)
-    lengths = frames
+    lengths = output_frames(frames, config.conv_filters)  # ceil(frames / 2) with the Conv1D
     if config.conv_filters:
-        # Two zero frames on each side, then a 5-frame window every 2 frames: output t is
-        # centred on input 2t and there are ceil(frames / 2) of them. (padding="same" would
-        # pad 1 or 2 frames on the left depending on the batch's padded length.)
+        # 2 zero frames each side, a 5-frame window every 2 frames: output t is centred on input
+        # 2t (padding="same" would pad 1 or 2 frames on the left, by the batch's padded length)
         x = layers.ZeroPadding1D(2, name="pad_time")(x)
         x = layers.Conv1D(config.conv_filters, 5, strides=CONV_STRIDE, activation="relu",
                           name="conv_front_end")(x)
-        lengths = output_frames(frames, config.conv_filters)  # ceil(frames / 2)
         x = layers.LayerNormalization(name="conv_norm")(x)
     mask = LengthMask(name="frame_mask")(x, lengths)
     for layer in range(config.num_layers):
@@ -237,8 +252,7 @@ def build_model(config: Config, mean: np.ndarray, variance: np.ndarray) -> keras
                                  name=f"bigru_{layer + 1}")(x, mask=mask)
         x = layers.Dropout(config.dropout, name=f"dropout_{layer + 1}")(x)
     logits = layers.Dense(NUM_CLASSES, name="digit_or_blank")(x)
-    # log softmax (as an op, it also ends the Keras mask: CTC takes lengths, not masks)
-    log_probs = ops.log_softmax(logits, axis=-1)
+    log_probs = ops.log_softmax(logits, axis=-1)  # an op: it ends the mask (CTC takes lengths)
     return keras.Model([waveforms, samples], log_probs, name="bigru_ctc")
 
 
@@ -274,8 +288,7 @@ def num_frames(samples):
 
 
 def output_frames(frames, conv_filters: int):
-    """Frames the model outputs for `frames` input frames (the CTC input lengths): divided,
-    rounded up, by the convolution's stride (1 without it)."""
+    """Output frames (the CTC input lengths) of `frames` input frames: ceil(frames / stride)."""
     stride = CONV_STRIDE if conv_filters else 1
     return (frames + stride - 1) // stride
 
@@ -287,18 +300,15 @@ def log_mel_spectrogram(waveforms, warps=None) -> tf.Tensor:
                           window_fn=tf.signal.hann_window)  # (batch, frames, 129 bins)
     mel_matrix = tf.signal.linear_to_mel_weight_matrix(MEL_BINS, FFT_LENGTH // 2 + 1,
                                                        SAMPLE_RATE, 20.0, SAMPLE_RATE / 2)
-    if warps is None:
-        mel = tf.tensordot(tf.abs(stft), mel_matrix, 1)  # (batch, frames, mel_bins)
-    else:
-        mel = tf.einsum("btf,bfm->btm", tf.abs(stft), warp_filter_bank(mel_matrix, warps))
+    mel = (tf.tensordot(tf.abs(stft), mel_matrix, 1) if warps is None  # (batch, frames, mels)
+           else tf.einsum("btf,bfm->btm", tf.abs(stft), warp_filter_bank(mel_matrix, warps)))
     return tf.math.log(mel + 1e-6)
 
 
 def warp_filter_bank(mel_matrix, factors, corner: float = 0.8) -> tf.Tensor:
-    """Vocal tract length perturbation (Jaitly & Hinton, 2013): filter bank b reads the
-    frequency f as factors[b] x f (a shorter vocal tract puts the formants higher), up to
-    `corner` of the Nyquist frequency (scaled by min(factor, 1) / factor), then a straight line
-    that keeps the Nyquist frequency where it is. (bins, mels) → (batch, bins, mels)."""
+    """VTLP (Jaitly & Hinton, 2013): filter bank b reads frequency f as factors[b] x f (a shorter
+    vocal tract puts the formants higher) up to `corner` x min(factor, 1) / factor of Nyquist,
+    then a straight line that keeps Nyquist in place. (bins, mels) → (batch, bins, mels)."""
     mel_matrix = tf.convert_to_tensor(mel_matrix, tf.float32)
     top = float(mel_matrix.shape[0] - 1)
     bins = tf.range(top + 1)[None]  # (1, bins)
@@ -314,10 +324,9 @@ def warp_filter_bank(mel_matrix, factors, corner: float = 0.8) -> tf.Tensor:
 
 def spec_augment(log_mel, frames, time_masks: int, freq_masks: int, seed,
                  widest_time: int = TIME_MASK_FRAMES, widest_band: int = FREQ_MASK_BINS):
-    """SpecAugment's masks (Park et al., 2019) on (batch, frames, mel_bins) log-mels: in each
-    utterance `time_masks` stripes of up to `widest_time` frames within its real frames
-    (together at most 20% of them, so a digit is never blanked whole) and `freq_masks` bands of
-    up to `widest_band` filters, set to the utterance's mean level."""
+    """SpecAugment (Park et al., 2019) on (batch, frames, mels) log-mels: per utterance
+    `time_masks` stripes of <= `widest_time` real frames (in all <= 20%: never a whole digit) and
+    `freq_masks` bands of <= `widest_band` filters, set to the utterance's mean level."""
     log_mel, frames = tf.convert_to_tensor(log_mel, tf.float32), tf.cast(frames, tf.float32)
     batch, steps, bins = tf.unstack(tf.shape(log_mel))
     real = tf.sequence_mask(frames, steps, tf.float32)[..., None]
@@ -339,9 +348,8 @@ def spec_augment(log_mel, frames, time_masks: int, freq_masks: int, seed,
 
 
 def cepstra(log_mel, frames, variance_norm: bool = False) -> tf.Tensor:
-    """The DCT of the log-mels, first NUM_MFCC coefficients, minus each utterance's mean over its
-    real frames (a fixed filter, the microphone or the room, is a constant offset here); with
-    `variance_norm` also divided by their std; padded frames 0."""
+    """The log-mels' DCT, first NUM_MFCC coefficients, minus each utterance's mean over its real
+    frames (a microphone or a room is a constant offset here), `variance_norm`: / std; padding 0."""
     mfcc = tf.signal.mfccs_from_log_mel_spectrograms(log_mel)[..., :NUM_MFCC]
     real = tf.sequence_mask(frames, tf.shape(mfcc)[1], mfcc.dtype)[..., None]
     count = tf.maximum(tf.cast(frames, mfcc.dtype), 1.0)[:, None, None]
@@ -353,8 +361,7 @@ def cepstra(log_mel, frames, variance_norm: bool = False) -> tf.Tensor:
 
 @keras.saving.register_keras_serializable(package="speech_recognition")
 class LengthMask(layers.Layer):
-    """Boolean mask (batch, time): True on the first `lengths[b]` steps of `sequences`.
-    A layer because the padded length is only known when a batch arrives."""
+    """(batch, time): True on the first `lengths[b]` steps (a layer: the time is the batch's)."""
 
     def call(self, sequences, lengths):
         steps = ops.arange(ops.shape(sequences)[1])
@@ -365,20 +372,17 @@ class LengthMask(layers.Layer):
 def ctc_loss(targets, log_probs):
     """CTC loss per utterance; `targets` rows are [output frames, label length, label ids]."""
     targets = ops.cast(targets, "int32")
-    return ops.ctc_loss(targets[:, 2:], log_probs, targets[:, 1], targets[:, 0],
-                        mask_index=BLANK)
+    return ops.ctc_loss(targets[:, 2:], log_probs, targets[:, 1], targets[:, 0], mask_index=BLANK)
 
 
-def feature_statistics(waveforms: list[np.ndarray], config: Config
-                       ) -> tuple[np.ndarray, np.ndarray]:
+def feature_statistics(waveforms: list, config: Config) -> tuple[np.ndarray, np.ndarray]:
     """Mean and variance of each MFCC over every real frame of the training strings (no
     augmentation): what the model's Normalization layer subtracts and divides by."""
     front_end, frames = MfccFrontEnd(variance_norm=config.cepstral_variance_norm), []
     for begin in range(0, len(waveforms), DECODE_BATCH):
         chunk = waveforms[begin:begin + DECODE_BATCH]
-        mfcc, counts = front_end(keras.utils.pad_sequences(chunk, dtype="float32",
-                                                           padding="post"),
-                                 np.array([len(w) for w in chunk], dtype="int32"))
+        padded = keras.utils.pad_sequences(chunk, dtype="float32", padding="post")
+        mfcc, counts = front_end(padded, np.array([len(w) for w in chunk], dtype="int32"))
         frames += [row[:n] for row, n in zip(np.asarray(mfcc), np.asarray(counts), strict=True)]
     frames = np.concatenate(frames)
     print(f"MFCC frames: {len(frames):,} in training, {NUM_MFCC} coefficients each")
@@ -409,8 +413,7 @@ def make_dataset(waveforms: list[np.ndarray], labels: list[str], config: Config,
     targets = np.zeros((len(labels), 2 + max(config.max_digits, *map(len, labels))), "int32")
     targets[:, 0] = output_frames(np.asarray(num_frames(samples)), config.conv_filters)
     for row, label in enumerate(labels):
-        targets[row, 1] = len(label)
-        targets[row, 2:2 + len(label)] = [int(digit) for digit in label]
+        targets[row, 1:2 + len(label)] = [len(label), *map(int, label)]
     ragged = tf.RaggedTensor.from_row_lengths(np.concatenate(waveforms), samples)
     dataset = tf.data.Dataset.from_tensor_slices((ragged, samples, targets))
     if shuffle:  # a new order every epoch
@@ -420,9 +423,8 @@ def make_dataset(waveforms: list[np.ndarray], labels: list[str], config: Config,
 
 
 def folders(config: Config, out: Path) -> tuple[Path | None, Path, str]:
-    """The recordings' folder (--data-dir, the --download'ed copy; None: the bundled copy, also
-    offline), the model's folder and the recordings' identity: out/model for the bundled copy,
-    out/<folder>-<fingerprint> for a folder, so two sets of recordings never share a model."""
+    """The recordings' folder (--data-dir, --download's; None: the bundled copy), the model's
+    folder (out/model, or out/<folder>-<fingerprint>: a model per set of recordings), their id."""
     source = Path(config.data_dir) if config.data_dir else None
     if config.download and not source:
         path = readers.download_or_bundled(DOWNLOAD_URL, readers.FSDD_AUDIO, extract=True,
@@ -440,25 +442,19 @@ def train(model: keras.Model, train_data: tf.data.Dataset, val_data: tf.data.Dat
     the best model kept (KeepBest: best.keras + best.json, history.csv). Every epoch's logs."""
     keep_best = common.KeepBest(folder, config, data=data, assets={"sample_rate": SAMPLE_RATE})
     model.fit(train_data, validation_data=val_data, epochs=config.epochs, verbose=common.VERBOSE,
-              callbacks=[keras.callbacks.EarlyStopping(patience=PATIENCE,
-                                                       restore_best_weights=True),
-                         keras.callbacks.BackupAndRestore(folder / "backup",  # after a kill
-                                                          double_checkpoint=True),
-                         keras.callbacks.TerminateOnNaN(),
-                         keep_best])  # last: it raises TrainingDiverged after a NaN loss
+              callbacks=[
+                  keras.callbacks.EarlyStopping(patience=PATIENCE, restore_best_weights=True),
+                  keras.callbacks.BackupAndRestore(folder / "backup", double_checkpoint=True),
+                  keras.callbacks.TerminateOnNaN(),
+                  keep_best])  # last: it raises TrainingDiverged after a NaN loss
     return keep_best.history
 
 
 # ---- 5. Evaluate: greedy and beam-search decoding, digit error rates on seen and unseen voices
 def greedy_decode(log_probs: np.ndarray, length: int | None = None) -> str:
     """Best class per frame, then merge repeats, then drop blanks: "1 1 _ 1 2 2" → "112"."""
-    best = np.argmax(log_probs[:length], axis=-1)
-    digits, previous = [], BLANK
-    for label in best:
-        if label != previous and label != BLANK:  # a new symbol, not a repeat or a blank
-            digits.append(str(label))
-        previous = label
-    return "".join(digits)
+    runs = itertools.groupby(np.argmax(log_probs[:length], axis=-1))  # repeats merged
+    return "".join(str(label) for label, _ in runs if label != BLANK)  # blanks dropped
 
 
 def decode(log_probs: list[np.ndarray], beam_width: int) -> dict[str, list[str]]:
@@ -470,8 +466,7 @@ def decode(log_probs: list[np.ndarray], beam_width: int) -> dict[str, list[str]]
         padded = keras.utils.pad_sequences(chunk, dtype="float32", padding="post", value=-1e4)
         decoded, _ = ops.ctc_decode(padded, np.array([len(p) for p in chunk]), mask_index=BLANK,
                                     strategy="beam_search", beam_width=beam_width, top_paths=1)
-        best = ops.convert_to_numpy(decoded)[0]  # (chunk, time), -1 after each end
-        beam += ["".join(str(digit) for digit in row if digit >= 0) for row in best]
+        beam += ["".join(str(d) for d in row if d >= 0) for row in ops.convert_to_numpy(decoded)[0]]
     return {"greedy": [greedy_decode(p) for p in log_probs], "beam": beam}
 
 
@@ -488,84 +483,110 @@ def edit_distance(reference: str, hypothesis: str) -> int:
 
 def error_rates(references: Sequence[str], hypotheses: Sequence[str]) -> dict[str, float]:
     """Digit error rate (total edits / total reference digits) and string accuracy."""
-    edits = sum(edit_distance(r, h) for r, h in zip(references, hypotheses, strict=True))
-    digits = sum(len(r) for r in references)
-    exact = sum(r == h for r, h in zip(references, hypotheses, strict=True))
-    return {"der": edits / digits, "string_accuracy": exact / len(references)}
+    pairs = list(zip(references, hypotheses, strict=True))
+    return {"der": sum(edit_distance(r, h) for r, h in pairs) / sum(map(len, references)),
+            "string_accuracy": sum(r == h for r, h in pairs) / len(pairs)}
 
 
 def evaluate(model: keras.Model, history: dict, waveforms: dict, labels: dict, baseline: str,
              config: Config) -> tuple[dict[str, Any], dict]:
-    """Metrics of both decoders and the baseline on the seen speakers (validation takes) and
-    the unseen test speaker, with the training summary; and the test transcripts."""
+    """Both decoders' and the baseline's metrics on seen speakers (validation takes), the unseen
+    speaker and unseen voices' fluent strings, with the training summary; the test transcripts."""
     metrics: dict[str, Any] = {"baseline_prediction": baseline}
-    for name, voices in (("val", "seen"), ("test", "unseen")):
+    test: dict = {}
+    for name, voices in zip(("val", "test", "fluent"), VOICES, strict=True):
         log_probs = []  # each string's, real output frames only (the targets' first column)
         for x, targets in make_dataset(waveforms[name], labels[name], config):
             batch = np.asarray(model.predict_on_batch(x))  # compiled; an eager model(x) is slow
             log_probs += [row[:n] for row, n in zip(batch, targets.numpy()[:, 0], strict=True)]
-        heard = decode(log_probs, config.beam_width)
+        heard = decode(log_probs, BEAM_WIDTH)
         for decoder in ("greedy", "beam"):
-            rates = error_rates(labels[name], heard[decoder])
-            metrics[f"{voices}_der_{decoder}"] = rates["der"]
-            metrics[f"{voices}_string_accuracy_{decoder}"] = rates["string_accuracy"]
-        rates = error_rates(labels[name], [baseline] * len(labels[name]))
-        metrics[f"{voices}_der_baseline"] = rates["der"]
+            metrics.update({f"{voices}_{measure}_{decoder}": value for measure, value in
+                            error_rates(labels[name], heard[decoder]).items()})
+        metrics[f"{voices}_der_baseline"] = error_rates(labels[name], [baseline] * len(
+            labels[name]))["der"]
+        metrics[f"{voices}_examples"] = [
+            {"said": s, "greedy": g, "beam": b} for s, g, b in zip(
+                labels[name][:8], heard["greedy"], heard["beam"], strict=False)]
+        test = {"log_probs": log_probs, **heard} if voices == "unseen" else test
     metrics.update(
         epochs_trained=len(history["loss"]), first_epoch_loss=history["loss"][0],
         final_epoch_loss=history["loss"][-1], best_val_loss=min(history["val_loss"]),
         parameters=model.count_params(), train_utterances=config.train_utterances,
-        test_speaker=config.test_speaker,
-        examples=[{"said": s, "greedy": g, "beam": b} for s, g, b in zip(
-            labels["test"][:8], heard["greedy"], heard["beam"], strict=False)])
-    return metrics, {"log_probs": log_probs, **heard}
+        test_speaker=config.test_speaker, fluent_strings=len(labels["fluent"]))
+    return metrics, test
 
 
 def print_results(metrics: dict, config: Config) -> None:
-    """The table of digit error rates and string accuracies, and a few test strings."""
-    print(f"\n== digit error rate (DER) and whole-string accuracy; unseen speaker: "
-          f"{config.test_speaker} ==\n{'decoder':34s}   seen DER unseen DER   seen acc unseen acc")
+    """The table of digit error rates and string accuracies, and a few unseen voices' strings."""
+    print(f"\n== digit error rate (DER), strings right (acc): seen speakers, unseen speaker "
+          f"{config.test_speaker}, unseen voices' fluent strings ==\n{'decoder':34s}" + "".join(
+              f"{voices:>7s} {measure}" for measure in ("DER", "acc") for voices in VOICES))
     rows = {f"always {metrics['baseline_prediction']!r} (baseline)": "baseline",
-            "BiGRU-CTC, greedy": "greedy", f"BiGRU-CTC, beam {config.beam_width}": "beam"}
+            "BiGRU-CTC, greedy": "greedy", f"BiGRU-CTC, beam {BEAM_WIDTH}": "beam"}
     for name, key in rows.items():
         values = [metrics.get(f"{voices}_{measure}_{key}")
-                  for measure in ("der", "string_accuracy") for voices in ("seen", "unseen")]
+                  for measure in ("der", "string_accuracy") for voices in VOICES]
         print(f"{name:34s}" + "".join(f" {value:10.3f}" for value in values if value is not None))
-    for example in metrics["examples"][:4]:
+    for example in metrics["unseen_examples"][:3] + metrics["fluent_examples"][:3]:
         print(f"  said {example['said']:>8s}   heard {example['beam']:>8s}")
 
 
-# ---- 6. Use the saved model: the digits heard in any audio file (--transcribe) -------------------
-def transcribe_file(config: Config, out: Path) -> dict:
-    """`--transcribe FILE`: read, mix to mono, resample to 8 kHz, peak-normalise; the saved
-    model (its MFCC front end included) and both decoders do the rest."""
-    path = Path(config.transcribe or "")
-    samples, rate = readers.read_audio(path, MAX_SECONDS)
-    waveform = readers.to_sample_rate(samples, rate, SAMPLE_RATE, path)
-    if int(num_frames(len(waveform))) < 2:
-        raise common.DataError(f"{common.shown(path)} is too short "
-                               f"({len(samples) / rate * 1000:.0f} ms) to hold a digit")
+# ---- 6. Use the saved model: the digits heard in audio files (--transcribe) ---------------------
+def transcribe_files(config: Config, run: common.Run) -> dict:
+    """`--transcribe FILE|FOLDER ...`: each audio file read, mixed to mono, resampled to 8 kHz,
+    peak-normalised, then the saved model (MFCCs included) and both decoders: a line per file,
+    all in inference.json; a bad file gets its one-line error, the others go on (exit code 1)."""
+    paths = [Path(path) for path in config.transcribe or ()]
+    files = [file for path in paths for file in (sorted(f for f in path.rglob("*") if f.suffix
+                                                        .lower() in AUDIO_FILES)
+                                                 if path.is_dir() else [path])]
+    if not files:
+        raise common.DataError(f"no audio file ({', '.join(AUDIO_FILES)}) in "
+                               f"{', '.join(map(common.shown, paths))}")
     command = "python speech_recognition.py" + "".join(f" --{flag} {value}" for flag, value in (
         ("output-dir", config.output_dir), ("data-dir", config.data_dir)) if value)
-    model, _ = readers.load_best(folders(config, out)[1], command)
-    print(f"{common.shown(path)}: {rate} Hz, {len(samples) / rate:.2f} s")
-    if np.max(np.abs(waveform)) < SILENCE:  # normalising silence would only amplify noise
-        print("the recording is silent (its peak is below -60 dB of full scale)")
-        greedy = beam = ""
-    else:  # one utterance, no padding: every output frame is real
-        log_probs = model.predict_on_batch((peak_normalize(waveform)[None],
-                                            np.array([len(waveform)], dtype="int32")))
-        heard = decode([np.asarray(log_probs)[0]], config.beam_width)
-        greedy, beam = heard["greedy"][0], heard["beam"][0]
-    print(f"digits heard: {beam or '(none)'}   (greedy: {greedy or '(none)'})")
-    return {"file": str(path), "sample_rate": rate, "digits": beam, "greedy": greedy}
+    model, results = readers.load_best(folders(config, run.out)[1], command)[0], []
+    for path in files:
+        try:
+            samples, rate = readers.read_audio(path, MAX_SECONDS)
+            waveform = readers.to_sample_rate(samples, rate, SAMPLE_RATE, path)
+            if int(num_frames(len(waveform))) < 2:
+                raise common.DataError(f"{common.shown(path)} is too short "
+                                       f"({len(samples) / rate * 1000:.0f} ms) to hold a digit")
+        except common.DataError as error:
+            if len(files) == 1:
+                raise
+            results.append({"file": str(path), "error": common.one_line(error, 0)})
+            print(f"error: {results[-1]['error']}", file=sys.stderr)
+            continue
+        heard, silent = {"greedy": [""], "beam": [""]}, np.max(np.abs(waveform)) < SILENCE
+        if not silent:  # normalising silence would only amplify noise; else one utterance
+            log_probs = model.predict_on_batch((peak_normalize(waveform)[None],
+                                                np.array([len(waveform)], dtype="int32")))
+            heard = decode([np.asarray(log_probs)[0]], BEAM_WIDTH)
+        results.append({"file": str(path), "sample_rate": rate, "seconds": len(samples) / rate,
+                        "digits": heard["beam"][0], "greedy": heard["greedy"][0]})
+        print(f"{common.shown(path)}: digits heard: {heard['beam'][0] or '(none)'}   (greedy: "
+              f"{heard['greedy'][0] or '(none)'}; {rate} Hz, {len(samples) / rate:.2f} s"
+              f"{'; the recording is silent: its peak is below -60 dB' if silent else ''})")
+    saved = run.save({"files": results}, "inference.json")
+    if failed := sum("error" in result for result in results):
+        raise common.DataError(f"{failed} of {len(results)} files could not be transcribed (each "
+                               "error is above); the others are in inference.json")
+    return saved
+
+
+def peak_normalize(waveform: np.ndarray, peak: float = 0.9) -> np.ndarray:
+    """Scale to a fixed peak, so loud and quiet recordings (and microphones) look alike."""
+    top = float(np.max(np.abs(waveform), initial=0.0))
+    return (waveform * (peak / top)).astype("float32") if top > 0 else waveform
 
 
 # ---- Plots ---------------------------------------------------------------------------------------
 def plot_features(waveform: np.ndarray, label: str, path: Path, show: bool = False) -> Path:
     """Waveform, log-mel spectrogram and MFCCs of one utterance, on one time axis."""
     import matplotlib.pyplot as plt
-
     log_mel = log_mel_spectrogram(waveform[None])
     coefficients = np.asarray(cepstra(log_mel, [int(num_frames(len(waveform)))]))[0]
     frame_span = (0, len(coefficients) * FRAME_STEP / SAMPLE_RATE)
@@ -586,16 +607,13 @@ def plot_posteriors(log_probs: np.ndarray, label: str, decoded: str, config: Con
                     path: Path, show: bool = False) -> Path:
     """Per-frame probability of each digit and of the blank: CTC's spiky outputs."""
     import matplotlib.pyplot as plt
-
     probabilities = np.exp(log_probs)
     seconds = FRAME_STEP / SAMPLE_RATE * (CONV_STRIDE if config.conv_filters else 1)  # a frame
     times = np.arange(len(probabilities)) * seconds
     figure, axis = plt.subplots(figsize=(10, 4))
     axis.plot(times, probabilities[:, BLANK], color="0.7", linewidth=1, label="blank")
-    colors = plt.get_cmap("tab10")
-    for digit in range(10):
-        axis.plot(times, probabilities[:, digit], color=colors(digit), linewidth=1.5,
-                  label=str(digit))
+    for digit in range(10):  # colours C0-C9: matplotlib's default cycle
+        axis.plot(times, probabilities[:, digit], color=f"C{digit}", linewidth=1.5, label=digit)
     axis.set(title=f"CTC posteriors, unseen speaker: said “{label}”, heard “{decoded}”",
              xlabel="seconds", ylabel="probability", ylim=(0, 1.02))
     axis.legend(ncol=11, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18))
@@ -607,7 +625,7 @@ def main(config: Config) -> dict:
     """Build the digit strings, train the BiGRU-CTC model, evaluate seen and unseen speakers."""
     with common.Run(config, "speech_recognition") as run:
         if config.transcribe is not None:  # 6. use the saved model
-            return run.save(transcribe_file(config, run.out), "inference.json")
+            return transcribe_files(config, run)
         source, folder, data = folders(config, run.out)  # the recordings; their model's folder
         waveforms, labels = load_digit_strings(config, source)  # 1. data
         plot_features(waveforms["train"][0], labels["train"][0], run.out / "features.png",

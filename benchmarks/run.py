@@ -194,6 +194,9 @@ JOBS: dict[str, tuple[str, str, dict | str, dict[str, str | tuple[str, ...]]]] =
         "seen_der_greedy": "seen_der_greedy",
         "unseen_string_accuracy_beam": "unseen_string_accuracy_beam",
         "unseen_der_baseline": "unseen_der_baseline",
+        "fluent_der_beam": "fluent_der_beam",
+        "fluent_der_greedy": "fluent_der_greedy",
+        "fluent_string_accuracy_beam": "fluent_string_accuracy_beam",
         "run_seconds": "default_run_seconds",
     }),
     # leave one speaker out: the default model with each other FSDD voice held out (george is
@@ -201,7 +204,8 @@ JOBS: dict[str, tuple[str, str, dict | str, dict[str, str | tuple[str, ...]]]] =
     **{f"speech_recognition:unseen-{speaker}": (
         "speech_recognition", "default", {"test_speaker": speaker}, {
             "unseen_der_beam": f"speech_recognition.unseen_{speaker}_der_beam",
-            "seen_der_beam": f"speech_recognition.seen_with_{speaker}_out_der_beam"})
+            "seen_der_beam": f"speech_recognition.seen_with_{speaker}_out_der_beam",
+            "fluent_der_beam": f"speech_recognition.fluent_with_{speaker}_out_der_beam"})
        for speaker in ("jackson", "lucas", "nicolas", "theo", "yweweler")},
     # issue 21's measures for unseen voices, each alone, then together: every voice held out
     # in turn ("study" jobs: `--mode study` runs them; the README compares them by speaker)
@@ -463,12 +467,17 @@ def speech_studies(runs: dict) -> dict[str, dict]:
             if run and not run.get("failed"):
                 row[f"{speaker}_unseen_der"] = run["metrics"]["unseen_der_beam"]
                 row[f"{speaker}_seen_der"] = run["metrics"]["seen_der_beam"]
+                if "fluent_der_beam" in run["metrics"]:  # measured since issue 31
+                    row[f"{speaker}_fluent_der"] = run["metrics"]["fluent_der_beam"]
         unseen = [v for k, v in row.items() if k.endswith("_unseen_der")]
         if not unseen:
             continue
         seen = [v for k, v in row.items() if k.endswith("_seen_der")]
+        fluent = [v for k, v in row.items() if k.endswith("_fluent_der")]
         row.update(speakers_measured=len(unseen), mean_unseen_der=sum(unseen) / len(unseen),
                    max_unseen_der=max(unseen), max_seen_der=max(seen))
+        if fluent:  # the same held-out espeak-ng voices, heard by each model of the row
+            row.update(mean_fluent_der=sum(fluent) / len(fluent), max_fluent_der=max(fluent))
         if "george_unseen_der" in row and "jackson_unseen_der" in row:
             row["george_jackson_mean"] = (row["george_unseen_der"]
                                           + row["jackson_unseen_der"]) / 2
@@ -601,15 +610,17 @@ def speech_voices_markdown(runs: dict) -> str:
         if len(studies) < 2:
             continue
         lines += [f"{kind}:", "", "| measure | " + " | ".join(SPEAKERS)
-                  + " | mean | george + jackson | worst seen |",
-                  "|---|" + "---:|" * (len(SPEAKERS) + 3)]
+                  + " | mean | george + jackson | worst seen | fluent, unseen voices |",
+                  "|---|" + "---:|" * (len(SPEAKERS) + 4)]
         for study, row in studies.items():
             cells = [f"{row[f'{s}_unseen_der']:.1%}" if f"{s}_unseen_der" in row else "—"
                      for s in SPEAKERS]
             mean = f"**{row['mean_unseen_der']:.1%}**" if row["speakers_measured"] == 6 else "—"
             pair = f"{row['george_jackson_mean']:.1%}" if "george_jackson_mean" in row else "—"
+            fluent = (f"{row['mean_fluent_der']:.1%} (worst {row['max_fluent_der']:.1%})"
+                      if "mean_fluent_der" in row else "—")
             lines.append(f"| {STUDY_LABELS.get(study, study)} | {' | '.join(cells)} | {mean} "
-                         f"| {pair} | {row['max_seen_der']:.1%} |")
+                         f"| {pair} | {row['max_seen_der']:.1%} | {fluent} |")
         lines.append("")
     return "\n".join(lines).strip() + "\n"
 

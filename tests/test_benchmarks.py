@@ -382,11 +382,13 @@ def test_a_leave_one_speaker_out_job_runs_on_a_tiny_configuration(tmp_path, monk
 
 
 def test_leave_one_speaker_out_summaries_average_the_voices_measured():
-    def run(unseen, seen=0.01):
-        return {"metrics": {"unseen_der_beam": unseen, "seen_der_beam": seen},
+    def run(unseen, seen=0.01, fluent=None):
+        return {"metrics": {"unseen_der_beam": unseen, "seen_der_beam": seen,
+                            **({"fluent_der_beam": fluent} if fluent is not None else {})},
                 "wall_seconds": 1.0, "peak_memory_mb": 1}
 
-    runs = {"speech_recognition:default": run(0.2), "speech_recognition:unseen-jackson": run(0.1),
+    runs = {"speech_recognition:default": run(0.2, fluent=0.08),
+            "speech_recognition:unseen-jackson": run(0.1, fluent=0.12),
             "speech_recognition:unseen-theo": run(0.06, 0.03),
             "speech_recognition:vtlp-george": run(0.15),
             "speech_recognition:vtlp-jackson": {"failed": True}}
@@ -396,6 +398,7 @@ def test_leave_one_speaker_out_summaries_average_the_voices_measured():
     assert none["speakers_measured"] == 3 and none["mean_unseen_der"] == pytest.approx(0.12)
     assert none["max_unseen_der"] == 0.2 and none["max_seen_der"] == 0.03
     assert none["george_jackson_mean"] == pytest.approx(0.15)
+    assert none["mean_fluent_der"] == pytest.approx(0.10) and none["max_fluent_der"] == 0.12
     assert studies["vtlp"] == {"george_unseen_der": 0.15, "george_seen_der": 0.01,
                                "speakers_measured": 1, "mean_unseen_der": 0.15,
                                "max_unseen_der": 0.15, "max_seen_der": 0.01}
@@ -404,8 +407,9 @@ def test_leave_one_speaker_out_summaries_average_the_voices_measured():
     table = bench.speech_voices_markdown({"runs": {"Intel Xeon, AVX2": runs}})
     assert table.startswith("Intel Xeon, AVX2:")
     assert ("| the default: synthetic voices for a quarter of the strings | 20.0% | 10.0% | — | — "
-            "| 6.0% | — | — | 15.0% | 3.0% |") in table  # three voices of six: no mean
+            "| 6.0% | — | — | 15.0% | 3.0% | 10.0% (worst 12.0%) |") in table  # no mean of 3
     assert "| vocal-tract-length perturbation (`--vtlp 0.1`) | 15.0% | — |" in table
+    assert table.splitlines()[-1].endswith("| 1.0% | — |")  # no fluent strings measured
 
 
 def test_the_runners_help_names_its_options_not_every_job():

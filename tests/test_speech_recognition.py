@@ -90,6 +90,44 @@ def test_glue_places_each_recording_at_its_segment():
     assert np.abs(waveform).max() == pytest.approx(0.9)
 
 
+def test_a_negative_gap_cross_fades_two_recordings_without_clipping():
+    rng = np.random.default_rng(3)
+    a, b, c = (np.full(n, level, "int16")
+               for n, level in ((400, 30000), (300, -32768), (200, 9000)))
+    gaps = [10, -100, 0, 25]  # 100 samples overlapped, then none between b and c
+    waveform, segments = sr.glue([a, b, c], gaps, snr_db=np.inf, rng=rng)
+    assert len(waveform) == 10 + 400 - 100 + 300 + 0 + 200 + 25 == sum(gaps) + 900
+    assert segments == [(10, 410), (310, 610), (610, 810)]
+    scale = 0.9 / (32768 / 32768)  # the peak, b's full scale, becomes 0.9
+    overlap = waveform[310:410] / scale * 32768
+    fade = np.linspace(0, 1, 102)[1:-1]  # a's share falls as b's rises, never a sum of both
+    np.testing.assert_allclose(overlap, 30000 * (1 - fade) - 32768 * fade, rtol=1e-4, atol=0.5)
+    assert np.all(np.abs(overlap) <= 32768 + 0.5)
+    np.testing.assert_allclose(waveform[10:310], 30000 / 32768 * scale, rtol=1e-5)  # a alone
+    np.testing.assert_allclose(waveform[410:610], -scale, rtol=1e-5)  # b alone
+    np.testing.assert_allclose(waveform[610:810], 9000 / 32768 * scale, rtol=1e-5)  # c, no gap
+    assert np.abs(waveform).max() == pytest.approx(0.9)  # peak-normalised, never clipped
+
+
+def test_run_together_strings_come_only_in_training(monkeypatch):
+    """In training, RUN_TOGETHER of the strings have GAPS (-40..50 ms) between their digits
+    instead of pauses; evaluation strings always pause. Pauses of 100 ms here tell them apart."""
+    monkeypatch.setattr(sr, "SNR_DB", (300.0, 300.0))
+    monkeypatch.setattr(sr, "SPEED_CHANGE", 0.0)
+    monkeypatch.setattr(sr, "PAUSES", (0.1, 0.101))  # 800-807 samples
+    recordings = [np.full(2000, 8000, "int16")] * 4
+    low, high = (int(gap * SAMPLE_RATE) for gap in sr.GAPS)  # -320, 400
+    rng = np.random.default_rng(4)
+    heard = [len(sr.utterance(recordings, rng)) for _ in range(50)]
+    trained = [len(sr.utterance(recordings, rng, training=True)) for _ in range(200)]
+    assert min(heard) >= 8000 + 5 * 800  # pauses everywhere
+    # (change_speed at speed 1 drops a recording's last sample: the 4 below)
+    fluent = [n for n in trained if n < 8000 + 4 * 800]  # at most 8000 + 2 * 807 + 3 * 399
+    assert 0.35 < len(fluent) / len(trained) < 0.65  # RUN_TOGETHER = 0.5
+    assert all(8000 + 2 * 800 + 3 * low - 4 <= n < 8000 + 2 * 807 + 3 * high for n in fluent)
+    assert min(fluent) < 8000 + 2 * 800  # some overlap: shorter than the digits back to back
+
+
 def test_the_noise_sits_snr_db_below_the_speechs_rms():
     rng = np.random.default_rng(2)
     loud = np.full(4000, -32768, "int16")  # full scale: an RMS summed in int16 would overflow
@@ -110,7 +148,7 @@ def test_made_utterances_say_their_labels(monkeypatch):
     # Digit d's only "recording" is 80 + 7d samples of the constant level 1000 (d + 1), so
     # the digits can be read back from the lengths of the waveform's non-silent runs.
     monkeypatch.setattr(sr, "SNR_DB", (300.0, 300.0))  # no audible noise
-    monkeypatch.setattr(sr, "MAX_PAUSE", 0.01)  # pauses of 16-80 samples
+    monkeypatch.setattr(sr, "PAUSES", (0.002, 0.01))  # pauses of 16-80 samples
     by_digit = {d: [("anna", np.full(80 + 7 * d, 1000 * (d + 1), "int16"))] for d in range(10)}
     waveforms, labels = sr.make_utterances(by_digit, 60, 7, np.random.default_rng(2))
     assert {len(label) for label in labels} == set(range(1, 8))
@@ -211,8 +249,8 @@ def test_speed_changes_and_synthetic_voices_reach_only_the_training_strings(monk
 
 
 def test_synthetic_voices_replace_their_share_of_training_strings():
-    waveforms, labels = digit_strings(synthetic_share=0.5)
-    plain_waveforms, plain_labels = digit_strings(synthetic_share=0.0)
+    waveforms, labels = digit_strings(synthetic_share=0.5, fluent_share=0.0)
+    plain_waveforms, plain_labels = digit_strings(synthetic_share=0.0, fluent_share=0.0)
     replaced = [i for i, (a, b) in enumerate(zip(waveforms["train"], plain_waveforms["train"],
                                                  strict=True))
                 if a.shape != b.shape or not np.array_equal(a, b)]
@@ -245,6 +283,57 @@ def test_bundled_synthetic_voices_match_their_manifest_and_index():
         assert samples.dtype == np.int16
         assert 0.15 * SAMPLE_RATE <= len(samples) <= 1.0 * SAMPLE_RATE  # one word each
         assert np.abs(samples).max() > 0.5 * 32767  # loud, not silence
+
+
+def test_fluent_strings_say_their_labels_and_hold_the_test_voices_out(monkeypatch, tmp_path):
+    """fluent.csv is make_fluent.py's seeded plan; each label is the digits of the words spoken;
+    the test voices' accents and variants are never heard in training; and espeak-ng (when
+    installed) makes the bundled audio again, sample for sample."""
+    monkeypatch.syspath_prepend(str(common.DATA_DIR / "synthetic-digits"))
+    import make_fluent
+    import make_voices
+
+    rows, said = readers.load_packed_audio(*sr.FLUENT)
+    plan = make_fluent.plan()
+    assert plan == make_fluent.plan()  # deterministic
+    assert [{key: str(value) for key, value in row.items()} for row in plan] == [
+        {key: row[key] for key in plan[0]} for row in rows]
+    for row, samples in zip(rows, said, strict=True):
+        assert "".join(str(make_voices.WORDS.index(word)) for word in row["text"].split()) == \
+            row["digits"] and 1 <= len(row["digits"]) <= 7
+        assert len(samples) == int(row["samples"]) and not np.any(samples % make_fluent.STEP)
+        assert np.abs(samples).max() > 0.5 * 32767
+    splits = {part: [row for row in rows if row["split"] == part] for part in ("train", "test")}
+    assert (len(splits["train"]), len(splits["test"])) == (520, 160)
+    test_voices = {row["espeak_voice"] for row in splits["test"]}
+    assert len(test_voices) == 10
+    heard_in_training = [row["espeak_voice"] for row in splits["train"]] + [
+        row["espeak_voice"] for row in readers.load_packed_audio(
+            readers.SYNTHETIC_AUDIO, readers.SYNTHETIC_INDEX)[0]]
+    for voice in test_voices:
+        accent, variant = voice.split("+")
+        assert accent in make_voices.HELD_OUT_ACCENTS and variant not in make_voices.VARIANTS
+        assert not any(v.split("+")[0] == accent or v.split("+")[1] == variant
+                       for v in heard_in_training)
+    if not shutil.which("espeak-ng"):
+        pytest.skip("espeak-ng is not installed: the bundle is not remade")
+    for index in (0, 1, 520, 679):  # two training strings, the first and last test strings
+        np.testing.assert_array_equal(make_fluent.say(plan[index], tmp_path), said[index])
+
+
+def test_fluent_strings_replace_their_share_and_test_strings_are_the_held_out_ones():
+    waveforms, labels = digit_strings(synthetic_share=0.0, fluent_share=0.5)
+    plain_waveforms, plain_labels = digit_strings(synthetic_share=0.0, fluent_share=0.0)
+    replaced = [i for i, (a, b) in enumerate(zip(waveforms["train"], plain_waveforms["train"],
+                                                 strict=True)) if not np.array_equal(a, b)]
+    assert len(replaced) == 12  # half of 24
+    rows = readers.load_packed_audio(*sr.FLUENT)[0]
+    train = {row["digits"] for row in rows if row["split"] == "train"}
+    assert all(labels["train"][i] in train and len(labels["train"][i]) <= 3 for i in replaced)
+    test = [row["digits"] for row in rows if row["split"] == "test" and len(row["digits"]) <= 3]
+    assert labels["fluent"] == test[:6]  # --test-utterances of them, strings of <= 3 digits
+    with pytest.raises(common.ConfigError, match="--synthetic-share plus --fluent-share"):
+        small(synthetic_share=0.6, fluent_share=0.5)
 
 
 def test_vtlp_and_masks_change_every_training_string_and_nothing_at_inference():
@@ -439,10 +528,10 @@ def test_tiny_run_trains_and_writes_everything(tiny_run):
     assert math.isfinite(metrics["final_epoch_loss"])
     assert metrics["final_epoch_loss"] < metrics["first_epoch_loss"]
     assert metrics["epochs_trained"] == quick().epochs == 3  # the --epochs asked for
-    for key in ("seen_der_greedy", "seen_der_beam", "unseen_der_greedy", "unseen_der_beam",
-                "seen_string_accuracy_beam", "unseen_string_accuracy_greedy",
-                "seen_der_baseline", "unseen_der_baseline"):
-        assert metrics[key] >= 0, key
+    for voices in ("seen", "unseen", "fluent"):
+        for key in ("der_greedy", "der_beam", "string_accuracy_beam", "der_baseline"):
+            assert metrics[f"{voices}_{key}"] >= 0, (voices, key)
+    assert metrics["fluent_strings"] == quick().test_utterances
     assert 0 <= metrics["unseen_string_accuracy_beam"] <= 1
     assert set(metrics["baseline_prediction"]) <= set("0123456789")
     for name in ("metrics.json", "features.png", "posteriors.png", "history.png",
@@ -459,12 +548,12 @@ def test_transcribe_hears_in_a_file_what_evaluation_heard_in_the_same_string(
     transcribed gives what the run's evaluation decoded from it."""
     out, metrics = tiny_run
     waveforms, labels = sr.load_digit_strings(quick())  # the run's strings, seeded
-    assert labels["test"][:8] == [example["said"] for example in metrics["examples"]]
+    assert labels["test"][:8] == [example["said"] for example in metrics["unseen_examples"]]
     wav = tmp_path / "test_string.wav"
     soundfile.write(wav, waveforms["test"][0], SAMPLE_RATE, subtype="FLOAT")
-    heard = sr.main(quick(output_dir=str(out), transcribe=str(wav)))
-    assert (heard["digits"], heard["greedy"]) == (metrics["examples"][0]["beam"],
-                                                  metrics["examples"][0]["greedy"])
+    heard = sr.main(quick(output_dir=str(out), transcribe=(str(wav),)))["files"][0]
+    assert (heard["digits"], heard["greedy"]) == (metrics["unseen_examples"][0]["beam"],
+                                                  metrics["unseen_examples"][0]["greedy"])
 
 
 def write_digits(path: Path, rate: int, channels: int) -> None:
@@ -484,12 +573,12 @@ def test_transcribe_accepts_stereo_16khz(tiny_run, tmp_path, capsys):
     mono, stereo = tmp_path / "mono.wav", tmp_path / "stereo.wav"
     write_digits(mono, SAMPLE_RATE, channels=1)
     write_digits(stereo, 16000, channels=2)
-    heard = sr.main(quick(output_dir=str(out), transcribe=str(stereo)))
+    heard = sr.main(quick(output_dir=str(out), transcribe=(str(stereo),)))["files"][0]
     assert heard["sample_rate"] == 16000 and set(heard["digits"]) <= set("0123456789")
     assert "digits heard:" in capsys.readouterr().out
-    reference = sr.main(quick(output_dir=str(out), transcribe=str(mono)))
+    reference = sr.main(quick(output_dir=str(out), transcribe=(str(mono),)))["files"][0]
     assert reference["sample_rate"] == SAMPLE_RATE
-    assert common.read_json(out / "inference.json")["file"] == str(mono)
+    assert common.read_json(out / "inference.json")["files"][0]["file"] == str(mono)
     assert common.read_json(out / "metrics.json")["test_speaker"] == "george"  # untouched
 
 
@@ -498,7 +587,7 @@ def test_transcribe_hears_nothing_in_silence(tiny_run, tmp_path, capsys):
     quiet = tmp_path / "quiet.wav"
     noise = np.random.default_rng(0).normal(0, 1e-5, 3 * SAMPLE_RATE)  # -100 dB: silence
     soundfile.write(quiet, noise, SAMPLE_RATE, subtype="FLOAT")
-    heard = sr.main(quick(output_dir=str(out), transcribe=str(quiet)))
+    heard = sr.main(quick(output_dir=str(out), transcribe=(str(quiet),)))["files"][0]
     assert heard["digits"] == "" and heard["greedy"] == ""
     printed = capsys.readouterr().out
     assert "the recording is silent" in printed and "digits heard: (none)" in printed
@@ -531,11 +620,14 @@ def bad_audio_files(tmp: Path) -> list[tuple[str, str]]:
     soundfile.write(long, np.zeros(600 * SAMPLE_RATE, "int16"), SAMPLE_RATE)
     fake_mp3 = tmp / "song.mp3"
     fake_mp3.write_text("not an mp3 at all\n" * 50)
+    empty_folder = tmp / "nothing_here"
+    empty_folder.mkdir()
+    (empty_folder / "notes.txt").write_text("no audio\n")
     return [(str(empty), "cannot read"), (str(text), "cannot read"),
             (str(silent), "holds no audio"), (str(slow), "4000 Hz"),
             (str(tmp / "missing.wav"), "no audio file at"), (str(tiny), "too short"),
             (str(broken), "NaN or infinite samples"), (str(long), "is 600 s long"),
-            (str(fake_mp3), "cannot read"), (str(tmp), "is a folder")]
+            (str(fake_mp3), "cannot read"), (str(empty_folder), "no audio file (.wav")]
 
 
 def test_bad_audio_gets_one_line_and_nonzero_exit(tiny_run, tmp_path, monkeypatch, capsys):
@@ -548,6 +640,34 @@ def test_bad_audio_gets_one_line_and_nonzero_exit(tiny_run, tmp_path, monkeypatc
         assert code == 1, path
         assert len(err.splitlines()) == 1 and err.startswith("error:"), err
         assert fragment in err, err
+
+
+def test_transcribe_a_folder_and_files_one_line_each_going_on_past_a_bad_one(
+        tiny_run, tmp_path, monkeypatch, capsys):
+    out, _ = tiny_run
+    folder = tmp_path / "calls"
+    (folder / "more").mkdir(parents=True)
+    write_digits(folder / "a.wav", SAMPLE_RATE, channels=1)
+    write_digits(folder / "more" / "b.flac", 16000, channels=2)
+    (folder / "c.wav").write_text("not audio\n")
+    (folder / "readme.txt").write_text("skipped: not an audio file\n")
+    extra = tmp_path / "d.wav"
+    write_digits(extra, SAMPLE_RATE, channels=1)
+    monkeypatch.setattr(sys, "argv", ["speech_recognition.py", "--transcribe", str(folder),
+                                      str(extra), "--output-dir", str(out)])
+    assert common.run_cli(sr.main, sr.Config, sr.__doc__) == 1  # one file failed
+    captured = capsys.readouterr()
+    errors = captured.err.strip().splitlines()
+    assert len(errors) == 2 and "c.wav" in errors[0] and "cannot read" in errors[0]
+    assert errors[1] == ("error: 1 of 4 files could not be transcribed (each error is above); "
+                         "the others are in inference.json")
+    files = common.read_json(out / "inference.json")["files"]
+    assert [Path(f["file"]).name for f in files] == ["a.wav", "c.wav", "b.flac", "d.wav"]
+    assert "error" in files[1] and all(set(files[i]["digits"]) <= set("0123456789")
+                                       for i in (0, 2, 3))
+    assert files[0]["digits"] == files[3]["digits"]  # the same audio, the same digits
+    heard_lines = [line for line in captured.out.splitlines() if "digits heard:" in line]
+    assert len(heard_lines) == 3
 
 
 def test_transcribe_without_a_trained_model_says_what_to_run(tmp_path, monkeypatch,
