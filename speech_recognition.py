@@ -46,8 +46,7 @@ from keras import layers, ops
 
 SAMPLE_RATE = readers.FSDD_RATE  # 8000 Hz, the sample rate of the Free Spoken Digit Dataset
 BLANK, NUM_CLASSES = 10, 11  # CTC's blank class; classes 0-9 are the digits themselves
-# The front end: 32 ms windows every 20 ms (50 frames a second), 40 mel filters from 20 Hz to
-# 4 kHz, the classic 13 MFCCs; the Conv1D front-end then halves the frame rate for the GRUs.
+# 32 ms windows every 20 ms, 40 mel filters from 20 Hz to 4 kHz, 13 MFCCs; a Conv1D of stride 2
 FRAME_LENGTH, FRAME_STEP, FFT_LENGTH, MEL_BINS, NUM_MFCC, CONV_STRIDE = 256, 160, 256, 40, 13, 2
 # The digit strings: 1 to --max-digits digits, pauses of 50-250 ms around and between them, white
 # noise 20-40 dB below the speech; in training, each recording up to 20% slower or faster, and in
@@ -546,7 +545,7 @@ def transcribe_files(config: Config, run: common.Run) -> dict:
                                f"{', '.join(map(common.shown, paths))}")
     command = "python speech_recognition.py" + "".join(f" --{flag} {value}" for flag, value in (
         ("output-dir", config.output_dir), ("data-dir", config.data_dir)) if value)
-    model, results = readers.load_best(folders(config, run.out)[1], command)[0], []
+    model, results = None, []
     for path in files:
         try:
             samples, rate = readers.read_audio(path, MAX_SECONDS)
@@ -560,6 +559,7 @@ def transcribe_files(config: Config, run: common.Run) -> dict:
             results.append({"file": str(path), "error": common.one_line(error, 0)})
             print(f"error: {results[-1]['error']}", file=sys.stderr)
             continue
+        model = model or readers.load_best(folders(config, run.out)[1], command)[0]  # once
         heard, silent = {"greedy": [""], "beam": [""]}, np.max(np.abs(waveform)) < SILENCE
         if not silent:  # normalising silence would only amplify noise; else one utterance
             log_probs = model.predict_on_batch((peak_normalize(waveform)[None],
