@@ -1,8 +1,5 @@
-"""Plumbing shared by the lessons; no RNN lesson lives here: a `Config` dataclass as a command
-line (`RunConfig`, `run_cli`: bounds checked before any work, every failure one line), one
-run's locked output folder (`Run`), the project's one training callback (`KeepBest`), plots."""
-
-from __future__ import annotations
+"""Plumbing shared by the lessons: a `Config` dataclass as a command line (`RunConfig`, `run_cli`:
+bounds checked first, every failure one line), a run's locked folder (`Run`), `KeepBest`, plots."""
 
 import argparse
 import contextlib
@@ -18,7 +15,6 @@ import signal
 import sys
 import time
 import traceback
-import types
 import typing
 import warnings
 from collections.abc import Callable
@@ -48,7 +44,6 @@ TRACEBACK_VARIABLE = "RNN_TRACEBACK"  # set to 1 to see the traceback of an unex
 VERBOSE = 1 if sys.stdout.isatty() else 2  # fit's progress bar on a terminal, a line in a log
 
 
-# ----------------------------------------------------------------------------- errors
 class UserError(Exception):
     """A problem the user can fix: `run_cli` prints it as one line and exits with 1."""
 
@@ -78,9 +73,7 @@ def one_line(error: BaseException, limit: int = 200) -> str:
     return text if not limit or len(text) <= limit else text[: limit - 3] + "..."
 
 
-# ----------------------------------------------------------------------------- Config and CLI
-class Bound(typing.NamedTuple):
-    """The range a number (or each item of a tuple) must lie in: `Annotated[int, at_least(1)]`."""
+class Bound(typing.NamedTuple):  # a number's (or tuple item's) range: Annotated[int, at_least(1)]
     holds: Callable[[float], bool]
     text: str  # "must be ..."
 
@@ -105,7 +98,7 @@ def _fields(config_cls: type):
         kind, bounds = hints[field.name], ()
         if typing.get_origin(kind) is Annotated:
             kind, *bounds = typing.get_args(kind)
-        if typing.get_origin(kind) in (typing.Union, types.UnionType):  # X | None: X
+        if type(None) in typing.get_args(kind):  # X | None: X
             kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
         many = typing.get_origin(kind) is tuple
         kind = typing.get_args(kind)[0] if many else kind
@@ -177,16 +170,14 @@ def build_parser(config_cls: type, description: str = "") -> argparse.ArgumentPa
     parser = argparse.ArgumentParser(description=description.strip().split("\n\n")[0],
                                      allow_abbrev=False,
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.error = lambda message: parser.exit(2, f"{parser.prog}: error: {message} (see "
-                                                  "--help)\n")  # one line, not the usage too
+    parser.error = lambda message: parser.exit(2, f"{parser.prog}: error: {message} (see --help)\n")
     groups = {False: parser.add_argument_group("settings of this lesson"),
               True: parser.add_argument_group("run options (every lesson)")}
     comments, shared = field_comments(config_cls), RunConfig.__dataclass_fields__
     for field, kind, choices, _, many in sorted(_fields(config_cls),
                                                 key=lambda described: described[0].name in shared):
         choices = ("default", *config_cls.PRESETS) if field.name == "preset" else choices
-        options = {"default": field.default, "help": comments.get(field.name, " ").replace(
-            "%", "%%")}
+        options = dict(default=field.default, help=comments.get(field.name, " ").replace("%", "%%"))
         if kind is bool:
             options["action"] = argparse.BooleanOptionalAction
         else:
@@ -233,11 +224,9 @@ def run_cli(main: Callable, config_cls: type, description: str = "") -> int:
                               "finished epoch")
     except (MemoryError, tf.errors.ResourceExhaustedError) as error:
         need = type(error).__name__
-        found = re.search(r"shape\[([\d,]+)\] and type (\w+)", str(error))
-        if found:  # TensorFlow's report names the tensor
-            size = {"double": 8, "int64": 8, "half": 2, "bfloat16": 2}.get(found[2], 4)
-            need = (f"a tensor of shape [{found[1]}] ({found[2]}) alone needs "
-                    f"{math.prod(map(int, found[1].split(','))) * size / 2**30:.1f} GiB")
+        if found := re.search(r"shape\[([\d,]+)\] and type (\w+)", str(error)):  # TF names it
+            size = math.prod(map(int, found[1].split(","))) * tf.as_dtype(found[2]).size / 2**30
+            need = f"a tensor of shape [{found[1]}] ({found[2]}) alone needs {size:.1f} GiB"
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
         message = (f"error: out of memory: {need}, and this machine has {memory:.0f} GiB; "
                    "lower the model's size (--units) or --batch-size")
@@ -246,22 +235,19 @@ def run_cli(main: Callable, config_cls: type, description: str = "") -> int:
                    f"{error.strerror or one_line(error)}; check that path (free space, "
                    "permissions) or pass another --output-dir")
     except Exception as error:  # the last line of defence: one line, and how to see more
-        lost = "multiworker" in sys.modules and sys.modules["multiworker"].lost_worker(error)
-        message = (f"error: the cluster lost {lost}; restart every worker with the same command"
-                   " to resume after the last finished epoch")
-        if not lost:
-            if os.environ.get(TRACEBACK_VARIABLE) == "1":
-                traceback.print_exc()
-            code, message = 3, (f"error: unexpected {type(error).__name__}: {one_line(error)} "
-                                "(a bug, or an input this script does not foresee; rerun with "
-                                f"{TRACEBACK_VARIABLE}=1 to see where)")
+        if os.environ.get(TRACEBACK_VARIABLE) == "1":
+            traceback.print_exc()
+        code, message = 3, (f"error: unexpected {type(error).__name__}: {one_line(error)} (a bug "
+                            f"or unforeseen input; rerun with {TRACEBACK_VARIABLE}=1 to see where)")
+        if lost := "multiworker" in sys.modules and sys.modules["multiworker"].lost_worker(error):
+            code, message = 1, (f"error: the cluster lost {lost}; restart every worker with the "
+                                "same command to resume after the last finished epoch")
     finally:
         signal.signal(signal.SIGTERM, previous)
     print(message, file=sys.stderr)
     return code
 
 
-# ----------------------------------------------------------------------------- one run
 def output_folder(config: RunConfig, script: str) -> Path:
     """`--output-dir` or outputs/<script>[-<preset>]/, made; another script's folder refused."""
     path = Path(config.output_dir or OUTPUTS_DIR / (
@@ -281,14 +267,13 @@ def output_folder(config: RunConfig, script: str) -> Path:
 
 
 class Run:
-    """`with common.Run(config, "time_series") as run:` makes the tf.distribute strategy first,
-    seeds every generator, makes and locks `run.out`; `run.save(metrics)` writes metrics.json.
-    Other workers than the chief keep their files in <folder>/.worker-<index>/ until they end."""
+    """`with common.Run(config, "time_series") as run:` makes the strategy, seeds, locks `run.out`
+    (a worker but the chief: <folder>/.worker-<index>/, removed at its end); `run.save(metrics)`."""
 
     def __init__(self, config: RunConfig, script: str):
         self.config, self.script, self.chief, self.worker = config, script, True, ""
 
-    def __enter__(self) -> Run:
+    def __enter__(self) -> "Run":
         self.started = time.monotonic()
         if not _RUN["cli"]:  # called as main(config): the run starts here
             _RUN["started"] = self.started
@@ -346,14 +331,11 @@ def read_json(path: Path) -> Any | None:
         return None
 
 
-# ----------------------------------------------------------------------------- training
 class KeepBest(keras.callbacks.Callback):
     """The project's one callback, after Keras' EarlyStopping, BackupAndRestore (`<folder>/backup`)
-    and TerminateOnNaN. In `folder` it keeps best.keras + best.json, the lowest finite `monitor`
-    of any run there with the settings and `assets` using it needs, renamed into place (a kill
-    never leaves half a model), and history.csv, resumed epochs included. It says after epoch 1
-    how long the fit should take, stops before an epoch would end past --minutes, raises
-    TrainingDiverged for a NaN or infinite loss, and refuses to resume other settings or data."""
+    and TerminateOnNaN: history.csv (resumes included); best.keras + best.json, the lowest finite
+    `monitor` of any run in `folder`, with its settings and `assets`, renamed into place (never half
+    a model); a time estimate; --minutes; TrainingDiverged; no resume of other settings or data."""
 
     def __init__(self, folder: Path, config: RunConfig, data: str = "", monitor: str = "val_loss",
                  assets: dict | None = None, clock: Callable = time.monotonic):
@@ -371,9 +353,8 @@ class KeepBest(keras.callbacks.Callback):
         if (self.folder / "best.keras").is_file():
             if not (isinstance(record, dict) and record.get("monitor") == monitor
                     and isinstance(record.get("value"), (int, float))):
-                raise CheckpointError(f"{shown(self.folder / 'best.keras')} has no readable "
-                                      "best.json, so its score is unknown; move that model "
-                                      "elsewhere to train here, or pass another --output-dir")
+                raise CheckpointError(f"{shown(self.folder)}/best.keras has no readable best.json, "
+                                      "so its score is unknown; move it or use a new --output-dir")
             self.best = record["value"] if math.isfinite(record["value"]) else None
         stamp = read_json(self.backup / "run.json")  # an interrupted run, when there is one
         metadata = read_json(self.backup / "training_metadata.json")
@@ -386,10 +367,9 @@ class KeepBest(keras.callbacks.Callback):
         elif self.backup.exists() and stamp != self.settings:
             said = ", ".join("other data" if key == "data" else f"{_flag(key)} {stamp.get(key)}"
                              for key in self.settings if isinstance(stamp, dict)
-                             and stamp.get(key) != self.settings[key])
+                             and stamp.get(key) != self.settings[key]) or "unknown"
             raise UserError(f"{shown(self.folder)} holds an interrupted run made with other "
-                            f"settings ({said or 'unknown'}); rerun with those to resume it, or "
-                            "add --restart to discard it")
+                            f"settings ({said}); rerun with those, or add --restart to discard it")
 
     def on_train_begin(self, logs=None):
         self.backup.mkdir(exist_ok=True)
@@ -438,13 +418,11 @@ class KeepBest(keras.callbacks.Callback):
                 np.isfinite(weight).all() for weight in self.model.get_weights()):
             shutil.rmtree(self.backup, ignore_errors=True)  # never resume from NaN weights
             kept = (f"the best model so far is kept in {shown(self.folder / 'best.keras')}"
-                    if self.best is not None else "no model was saved")
-            raise TrainingDiverged(f"training diverged in {shown(self.folder)}: the loss became "
-                                   f"NaN or infinite after {len(losses)} epoch(s); lower "
-                                   f"--learning-rate; {kept}")
+                    if self.best is not None else f"no model was saved in {shown(self.folder)}")
+            raise TrainingDiverged(f"training diverged: the loss became NaN or infinite after "
+                                   f"{len(losses)} epoch(s); lower --learning-rate; {kept}")
 
 
-# ----------------------------------------------------------------------------- plots
 def save_figure(figure, path: Path, show: bool = False) -> Path:
     """Save `figure` as PNG (and show it with --show), then close it."""
     import matplotlib.pyplot as plt
@@ -463,8 +441,7 @@ def plot_history(history: dict, path: Path, title: str, metrics=("loss",), ylabe
     figure, axis = plt.subplots(figsize=(7, 4))
     for metric in metrics:
         for prefix, style in (("", "-"), ("val_", "--")):
-            values = history.get(prefix + metric)
-            if values:
+            if values := history.get(prefix + metric):
                 axis.plot(range(1, len(values) + 1), values, style, marker="o", markersize=3,
                           label=("validation " if prefix else "training ") + metric)
     axis.set(title=title, xlabel="epoch", ylabel=ylabel)

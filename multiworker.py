@@ -1,9 +1,6 @@
-"""Training on several machines (`--strategy multiworker`; docs/several_machines.md): each runs
-the same command with its own TF_CONFIG. Added to `tf.distribute.MultiWorkerMirroredStrategy`:
-the cluster checked before any work, every wait for it bounded by --cluster-timeout and ended by
-SIGTERM or Ctrl-C, and Keras 3's `fit` mended to run under it (keras-team/keras#20585)."""
-
-from __future__ import annotations
+"""`--strategy multiworker` (docs/several_machines.md): `tf.distribute.MultiWorkerMirroredStrategy`
+with the TF_CONFIG cluster checked before any work, every wait for it bounded (--cluster-timeout)
+and ended by SIGTERM or Ctrl-C, and Keras 3's `fit` mended for it (keras-team/keras#20585)."""
 
 import contextlib
 import json
@@ -23,8 +20,7 @@ HELP = ("see docs/several_machines.md; e.g. TF_CONFIG='{\"cluster\": {\"worker\"
         " \"host2:23456\"]}, \"task\": {\"type\": \"worker\", \"index\": 0}}'")
 
 
-class ClusterTask(typing.NamedTuple):
-    """This process's place in the TF_CONFIG cluster."""
+class ClusterTask(typing.NamedTuple):  # this process's place in the TF_CONFIG cluster
     kind: str  # "chief" or "worker"
     index: int
     addresses: dict[str, list[str]]  # {"chief": [...], "worker": [...]}
@@ -67,10 +63,9 @@ def cluster_task() -> ClusterTask:
 
 
 def strategy(config) -> tuple[tf.distribute.Strategy, str]:
-    """The strategy once every task has joined (or one line naming those that did not within
-    --cluster-timeout), and this task's folder in the outputs ("" for the chief). TensorFlow's
-    chief would wait for a missing or foreign peer forever, deaf to signals, so the waits happen
-    here, in Python: the chief answers on its own port until every other task's TensorFlow server
+    """The strategy once every task has joined, and this task's folder in the outputs ("" for the
+    chief). TensorFlow would wait for a missing or foreign peer forever, deaf to signals, so the
+    waits happen here, in Python: the chief answers on its own port until every other task's server
     answers; the others wait for that answer to start theirs. The last seconds run `_bounded`."""
     task, timeout = cluster_task(), config.cluster_timeout
     if getattr(config, "jit_compile", False) and not tf.config.list_physical_devices("GPU"):
@@ -81,28 +76,26 @@ def strategy(config) -> tuple[tf.distribute.Strategy, str]:
     from tensorflow.python.distribute import multi_worker_util
     from tensorflow.python.eager import context
     port = int(task.addresses[task.kind][task.index].rpartition(":")[2])
-    hello = socket.create_server(("", port)) if task.chief else None
     waiting = task.peers if task.chief else dict([task.leader])
-    print(f"cluster: this is {task.kind} {task.index}; waiting at most {timeout:g} s for "
-          f"{len(task.peers)} other task(s)", flush=True)
-    deadline, greeted = time.monotonic() + timeout, []
-    while waiting and time.monotonic() < deadline:
-        while hello and select.select([hello], [], [], 0)[0]:  # a task asking for the chief
-            greeted.append(hello.accept()[0])
-            greeted[-1].sendall(b"\0\0\0\4\0\0\0\0\0")  # HTTP/2 SETTINGS, as TensorFlow's
-        answers = {name: _answer(address) for name, address in waiting.items()}
-        for name in (name for name, answer in answers.items() if answer == "foreign"):
-            raise UserError(f"{name} at {waiting[name]} is another program, not a TensorFlow "
-                            "worker of this cluster; check TF_CONFIG's addresses")
-        waiting = {name: waiting[name] for name, answer in answers.items() if answer == "none"}
-        time.sleep(0.2 if waiting else 0)
-    for connection in [*greeted, *([hello] if hello else [])]:
-        connection.close()  # the chief's port, free for its TensorFlow server
+    with contextlib.ExitStack() as sockets:  # closed after: the chief's port, free for its server
+        hello = sockets.enter_context(socket.create_server(("", port))) if task.chief else None
+        print(f"cluster: this is {task.kind} {task.index}; waiting at most {timeout:g} s for "
+              f"{len(task.peers)} other task(s)", flush=True)
+        deadline = time.monotonic() + timeout
+        while waiting and time.monotonic() < deadline:
+            while hello and select.select([hello], [], [], 0)[0]:  # a task asking for the chief
+                asking = sockets.enter_context(hello.accept()[0])
+                asking.sendall(b"\0\0\0\4\0\0\0\0\0")  # HTTP/2 SETTINGS, as TensorFlow's
+            answers = {name: _answer(address) for name, address in waiting.items()}
+            for name in (name for name, answer in answers.items() if answer == "foreign"):
+                raise UserError(f"{name} at {waiting[name]} is another program, not a "
+                                "TensorFlow worker of this cluster; check TF_CONFIG's addresses")
+            waiting = {name: waiting[name] for name, answer in answers.items() if answer == "none"}
+            time.sleep(0.2 if waiting else 0)
     names = ", ".join(f"{name} at {address}" for name, address in (
         waiting or dict([task.leader])).items())
-    silent = UserError(f"{names} did not answer within {timeout:g} s; start the same command "
-                       "there (with its own TF_CONFIG task), check TF_CONFIG's addresses, or "
-                       "raise --cluster-timeout")
+    silent = UserError(f"{names} did not answer within {timeout:g} s; start the same command there"
+                       " (with its own TF_CONFIG task), check TF_CONFIG or raise --cluster-timeout")
     if waiting:
         raise silent
     context.context().configure_coordination_service(  # what the strategy sets, plus a deadline
@@ -151,9 +144,8 @@ def _bounded(what: str, seconds: float):
         os.close(done_writer)
         if not select.select([done_reader], [], [], seconds)[0]:
             os.kill(parent, signal.SIGKILL)
-            os.write(2, f"error: no answer within {seconds:g} s while {what}; start every task "
-                        "with the same command, check TF_CONFIG, or raise --cluster-timeout\n"
-                        .encode())
+            os.write(2, f"error: no answer within {seconds:g} s while {what}; start each task with "
+                        "the same command, check TF_CONFIG, or raise --cluster-timeout\n".encode())
         elif not os.read(done_reader, 1):  # the parent died: a signal ended it
             os.write(2, f"terminated while {what}\n".encode())
         os._exit(0)
@@ -182,13 +174,11 @@ def lost_worker(error: Exception) -> str:
 
 
 def _mend_keras() -> None:
-    """Keras 3 (to 3.15 at least) cannot `fit` under MultiWorkerMirroredStrategy
-    (https://github.com/keras-team/keras/issues/20585): it averages a first distributed batch
-    with a collective only to learn its shapes, and averages scalar logs along an axis they do
-    not have. Mended: the shapes come from this worker's part of the batch; scalars stay scalars."""
+    """https://github.com/keras-team/keras/issues/20585: Keras 3 (to 3.15 at least) cannot `fit`
+    under the strategy; it averages a first batch with a collective only to learn its shapes, and
+    scalar logs along an axis they lack. Mended: shapes from this worker's part; scalars stay."""
     from keras.src import tree
     from keras.src.backend.tensorflow import trainer
-
     def maybe_symbolic_build(self, iterator=None, data_batch=None):
         if self._distribute_strategy is None:
             return
@@ -199,12 +189,10 @@ def _mend_keras() -> None:
                 if isinstance(x, tf.distribute.DistributedValues) else x, next(batches))
         with self.distribute_strategy.scope():
             self._symbolic_build(data_batch=data_batch)
-
     keras_reduce = trainer.reduce_per_replica
     def reduce_per_replica(values, strategy, reduction):
         if reduction in ("auto", "mean") and trainer._collective_all_reduce_multi_worker(strategy):
             return tree.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), values)
         return keras_reduce(values, strategy, reduction)
-
     trainer.TensorFlowTrainer._maybe_symbolic_build = maybe_symbolic_build
     trainer.reduce_per_replica = reduce_per_replica
