@@ -592,7 +592,7 @@ def write_reports(runs: dict) -> None:
 
 
 STUDY_LABELS = {
-    "default": "the default: synthetic voices for a quarter of the strings",
+    "default": "the default of the day (AMD EPYC: with the fluent strings of issue 31)",
     "none": "none: FSDD's five voices, speed changes (`--synthetic-share 0`)",
     "varnorm": "per-utterance variance normalisation (`--cepstral-variance-norm`)",
     "specaugment": "SpecAugment time and frequency masks (`--time-masks 2 --freq-masks 2`)",
