@@ -52,12 +52,13 @@ SCRIPTS = ("rnn_basics", "rnn_comparison", "lstm_sequence", "time_series",
 SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")  # FSDD's six voices
 # speech_recognition's measures for a voice it never heard (issue 21): name -> Config overrides
 # (each measured alone, without the synthetic voices the default adds since they won)
-SPEECH_STUDIES = {
-    "none": {"synthetic_share": 0.0},  # FSDD's five training voices and speed changes only
-    "varnorm": {"cepstral_variance_norm": True, "synthetic_share": 0.0},  # MFCCs to unit std
-    "specaugment": {"time_masks": 2, "freq_masks": 2, "synthetic_share": 0.0},  # masks
-    "vtlp": {"vtlp": 0.1, "synthetic_share": 0.0},  # frequency axis warped by 0.9-1.1
-    "freqmask": {"freq_masks": 2, "synthetic_share": 0.0},  # SpecAugment's bands alone
+SPEECH_STUDIES = {  # each on FSDD's voices alone: no espeak-ng strings, glued or fluent
+    "none": {"synthetic_share": 0.0, "fluent_share": 0.0},  # speed changes only
+    "varnorm": {"cepstral_variance_norm": True, "synthetic_share": 0.0, "fluent_share": 0.0},
+    "specaugment": {"time_masks": 2, "freq_masks": 2, "synthetic_share": 0.0,
+                    "fluent_share": 0.0},
+    "vtlp": {"vtlp": 0.1, "synthetic_share": 0.0, "fluent_share": 0.0},  # warps of 0.9-1.1
+    "freqmask": {"freq_masks": 2, "synthetic_share": 0.0, "fluent_share": 0.0},  # bands alone
 }
 
 # job name -> (lesson, mode, what it runs, {main() key: results.json key}). What it runs: a
@@ -218,7 +219,8 @@ JOBS: dict[str, tuple[str, str, dict | str, dict[str, str | tuple[str, ...]]]] =
         "unseen_string_accuracy_beam": "full_unseen_string_accuracy_beam",
     }),
     "speech_recognition:full-none": ("speech_recognition", "study",
-                                     {"preset": "full", "synthetic_share": 0.0}, {}),
+                                     {"preset": "full", "synthetic_share": 0.0,
+                                      "fluent_share": 0.0}, {}),
 }
 
 # Plots the README shows, copied to docs/ after each run of their job: job -> [(file in the
@@ -593,7 +595,7 @@ def write_reports(runs: dict) -> None:
 
 STUDY_LABELS = {
     "default": "the default of the day (AMD EPYC: with the fluent strings of issue 31)",
-    "none": "none: FSDD's five voices, speed changes (`--synthetic-share 0`)",
+    "none": "none: FSDD's five voices, speed changes (`--synthetic-share 0 --fluent-share 0`)",
     "varnorm": "per-utterance variance normalisation (`--cepstral-variance-norm`)",
     "specaugment": "SpecAugment time and frequency masks (`--time-masks 2 --freq-masks 2`)",
     "freqmask": "SpecAugment frequency masks only (`--freq-masks 2`)",
