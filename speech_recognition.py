@@ -158,8 +158,9 @@ def add_synthetic_voices(waveforms: list, labels: list[str], fluent: list, confi
     by_digit = {d: [(v, s) for (n, v, _), s in sorted(voices) if n == d] for d in range(10)}
     glued, whole = (round(s * len(labels)) for s in (config.synthetic_share, config.fluent_share))
     said = make_utterances(by_digit, glued, config.max_digits, rng, training=True)
-    for digits, recording in (fluent[i] for i in rng.integers(len(fluent), size=whole)):
-        said[0].append(utterance([recording], rng, training=True)), said[1].append(digits)
+    for index in rng.integers(len(fluent), size=whole):  # strings said whole, drawn at random
+        said[0].append(utterance([fluent[index][1]], rng, training=True))
+        said[1].append(fluent[index][0])
     for slot, waveform, label in zip(rng.choice(len(labels), glued + whole, replace=False),
                                      *said, strict=True):
         waveforms[slot], labels[slot] = waveform, label
@@ -491,8 +492,7 @@ def evaluate(model: keras.Model, history: dict, waveforms: dict, labels: dict, b
              config: Config) -> tuple[dict[str, Any], dict]:
     """Both decoders' and the baseline's metrics on seen speakers (validation takes), the unseen
     speaker and unseen voices' fluent strings, with the training summary; the test transcripts."""
-    metrics: dict[str, Any] = {"baseline_prediction": baseline}
-    test: dict = {}
+    metrics, transcripts = {"baseline_prediction": baseline}, {}
     for name, voices in zip(("val", "test", "fluent"), VOICES, strict=True):
         log_probs = []  # each string's, real output frames only (the targets' first column)
         for x, targets in make_dataset(waveforms[name], labels[name], config):
@@ -507,13 +507,13 @@ def evaluate(model: keras.Model, history: dict, waveforms: dict, labels: dict, b
         metrics[f"{voices}_examples"] = [
             {"said": s, "greedy": g, "beam": b} for s, g, b in zip(
                 labels[name][:8], heard["greedy"], heard["beam"], strict=False)]
-        test = {"log_probs": log_probs, **heard} if voices == "unseen" else test
+        transcripts[voices] = {"log_probs": log_probs, **heard}
     metrics.update(
         epochs_trained=len(history["loss"]), first_epoch_loss=history["loss"][0],
         final_epoch_loss=history["loss"][-1], best_val_loss=min(history["val_loss"]),
         parameters=model.count_params(), train_utterances=config.train_utterances,
         test_speaker=config.test_speaker, fluent_strings=len(labels["fluent"]))
-    return metrics, test
+    return metrics, transcripts["unseen"]
 
 
 def print_results(metrics: dict, config: Config) -> None:

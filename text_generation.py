@@ -546,9 +546,9 @@ def use_saved_model(config: Config, text: str, folder: Path) -> dict:
     """--generate (samples, autocomplete, cells) or --complete (autocomplete alone) with the
     best model saved for this text, and its vocabulary; no training."""
     command = "python text_generation.py" + "".join(  # what trains it: the settings that differ
-        f" --{name.replace('_', '-')} {getattr(config, name)}" for name in ("preset", "text",
-        "level", "cell", "output_dir") if getattr(config, name) not in ("", "default", "char",
-                                                                       "lstm"))
+        f" --{name.replace('_', '-')} {getattr(config, name)}" for name in
+        ("preset", "text", "level", "cell", "output_dir")
+        if getattr(config, name) not in ("", "default", "char", "lstm"))
     model, record = readers.load_best(folder, command)
     sampler, tokens = Sampler(model), record["assets"].get("vocabulary", {}).get("tokens")
     if not isinstance(tokens, list) or len(tokens) != sampler.vocab_size:
