@@ -194,9 +194,8 @@ def utterance(recordings: list, rng: np.random.Generator, training: bool = False
 
 
 def glue(recordings: Sequence, gaps: Sequence[int], snr_db: float, rng) -> tuple[np.ndarray, list]:
-    """gap 0, recording 1, gap 1, ..., recording n, gap n (in samples; a negative gap overlaps
-    its two recordings, cross-faded: never louder than the louder of the two), white noise
-    `snr_db` below the speech's RMS, a peak of 0.9; and each recording's (start, end)."""
+    """gap 0, recording 1, ..., recording n, gap n (samples; a negative gap cross-fades its two
+    recordings), white noise `snr_db` below the speech's RMS, a peak of 0.9; each (start, end)."""
     speech = [np.asarray(recording, dtype="float32") / 32768.0 for recording in recordings]
     rms = np.sqrt(np.mean(np.square(np.concatenate(speech), dtype="float64")))
     waveform = np.zeros(sum(gaps) + sum(map(len, speech)), dtype="float32")
