@@ -493,6 +493,26 @@ def test_padding_changes_no_output_frame():
     np.testing.assert_allclose(np.exp(alone).sum(-1), 1.0, rtol=1e-5)
 
 
+def test_training_batches_hold_strings_of_one_half_second_of_length_each_once_per_epoch():
+    waveforms, labels = digit_strings(synthetic_share=0.0)
+    config = small(synthetic_share=0.0, batch_size=4)
+    lengths = np.array([len(w) for w in waveforms["train"]])
+    train_data = sr.make_dataset(waveforms["train"], labels["train"], config, shuffle=True)
+    epochs = [[(np.asarray(n), np.asarray(x), np.asarray(y)) for (x, n), y in train_data]
+              for _ in range(2)]
+    for batches in epochs:
+        seen = np.concatenate([n for n, _, _ in batches])
+        np.testing.assert_array_equal(np.sort(seen), np.sort(lengths))  # each string once
+        for n, x, y in batches:
+            assert len(n) <= 4 and len(set(n // sr.BUCKET)) == 1  # one bucket per batch
+            assert x.shape == (len(n), n.max()) and np.all(x[np.arange(x.shape[1]) >= n[:, None]]
+                                                             == 0)  # zeros after each end
+            for row, count in zip(y, n, strict=True):  # each string keeps its own label
+                label = "".join(map(str, row[2:2 + row[1]]))
+                assert label == labels["train"][int(np.flatnonzero(lengths == count)[0])]
+    assert [n.tolist() for n, _, _ in epochs[0]] != [n.tolist() for n, _, _ in epochs[1]]
+
+
 def test_the_learning_rate_decays_over_exactly_the_epochs_trained():
     waveforms, labels = digit_strings(synthetic_share=0.0)
     config = small(synthetic_share=0.0, epochs=7, batch_size=5, units=4, conv_filters=0,
@@ -500,9 +520,10 @@ def test_the_learning_rate_decays_over_exactly_the_epochs_trained():
     train_data = sr.make_dataset(waveforms["train"], labels["train"], config, shuffle=True)
     model = sr.make_model(waveforms["train"], config, len(train_data))
     schedule = model.optimizer._learning_rate
-    assert len(train_data) == 5  # 24 strings in batches of 5: the last one holds 4
-    assert schedule.decay_steps == 7 * 5
-    assert float(schedule(35)) == pytest.approx(0.05 * config.learning_rate)  # alpha: 5%
+    steps = len(list(train_data))  # the batches an epoch really has
+    assert len(train_data) == steps >= 5  # 24 strings in batches of at most 5
+    assert schedule.decay_steps == 7 * steps
+    assert float(schedule(7 * steps)) == pytest.approx(0.05 * config.learning_rate)  # alpha: 5%
     normalize = model.get_layer("normalize")  # the training strings' MFCC statistics
     mean, variance = sr.feature_statistics(waveforms["train"], config)
     np.testing.assert_allclose(np.ravel(normalize.mean), mean, rtol=1e-6)
