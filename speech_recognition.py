@@ -56,9 +56,8 @@ RUN_TOGETHER, GAPS = 0.5, (-0.04, 0.05)
 VAL_TAKES = 5  # takes 0-4 of the training speakers: the seen-voice validation strings
 TIME_MASK_FRAMES, FREQ_MASK_BINS = 10, 6  # SpecAugment: the widest time stripe and mel band
 PATIENCE, CLIPNORM = 3, 1.0  # early stopping's patience (epochs); gradient clipping (global norm)
-DECODE_BATCH = 256  # utterances padded together for beam search and feature statistics
+DECODE_BATCH, BEAM_WIDTH = 256, 8  # strings padded together to decode or average; beams kept
 BUCKET = SAMPLE_RATE // 2  # training batches: strings of the same half second of length
-BEAM_WIDTH = 8  # prefixes kept by CTC beam search
 MAX_SECONDS, SILENCE = 60.0, 1e-3  # --transcribe: longest file read; peak of a silent one
 AUDIO_FILES = (".wav", ".flac", ".ogg", ".mp3")  # what --transcribe reads in a folder
 FLUENT = ("synthetic-digits/fluent.flac", "synthetic-digits/fluent.csv")  # made by make_fluent.py
@@ -398,8 +397,7 @@ def make_model(train_waveforms: list[np.ndarray], config: Config, steps_per_epoc
         model = build_model(config, mean, variance)
         schedule = keras.optimizers.schedules.CosineDecay(
             config.learning_rate, config.epochs * steps_per_epoch, alpha=0.05)
-        model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=CLIPNORM),
-                      loss=ctc_loss)
+        model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=CLIPNORM), loss=ctc_loss)
     model.summary(line_length=96)
     return model
 
@@ -415,19 +413,16 @@ def make_dataset(waveforms: list[np.ndarray], labels: list[str], config: Config,
     for row, label in enumerate(labels):
         targets[row, 1:2 + len(label)] = [len(label), *map(int, label)]
     ragged = tf.RaggedTensor.from_row_lengths(np.concatenate(waveforms), samples)
-    dataset = tf.data.Dataset.from_tensor_slices((ragged, samples, targets))
-    if not shuffle:  # in order, each batch padded to its longest utterance
-        return dataset.batch(config.batch_size).map(
-            lambda x, n, y: ((x.to_tensor(), n), y)).prefetch(tf.data.AUTOTUNE)
-    # Training: a new order every epoch, each batch from one BUCKET of lengths, so about half the
-    # computing of batches of mixed lengths (mostly padding) is saved; a fixed count per epoch.
-    bounds = list(range(BUCKET, samples.max() + 1, BUCKET))
-    batches = np.ceil(np.bincount(np.searchsorted(bounds, samples, "right")) / config.batch_size)
-    dataset = dataset.shuffle(len(labels), seed=config.seed).map(lambda *x: x)  # plain tensors
-    return dataset.bucket_by_sequence_length(  # pads with zeros, as above
-        lambda x, n, y: n, bounds, [config.batch_size] * (len(bounds) + 1)).apply(
-        tf.data.experimental.assert_cardinality(int(batches.sum()))).map(
-        lambda x, n, y: ((x, n), y)).prefetch(tf.data.AUTOTUNE)
+    dataset = tf.data.Dataset.from_tensor_slices((ragged, samples, targets)).map(lambda *x: x)
+    if shuffle:  # a new order each epoch; a batch from one BUCKET of lengths: half the work
+        bounds = list(range(BUCKET, samples.max() + 1, BUCKET))
+        batches = np.bincount(np.searchsorted(bounds, samples, "right")) / config.batch_size
+        dataset = dataset.shuffle(len(labels), seed=config.seed).bucket_by_sequence_length(
+            lambda x, n, y: n, bounds, [config.batch_size] * (len(bounds) + 1)).apply(
+            tf.data.experimental.assert_cardinality(int(np.ceil(batches).sum())))  # for len()
+    else:  # in order
+        dataset = dataset.padded_batch(config.batch_size)
+    return dataset.map(lambda x, n, y: ((x, n), y)).prefetch(tf.data.AUTOTUNE)  # zeros after ends
 
 
 def folders(config: Config, out: Path) -> tuple[Path | None, Path, str]:
@@ -512,15 +507,13 @@ def evaluate(model: keras.Model, history: dict, waveforms: dict, labels: dict, b
                             error_rates(labels[name], heard[decoder]).items()})
         metrics[f"{voices}_der_baseline"] = error_rates(labels[name], [baseline] * len(
             labels[name]))["der"]
-        metrics[f"{voices}_examples"] = [
-            {"said": s, "greedy": g, "beam": b} for s, g, b in zip(
-                labels[name][:8], heard["greedy"], heard["beam"], strict=False)]
+        metrics[f"{voices}_examples"] = [{"said": s, "greedy": g, "beam": b} for s, g, b in zip(
+            labels[name][:8], heard["greedy"], heard["beam"], strict=False)]
         transcripts[voices] = {"log_probs": log_probs, **heard}
-    metrics.update(
-        epochs_trained=len(history["loss"]), first_epoch_loss=history["loss"][0],
-        final_epoch_loss=history["loss"][-1], best_val_loss=min(history["val_loss"]),
-        parameters=model.count_params(), train_utterances=config.train_utterances,
-        test_speaker=config.test_speaker, fluent_strings=len(labels["fluent"]))
+    metrics.update(epochs_trained=len(history["loss"]), first_epoch_loss=history["loss"][0],
+                   final_epoch_loss=history["loss"][-1], best_val_loss=min(history["val_loss"]),
+                   parameters=model.count_params(), train_utterances=config.train_utterances,
+                   test_speaker=config.test_speaker, fluent_strings=len(labels["fluent"]))
     return metrics, transcripts["unseen"]
 
 
@@ -546,8 +539,7 @@ def transcribe_files(config: Config, run: common.Run) -> dict:
     all in inference.json; a bad file gets its one-line error, the others go on (exit code 1)."""
     paths = [Path(path) for path in config.transcribe or ()]
     files = [file for path in paths for file in (sorted(f for f in path.rglob("*") if f.suffix
-                                                        .lower() in AUDIO_FILES)
-                                                 if path.is_dir() else [path])]
+             .lower() in AUDIO_FILES) if path.is_dir() else [path])]
     if not files:
         raise common.DataError(f"no audio file ({', '.join(AUDIO_FILES)}) in "
                                f"{', '.join(map(common.shown, paths))}")
