@@ -405,8 +405,8 @@ def make_model(train_waveforms: list[np.ndarray], config: Config, steps_per_epoc
 # ---- 4. Train: batches with lengths, model.fit with early stopping on the seen-speaker validation
 def make_dataset(waveforms: list[np.ndarray], labels: list[str], config: Config,
                  shuffle: bool = False) -> tf.data.Dataset:
-    """tf.data batches ((waveforms padded with zeros, sample counts), CTC targets). A target row
-    packs what the CTC loss needs: [output frames, label length, label digits, 0 padding]."""
+    """tf.data batches ((waveforms padded with zeros, sample counts), CTC targets [output frames,
+    label length, label digits, 0 padding]); `.map(lambda *x: x)`: plain tensors, to be padded."""
     samples = np.array([len(w) for w in waveforms], dtype="int32")
     targets = np.zeros((len(labels), 2 + max(config.max_digits, *map(len, labels))), "int32")
     targets[:, 0] = output_frames(np.asarray(num_frames(samples)), config.conv_filters)
@@ -416,13 +416,13 @@ def make_dataset(waveforms: list[np.ndarray], labels: list[str], config: Config,
     dataset = tf.data.Dataset.from_tensor_slices((ragged, samples, targets)).map(lambda *x: x)
     if shuffle:  # a new order each epoch; a batch from one BUCKET of lengths: half the work
         bounds = list(range(BUCKET, samples.max() + 1, BUCKET))
-        batches = np.bincount(np.searchsorted(bounds, samples, "right")) / config.batch_size
+        counts = np.bincount(np.searchsorted(bounds, samples, "right"))  # strings per bucket
         dataset = dataset.shuffle(len(labels), seed=config.seed).bucket_by_sequence_length(
             lambda x, n, y: n, bounds, [config.batch_size] * (len(bounds) + 1)).apply(
-            tf.data.experimental.assert_cardinality(int(np.ceil(batches).sum())))  # for len()
+            tf.data.experimental.assert_cardinality(int(np.ceil(counts / config.batch_size).sum())))
     else:  # in order
         dataset = dataset.padded_batch(config.batch_size)
-    return dataset.map(lambda x, n, y: ((x, n), y)).prefetch(tf.data.AUTOTUNE)  # zeros after ends
+    return dataset.map(lambda x, n, y: ((x, n), y)).prefetch(tf.data.AUTOTUNE)
 
 
 def folders(config: Config, out: Path) -> tuple[Path | None, Path, str]:
@@ -538,8 +538,8 @@ def transcribe_files(config: Config, run: common.Run) -> dict:
     peak-normalised, then the saved model (MFCCs included) and both decoders: a line per file,
     all in inference.json; a bad file gets its one-line error, the others go on (exit code 1)."""
     paths = [Path(path) for path in config.transcribe or ()]
-    files = [file for path in paths for file in (sorted(f for f in path.rglob("*") if f.suffix
-             .lower() in AUDIO_FILES) if path.is_dir() else [path])]
+    files = [file for path in paths for file in ([path] if not path.is_dir() else sorted(
+        f for f in path.rglob("*") if f.suffix.lower() in AUDIO_FILES))]
     if not files:
         raise common.DataError(f"no audio file ({', '.join(AUDIO_FILES)}) in "
                                f"{', '.join(map(common.shown, paths))}")

@@ -52,13 +52,13 @@ SCRIPTS = ("rnn_basics", "rnn_comparison", "lstm_sequence", "time_series",
 SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")  # FSDD's six voices
 # speech_recognition's measures for a voice it never heard (issue 21): name -> Config overrides
 # (each measured alone, without the synthetic voices the default adds since they won)
-SPEECH_STUDIES = {  # each on FSDD's voices alone: no espeak-ng strings, glued or fluent
-    "none": {"synthetic_share": 0.0, "fluent_share": 0.0},  # speed changes only
-    "varnorm": {"cepstral_variance_norm": True, "synthetic_share": 0.0, "fluent_share": 0.0},
-    "specaugment": {"time_masks": 2, "freq_masks": 2, "synthetic_share": 0.0,
-                    "fluent_share": 0.0},
-    "vtlp": {"vtlp": 0.1, "synthetic_share": 0.0, "fluent_share": 0.0},  # warps of 0.9-1.1
-    "freqmask": {"freq_masks": 2, "synthetic_share": 0.0, "fluent_share": 0.0},  # bands alone
+FSDD_ONLY = {"synthetic_share": 0.0, "fluent_share": 0.0}  # no espeak-ng strings, glued or fluent
+SPEECH_STUDIES = {  # each on FSDD's voices alone
+    "none": FSDD_ONLY,  # speed changes only
+    "varnorm": {"cepstral_variance_norm": True, **FSDD_ONLY},
+    "specaugment": {"time_masks": 2, "freq_masks": 2, **FSDD_ONLY},
+    "vtlp": {"vtlp": 0.1, **FSDD_ONLY},  # warps of 0.9-1.1
+    "freqmask": {"freq_masks": 2, **FSDD_ONLY},  # SpecAugment's bands alone
 }
 
 # job name -> (lesson, mode, what it runs, {main() key: results.json key}). What it runs: a
@@ -219,8 +219,7 @@ JOBS: dict[str, tuple[str, str, dict | str, dict[str, str | tuple[str, ...]]]] =
         "unseen_string_accuracy_beam": "full_unseen_string_accuracy_beam",
     }),
     "speech_recognition:full-none": ("speech_recognition", "study",
-                                     {"preset": "full", "synthetic_share": 0.0,
-                                      "fluent_share": 0.0}, {}),
+                                     {"preset": "full", **FSDD_ONLY}, {}),
 }
 
 # Plots the README shows, copied to docs/ after each run of their job: job -> [(file in the
