@@ -2,7 +2,7 @@
 "nine") spoken by 40 voices of the espeak-ng text-to-speech program, 2 takes each, as 8 kHz
 int16 recordings packed losslessly into one FLAC file (voices.flac) with its index (voices.csv).
 
-A voice is an English accent (en-us, en-gb, en-us-nyc, ...) with a voice variant
+A voice is an English accent (en-us, en, en-us-nyc, ...) with a voice variant
 (m1-m8, f1-f5, klatt, ...; the variants change the formants, the pitch range, breathiness),
 a base pitch and a speaking rate, drawn once from a seeded generator; the second take moves
 pitch and rate a little. Two accents (Caribbean, Scottish) are left out: they speak the
@@ -30,7 +30,8 @@ from scipy.signal import resample_poly
 HERE = Path(__file__).resolve().parent
 WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 RATE = 8000
-ACCENTS = ["en-us", "en-gb", "en-gb-x-rp", "en-us-nyc", "en-gb-x-gbclan", "en-gb-x-gbcwmd"]
+# "en" is British English: espeak-ng 1.51 says "en-gb+f5" as plain en-gb, the variant ignored
+ACCENTS = ["en-us", "en", "en-gb-x-rp", "en-us-nyc", "en-gb-x-gbclan", "en-gb-x-gbcwmd"]
 HELD_OUT_ACCENTS = ["en-029", "en-gb-scotland"]  # never in training: make_fluent.py's test voices
 VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "f1", "f2", "f3", "f4", "f5",
             "klatt", "klatt2", "klatt3", "klatt4", "Andy", "Alicia", "Annie", "adam", "anika",
@@ -42,11 +43,13 @@ SILENCE_DB = -35.0  # below the clip's peak: leading/trailing frames this quiet 
 MARGIN = 0.03  # seconds of the quiet edge kept before and after the word
 
 
-def speak(word: str, voice: str, pitch: int, speed: int, folder: Path) -> np.ndarray:
-    """espeak-ng's recording of `word` as float samples at its own rate (22,050 Hz)."""
+def speak(word: str, voice: str, pitch: int, speed: int, folder: Path,
+          data: Path | None = None) -> np.ndarray:
+    """espeak-ng's recording of `word` as float samples at its own rate (22,050 Hz); `data`:
+    the folder holding another espeak-ng-data (with voices of its own) than the installed one."""
     path = folder / "clip.wav"
-    subprocess.run(["espeak-ng", "-v", voice, "-p", str(pitch), "-s", str(speed),
-                    "-w", str(path), word], check=True)
+    subprocess.run(["espeak-ng", *([f"--path={data}"] if data else []), "-v", voice,
+                    "-p", str(pitch), "-s", str(speed), "-w", str(path), word], check=True)
     samples, rate = soundfile.read(path, dtype="float64")
     up = RATE // gcd(RATE, rate)
     return resample_poly(samples, up, rate // gcd(RATE, rate))
