@@ -315,10 +315,21 @@ def test_fluent_strings_say_their_labels_and_hold_the_test_voices_out(monkeypatc
         assert accent in make_voices.HELD_OUT_ACCENTS and variant not in make_voices.VARIANTS
         assert not any(v.split("+")[0] == accent or v.split("+")[1] == variant
                        for v in heard_in_training)
+    shaped = [row["formants"].split() for row in splits["train"] if row["formants"]]
+    assert 0.4 * 520 < len(shaped) < 0.6 * 520 and not any(r["formants"] for r in splits["test"])
+    low, high = make_fluent.FORMANTS
+    assert all(len(three) == 3 and all(low <= int(p) <= high for p in three) for three in shaped)
     if not shutil.which("espeak-ng"):
         pytest.skip("espeak-ng is not installed: the bundle is not remade")
     for index in (0, 1, 520, 679):  # two training strings, the first and last test strings
         np.testing.assert_array_equal(make_fluent.say(plan[index], tmp_path), said[index])
+    assert plan[0]["formants"]  # its own formants change what it says
+    assert not np.array_equal(make_fluent.say({**plan[0], "formants": ""}, tmp_path)[:1000],
+                              said[0][:1000])
+    for accent in make_voices.ACCENTS + make_voices.HELD_OUT_ACCENTS:  # each says its variant
+        plain, varied = (make_voices.speak("four", voice, 50, 160, tmp_path)
+                         for voice in (accent, f"{accent}+f3"))
+        assert plain.shape != varied.shape or not np.allclose(plain, varied), accent
 
 
 def test_fluent_strings_replace_their_share_and_test_strings_are_the_held_out_ones():
