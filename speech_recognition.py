@@ -14,7 +14,7 @@ greedy decoding written out, beam search; digit error rate against the best cons
 Data: the Free Spoken Digit Dataset (Jackson et al., CC BY-SA 4.0): 6 speakers x 10 digits x 50
 takes, 8 kHz, glued into strings; takes 0-44 are bundled (data/fsdd/), `--download` fetches all
 3,000, `--data-dir` reads your own. espeak-ng voices (CC0, data/synthetic-digits/) say 15% of
-the training strings digit by digit and 30% of them whole; other voices say the fluent tests.
+the training strings digit by digit and 35% of them whole; other voices say the fluent tests.
 
 Run:
     python speech_recognition.py --preset quick        # a first look, well under a minute
@@ -77,12 +77,12 @@ class Config(common.RunConfig):
     data_dir: str = ""  # Folder of FSDD WAVs named digit_speaker_take.wav; "" = bundled copy.
     download: bool = False  # Fetch all 3,000 recordings from GitHub (cached; bundled if offline).
     test_speaker: Speaker = "george"  # Held out entirely: the unseen voice of the test.
-    train_utterances: Annotated[int, at_least(1)] = 12000  # Digit strings built for training.
+    train_utterances: Annotated[int, at_least(1)] = 10000  # Digit strings built for training.
     val_utterances: Annotated[int, at_least(1)] = 400  # Seen-speaker validation strings.
     test_utterances: Annotated[int, at_least(1)] = 400  # Unseen-speaker test strings.
     max_digits: Annotated[int, at_least(1)] = 7  # Longest digit string (a phone number).
     synthetic_share: Fraction = 0.15  # Share of training strings espeak-ng said digit by digit.
-    fluent_share: Fraction = 0.3  # Share of training strings espeak-ng said whole, fluently.
+    fluent_share: Fraction = 0.35  # Share of training strings espeak-ng said whole, fluently.
     vtlp: Annotated[float, between(0, 0.3)] = 0.0  # VTLP: frequencies scaled by up to 1 ± this.
     time_masks: Annotated[int, at_least(0)] = 0  # SpecAugment: time stripes blanked per string.
     freq_masks: Annotated[int, between(0, 6)] = 0  # SpecAugment: bands of <= 6 mel filters blanked.
@@ -101,7 +101,7 @@ class Config(common.RunConfig):
         "quick": {"train_utterances": 64, "val_utterances": 16, "test_utterances": 16,
                   "epochs": 3, "units": 16, "conv_filters": 8, "num_layers": 1,
                   "batch_size": 16, "max_digits": 3},
-        # 20,000 training strings, half again the epochs, 1,000 test strings
+        # twice the training strings, half again the epochs, 1,000 test strings
         "full": {"train_utterances": 20000, "val_utterances": 600, "test_utterances": 1000,
                  "epochs": 15},
     }
