@@ -18,8 +18,6 @@ The output is deterministic for one espeak-ng version; data/manifest.json holds 
 from __future__ import annotations
 
 import csv
-import re
-import shutil
 import subprocess
 import tempfile
 from math import gcd
@@ -41,50 +39,20 @@ VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "f1", "f2", "f3", "f
             "grandma", "grandpa", "iven", "john", "linda", "max", "michel", "norbert", "paul",
             "quincy", "rob", "robert", "steph", "travis", "victor", "zac"]
 VOICES, TAKES, SEED = 40, 2, 21
-SHAPED, FORMANTS = 0.5, (80, 145)  # share of voices with formants of their own; percent range
 SILENCE_DB = -35.0  # below the clip's peak: leading/trailing frames this quiet are cut
 MARGIN = 0.03  # seconds of the quiet edge kept before and after the word
 
 
 def speak(word: str, voice: str, pitch: int, speed: int, folder: Path,
-          formants: str = "") -> np.ndarray:
-    """espeak-ng's recording of `word` as float samples at its own rate (22,050 Hz); with
-    `formants` ("F1 F2 F3", percent) the voice's variant gets those formants (shaped_voice)."""
-    path, data = folder / "clip.wav", []
-    if formants:  # a variant of its own, in a copy of espeak-ng's data in `folder`
-        voice, data = shaped_voice(voice, formants, folder), [f"--path={folder}"]
-    subprocess.run(["espeak-ng", *data, "-v", voice, "-p", str(pitch), "-s", str(speed),
-                    "-w", str(path), word], check=True)
+          data: Path | None = None) -> np.ndarray:
+    """espeak-ng's recording of `word` as float samples at its own rate (22,050 Hz); `data`:
+    the folder holding another espeak-ng-data (with voices of its own) than the installed one."""
+    path = folder / "clip.wav"
+    subprocess.run(["espeak-ng", *([f"--path={data}"] if data else []), "-v", voice,
+                    "-p", str(pitch), "-s", str(speed), "-w", str(path), word], check=True)
     samples, rate = soundfile.read(path, dtype="float64")
     up = RATE // gcd(RATE, rate)
     return resample_poly(samples, up, rate // gcd(RATE, rate))
-
-
-def shaped_voice(voice: str, formants: str, folder: Path) -> str:
-    """`voice`'s accent with a variant of its own ("shaped", rewritten for every clip): its
-    variant's settings with formants 1-3 at `formants` percent, heights and widths kept;
-    written into a copy of the installed espeak-ng-data in `folder` (made once)."""
-    if not (folder / "espeak-ng-data").is_dir():
-        version = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True,
-                                 check=True).stdout  # "... Data at: /usr/lib/.../espeak-ng-data"
-        shutil.copytree(version.split("Data at:")[1].strip(), folder / "espeak-ng-data")
-    accent, variant = voice.split("+")
-    variants = folder / "espeak-ng-data" / "voices" / "!v"
-    text = (variants / variant).read_text("latin-1")
-    for number, percent in enumerate(formants.split(), start=1):
-        line = re.search(rf"^formant {number} +\d+ +(\d+) +(\d+)", text, re.MULTILINE)
-        shaped = f"formant {number} {percent} " + (f"{line[1]} {line[2]}" if line else "100 100")
-        text = text.replace(line[0], shaped) if line else text + f"\n{shaped}"
-    (variants / "shaped").write_text(text + "\n", "latin-1")
-    return f"{accent}+shaped"
-
-
-def draw_formants(rng: np.random.Generator) -> str:
-    """SHAPED of the time "F1 F2 F3": formants 1-3 each on its own within FORMANTS percent (people
-    differ so: a child's F2 is 1.4 times a man's, not every formant by one factor); else ""."""
-    if rng.random() >= SHAPED:
-        return ""
-    return " ".join(map(str, rng.integers(FORMANTS[0], FORMANTS[1] + 1, 3)))
 
 
 def trim(samples: np.ndarray) -> np.ndarray:
@@ -103,23 +71,22 @@ def main() -> None:
     rng = np.random.default_rng(SEED)
     pairs = [(a, v) for a in ACCENTS for v in VARIANTS]
     chosen = [pairs[i] for i in rng.choice(len(pairs), size=VOICES, replace=False)]
-    shaping, rows, audio = np.random.default_rng((SEED, 1)), [], []  # shaping: its own draws
+    rows, audio = [], []
     with tempfile.TemporaryDirectory() as scratch:
         for number, (accent, variant) in enumerate(chosen):
             pitch, speed = int(rng.integers(20, 81)), int(rng.integers(130, 201))
-            name, formants = f"synth{number:02d}", draw_formants(shaping)
+            name = f"synth{number:02d}"
             for take in range(TAKES):
                 take_pitch = int(np.clip(pitch + rng.integers(-8, 9), 0, 99))
                 take_speed = int(speed + rng.integers(-15, 16))
                 for digit, word in enumerate(WORDS):
                     samples = trim(speak(word, f"{accent}+{variant}", take_pitch, take_speed,
-                                         Path(scratch), formants))
+                                         Path(scratch)))
                     samples = np.round(samples / np.abs(samples).max() * 0.7 * 32767)
                     audio.append(samples.astype("int16"))
                     rows.append({"digit": digit, "voice": name, "take": take,
                                  "samples": len(samples), "espeak_voice": f"{accent}+{variant}",
-                                 "pitch": take_pitch, "speed_wpm": take_speed,
-                                 "formants": formants})
+                                 "pitch": take_pitch, "speed_wpm": take_speed})
     soundfile.write(HERE / "voices.flac", np.concatenate(audio), RATE, subtype="PCM_16",
                     compression_level=1.0)
     with open(HERE / "voices.csv", "w", newline="") as handle:
