@@ -422,3 +422,14 @@ def test_the_runners_help_names_its_options_not_every_job():
     listed = subprocess.run([sys.executable, str(runner), "--list"], capture_output=True,
                             text=True, timeout=60)
     assert {line.split()[0] for line in listed.stdout.splitlines()} == set(bench.JOBS)
+
+
+def test_fresh_fluent_voices_are_heard_neither_in_training_nor_in_the_bundled_test():
+    import readers
+    import speech_recognition as sr
+    from benchmarks import fresh_fluent_voices as fresh
+
+    rows = readers.load_packed_audio(*sr.FLUENT)[0]  # the bundled training and test strings
+    bundled = {row["espeak_voice"].split("+")[1] for row in rows}
+    assert len(set(fresh.VARIANTS)) == 8 and not set(fresh.VARIANTS) & (
+        bundled | set(fresh.make_voices.VARIANTS))
