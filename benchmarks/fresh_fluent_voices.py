@@ -56,12 +56,13 @@ def main(folders: list[str]) -> None:
             batch = np.asarray(model.predict_on_batch(x))
             log_probs += [row[:n] for row, n in zip(batch, targets.numpy()[:, 0], strict=True)]
         heard = sr.decode(log_probs, sr.BEAM_WIDTH)["beam"]
-        by_voice = collections.defaultdict(lambda: [0, 0])
+        by_voice = collections.defaultdict(lambda: ([], []))  # voice -> (said, heard)
         for row, text in zip(rows, heard, strict=True):
-            by_voice[row["espeak_voice"]][0] += sr.edit_distance(row["digits"], text)
-            by_voice[row["espeak_voice"]][1] += len(row["digits"])
+            by_voice[row["espeak_voice"]][0].append(row["digits"])
+            by_voice[row["espeak_voice"]][1].append(text)
         print(f"{folder}: fresh fluent DER {sr.error_rates(labels, heard)['der']:.3f}; "
-              + ", ".join(f"{voice} {e / n:.3f}" for voice, (e, n) in by_voice.items()))
+              + ", ".join(f"{voice} {sr.error_rates(*pair)['der']:.3f}"
+                          for voice, pair in by_voice.items()))
 
 
 if __name__ == "__main__":
